@@ -1,0 +1,68 @@
+"""Builds the ASGI app: routers, error handlers, the body limit, and a lifespan that starts and
+stops the backend.
+
+`__main__` serves `create_app()` with uvicorn; tests call `create_app(settings, backend)` and drive
+it through `httpx.ASGITransport` inside `lifespan(app)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vortex_api import __version__
+from vortex_api.auth import Auth
+from vortex_api.backends import Backend, make_backend
+from vortex_api.bulkhead import Bulkhead
+from vortex_api.errors import install_handlers
+from vortex_api.gateway import Gateway
+from vortex_api.limits import BodyLimitMiddleware
+from vortex_api.metrics import Metrics
+from vortex_api.routes import ROUTERS
+from vortex_api.settings import Settings, get_settings
+
+log = logging.getLogger("vortex_api")
+
+_JSON_OVERHEAD = 64 * 1024
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the backend before serving and stop it (and its workers) after."""
+    gw: Gateway = app.state.gateway
+    await gw.backend.start()
+    log.info("vortex api ready (%s backend)", gw.settings.backend)
+    try:
+        yield
+    finally:
+        await gw.backend.stop()
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
+    """The API app for these settings (default: from the environment) and backend."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Vortex",
+        version=__version__,
+        description="Deploy and run JavaScript functions.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = Gateway(
+        settings=settings,
+        backend=backend or make_backend(settings),
+        bulkhead=Bulkhead(settings.max_workers, settings.retry_after_s),
+        auth=Auth(
+            settings.admin_key.get_secret_value() if settings.admin_key else None,
+            settings.invoke_key_list,
+        ),
+        metrics=Metrics(),
+    )
+    install_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    body_limit = max(settings.max_event_bytes, 2 * settings.max_code_bytes) + _JSON_OVERHEAD
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
+    return app

@@ -1,0 +1,53 @@
+"""The backend interface the routes talk to, with two implementations: `local` and `kubernetes`.
+
+`app.create_app` builds one backend from the settings (`make_backend`) and starts and stops it in
+the lifespan; routes call the methods of `Backend` and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from vortex_api.functions import Function
+from vortex_api.invoker import Invocation, InvocationResult
+from vortex_api.models import DeployRequest
+from vortex_api.settings import Settings
+
+
+class Backend(Protocol):
+    """Where functions are stored and run."""
+
+    async def start(self) -> None:
+        """Start workers or watches; return when the backend can serve."""
+
+    async def stop(self) -> None:
+        """Stop everything `start` started."""
+
+    def ready(self) -> bool:
+        """Whether executions can be served right now."""
+
+    async def deploy(self, request: DeployRequest) -> Function:
+        """Store a function (code already compile-checked) and return its record."""
+
+    async def resolve(self, function_id: str) -> Function:
+        """The function with this id, or `FunctionNotFound`."""
+
+    async def list(self) -> list[Function]:
+        """Every function, sorted by id."""
+
+    async def delete(self, function_id: str) -> None:
+        """Remove a function, or raise `FunctionNotFound`."""
+
+    async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
+        """Run one invocation of `function`."""
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend the settings choose."""
+    if settings.backend == "kubernetes":
+        from vortex_api.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(settings)
+    from vortex_api.backends.local import LocalBackend
+
+    return LocalBackend(settings)

@@ -1,0 +1,141 @@
+"""The local backend: functions in a data dir, executions on supervised runtime worker processes.
+
+Deploy stores the code content-addressed and a record per function (so restarting keeps every
+function); execute routes `POST /invoke/<sha256>.js` to the least-busy worker through the shared
+`Invoker`, the same path warm pods use in Kubernetes. Built by `backends.make_backend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from vortex_api.backends.local_store import LocalStore
+from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
+from vortex_api.errors import BadRequest, FunctionNotFound
+from vortex_api.functions import Function
+from vortex_api.invoker import Invocation, InvocationResult, Invoker
+from vortex_api.models import DeployRequest
+from vortex_api.routing import EndpointTable
+from vortex_api.settings import Settings
+from vortex_api.transport import HttpxTransport, RuntimeTransport
+
+
+def _record(function: Function) -> dict[str, Any]:
+    return {
+        "function_id": function.function_id,
+        "code_sha256": function.code_sha256,
+        "timeout_ms": function.timeout_ms,
+        "memory_mb": function.memory_mb,
+        "env": function.env,
+        "concurrency": function.concurrency,
+        "created_at": function.created_at,
+    }
+
+
+def _from_record(record: dict[str, Any], settings: Settings) -> Function:
+    return Function(
+        function_id=str(record["function_id"]),
+        code_sha256=record.get("code_sha256"),
+        timeout_ms=int(record.get("timeout_ms") or settings.default_timeout_ms),
+        memory_mb=int(record.get("memory_mb") or settings.default_memory_mb),
+        env={str(k): str(v) for k, v in (record.get("env") or {}).items()},
+        concurrency=record.get("concurrency"),
+        inflight_cap=record.get("concurrency"),
+        created_at=record.get("created_at"),
+    ).prepare(send_env=True)
+
+
+class LocalBackend:
+    """Functions on this machine, run by runtime workers the API supervises."""
+
+    def __init__(self, settings: Settings, transport: RuntimeTransport | None = None) -> None:
+        self.settings = settings
+        self.store = LocalStore(settings.data_dir)
+        self.table = EndpointTable()
+        self.transport = transport or HttpxTransport()
+        self.supervisor = WorkerSupervisor(
+            count=settings.local_workers,
+            store_dir=self.store.code_dir,
+            table=self.table,
+            transport=self.transport,
+            max_inflight=settings.max_workers,
+            start_timeout_s=settings.worker_start_timeout_s,
+            python=settings.worker_python,
+        )
+        self.invoker = Invoker(
+            self.transport,
+            self.table,
+            grace_ms=settings.timeout_grace_ms,
+            readiness_wait_s=settings.worker_start_timeout_s,
+            retry_after_s=settings.retry_after_s,
+            on_timeout=self.supervisor.check_after_timeout,
+        )
+        self.functions: dict[str, Function] = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self.store.open()
+        for record in self.store.load_all():
+            function = _from_record(record, self.settings)
+            if function.code_sha256 and self.store.has_code(function.code_sha256):
+                self.functions[function.function_id] = function
+        await self.supervisor.start()
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        await self.transport.aclose()
+
+    def ready(self) -> bool:
+        return self.supervisor.ready_count() > 0
+
+    async def deploy(self, request: DeployRequest) -> Function:
+        if request.isolation == "pod":
+            raise BadRequest("isolation 'pod' needs the kubernetes backend")
+        function_id = request.name or str(uuid.uuid4())
+        async with self._lock:
+            sha256 = await asyncio.to_thread(self.store.put_code, request.code)
+            previous = self.functions.get(function_id)
+            function = Function(
+                function_id=function_id,
+                code_sha256=sha256,
+                timeout_ms=request.timeout_ms or self.settings.default_timeout_ms,
+                memory_mb=request.memory_mb or self.settings.default_memory_mb,
+                env=dict(request.env or {}),
+                concurrency=request.concurrency,
+                inflight_cap=request.concurrency,
+                created_at=(previous.created_at if previous else datetime.now(UTC).isoformat()),
+            ).prepare(send_env=True)
+            await asyncio.to_thread(self.store.save, function_id, _record(function))
+            self.functions[function_id] = function
+            if previous and previous.code_sha256 != sha256:
+                self._collect(previous.code_sha256)
+        return function
+
+    async def resolve(self, function_id: str) -> Function:
+        function = self.functions.get(function_id)
+        if function is None:
+            raise FunctionNotFound(function_id)
+        return function
+
+    async def list(self) -> list[Function]:
+        return [self.functions[k] for k in sorted(self.functions)]
+
+    async def delete(self, function_id: str) -> None:
+        async with self._lock:
+            function = self.functions.pop(function_id, None)
+            if function is None:
+                raise FunctionNotFound(function_id)
+            self.store.remove(function_id)
+            self._collect(function.code_sha256)
+
+    def _collect(self, sha256: str | None) -> None:
+        """Remove a code file no function uses any more."""
+        if sha256 and all(f.code_sha256 != sha256 for f in self.functions.values()):
+            self.store.remove_code(sha256)
+
+    async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
+        key = self.store.code_key(function.code_sha256 or "")
+        return await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)

@@ -1,0 +1,204 @@
+"""The API's error tree and its one JSON shape, `{"error": {"type", "message", ...}}`.
+
+    ApiError                      (status, type, message)
+    ├── BadRequest            400  InvalidRequest, InvalidJSON, CompileError
+    ├── Unauthorized          401  no or malformed Bearer token
+    ├── Forbidden             403  a key that does not grant this action
+    ├── NotFound              404  FunctionNotFound, NotFound (no such route)
+    ├── MethodNotAllowed      405
+    ├── PayloadTooLarge       413
+    ├── InternalError         500  a bug or an unexpected backend failure (never a traceback)
+    ├── RuntimeUnavailable    502  the runtime could not be reached or broke the protocol
+    ├── Unavailable           503  CapacityExceeded, NotReady (always with Retry-After)
+    └── ExecutionTimeout      504  the function ran past its timeout plus the grace
+
+Routes and backends raise these; `install_handlers` (called by `app.create_app`) turns them, and
+FastAPI's own validation, 404 and 405 errors, into JSON responses. Errors a runtime answered with
+are not re-raised: the backend passes the runtime's body through with a mapped status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("vortex_api")
+
+JSON_TYPE = "application/json"
+
+
+def error_body(error_type: str, message: str, **extra: Any) -> bytes:
+    """The serialized `{"error": {...}}` document."""
+    return json.dumps(
+        {"error": {"type": error_type, "message": message, **extra}}, separators=(",", ":")
+    ).encode()
+
+
+class ApiError(Exception):
+    """Base of every error the API answers with; subclasses fix the status and default type."""
+
+    status = 500
+    default_type = "InternalError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type or self.default_type
+        self.headers = headers or {}
+        self.extra = extra
+
+    def to_response(self) -> Response:
+        """The JSON response for this error."""
+        return Response(
+            error_body(self.error_type, self.message, **self.extra),
+            status_code=self.status,
+            headers=self.headers,
+            media_type=JSON_TYPE,
+        )
+
+
+class BadRequest(ApiError):
+    status = 400
+    default_type = "InvalidRequest"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    default_type = "Unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ApiError):
+    status = 403
+    default_type = "Forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    default_type = "NotFound"
+
+
+class FunctionNotFound(NotFound):
+    default_type = "FunctionNotFound"
+
+    def __init__(self, function_id: str) -> None:
+        super().__init__(f"no function {function_id!r}")
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    default_type = "MethodNotAllowed"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    default_type = "PayloadTooLarge"
+
+
+class InternalError(ApiError):
+    status = 500
+    default_type = "InternalError"
+
+
+class RuntimeUnavailable(ApiError):
+    """The runtime was unreachable or broke the protocol.
+
+    `reached` is False when the request never got to a runtime (connect errors), which is the only
+    case where retrying it on another runtime is safe.
+    """
+
+    status = 502
+    default_type = "RuntimeUnavailable"
+
+    def __init__(self, message: str, *, reached: bool) -> None:
+        super().__init__(message)
+        self.reached = reached
+
+
+class Unavailable(ApiError):
+    status = 503
+    default_type = "Unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int, error_type: str | None = None) -> None:
+        super().__init__(
+            message, error_type=error_type, headers={"Retry-After": str(retry_after_s)}
+        )
+
+
+class CapacityExceeded(Unavailable):
+    default_type = "CapacityExceeded"
+
+
+class NotReady(Unavailable):
+    default_type = "NotReady"
+
+
+class ExecutionTimeout(ApiError):
+    status = 504
+    default_type = "Timeout"
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str]:
+    """(error type, message) for FastAPI's validation error, without echoing the input."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "InvalidJSON", "the request body is not valid JSON"
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    return "InvalidRequest", "; ".join(parts) or "invalid request"
+
+
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.to_response()
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    error_type, message = _validation_message(exc)
+    return BadRequest(message, error_type=error_type).to_response()
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return NotFound("no such route").to_response()
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return MethodNotAllowed("method not allowed", headers={"Allow": allow}).to_response()
+    if exc.status_code in (400, 413):
+        cls = BadRequest if exc.status_code == 400 else PayloadTooLarge
+        return cls(str(exc.detail)).to_response()
+    error = ApiError(str(exc.detail), error_type="HTTPError", headers=dict(exc.headers or {}))
+    error.status = exc.status_code
+    return error.to_response()
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    log.error("unexpected error", exc_info=exc)
+    return InternalError("internal error").to_response()
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the JSON error shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,83 @@
+"""The function record both backends keep, and what the execute path precomputes from it.
+
+Backends build `Function`s (from the local store or from `VortexFunction` objects); routes turn them
+into `FunctionInfo` documents; `invoker` reads the precomputed runtime headers and deadline so the
+execute path does no per-request formatting.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vortex_api.models import FunctionInfo, FunctionSpecOut, FunctionStatusOut
+
+Isolation = Literal["warm", "pod"]
+
+
+@dataclass(slots=True, eq=False)
+class Function:
+    """A deployed function as the API sees it."""
+
+    function_id: str
+    timeout_ms: int
+    memory_mb: int
+    code_sha256: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    isolation: Isolation = "warm"
+    concurrency: int | None = None
+    replicas: int | None = None
+    created_at: str | None = None
+    phase: str = "Ready"
+    ready: bool = True
+    ready_replicas: int | None = None
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    code_object: str | None = None
+    # Kubernetes env entries as declared ({name, value} or {name, valueFrom}), for one-shot pods.
+    env_spec: list[dict[str, Any]] = field(default_factory=list)
+    # Per-function bulkhead cap in this API process (None: the settings' default applies).
+    inflight_cap: int | None = None
+    # Precomputed by `prepare`, used on every invocation.
+    runtime_headers: list[tuple[str, str]] = field(default_factory=list)
+    affinity: int = 0
+
+    def prepare(self, *, send_env: bool) -> Function:
+        """Fill the per-invocation constants: runtime headers and the routing affinity."""
+        headers = [
+            ("x-vortex-function", self.function_id),
+            ("x-vortex-timeout-ms", str(self.timeout_ms)),
+            ("x-vortex-memory-mb", str(self.memory_mb)),
+        ]
+        if send_env and self.env:
+            headers.append(("x-vortex-env", json.dumps(self.env, separators=(",", ":"))))
+        self.runtime_headers = headers
+        self.affinity = zlib.crc32(self.function_id.encode())
+        return self
+
+    def deadline_s(self, grace_ms: int) -> float:
+        """How long the API waits for the runtime: the function's timeout plus the grace."""
+        return (self.timeout_ms + grace_ms) / 1000.0
+
+    def info(self) -> FunctionInfo:
+        """The public document for `GET /functions/{id}`."""
+        return FunctionInfo(
+            function_id=self.function_id,
+            code_sha256=self.code_sha256,
+            created_at=self.created_at,
+            spec=FunctionSpecOut(
+                timeout_ms=self.timeout_ms,
+                memory_mb=self.memory_mb,
+                env=dict(self.env),
+                isolation=self.isolation,
+                concurrency=self.concurrency,
+                replicas=self.replicas,
+            ),
+            status=FunctionStatusOut(
+                phase=self.phase,
+                ready=self.ready,
+                ready_replicas=self.ready_replicas,
+                conditions=list(self.conditions),
+            ),
+        )

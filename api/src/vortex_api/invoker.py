@@ -1,0 +1,142 @@
+"""One invocation over the endpoint table: pick, post, retry only if never sent, map the answer.
+
+Both backends call `Invoker.invoke` for warm execution (local workers and warm pods speak the same
+runtime protocol), so there is one execute path. The runtime's answer body is passed through as
+bytes; only its status is mapped onto the API's status table (507, a function hitting its memory
+limit, is the function's own error and becomes 500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vortex_api.errors import (
+    ExecutionTimeout,
+    NotReady,
+    RuntimeUnavailable,
+)
+from vortex_api.functions import Function
+from vortex_api.routing import Endpoint, EndpointTable
+from vortex_api.transport import RuntimeReply, RuntimeTransport
+
+
+@dataclass(slots=True)
+class Invocation:
+    """What the execute route hands a backend: the event bytes and the original request."""
+
+    body: bytes
+    method: str
+    path: str
+    query: str
+    invocation_id: str
+    headers: list[tuple[str, str]]
+
+    def runtime_headers(self, function: Function) -> list[tuple[str, str]]:
+        return [
+            *function.runtime_headers,
+            ("x-vortex-invocation-id", self.invocation_id),
+            ("x-vortex-method", self.method),
+            ("x-vortex-path", self.path),
+            ("x-vortex-query", self.query),
+            *self.headers,
+        ]
+
+
+@dataclass(slots=True)
+class InvocationResult:
+    """The answer to send back: status, body bytes, and what metrics need."""
+
+    status: int
+    body: bytes
+    outcome: str
+    cold_start: bool = False
+    retry_after: str | None = None
+
+
+# runtime status -> (API status, outcome label)
+_STATUS_MAP: dict[int, tuple[int, str]] = {
+    200: (200, "success"),
+    400: (400, "invalid"),
+    413: (413, "too_large"),
+    500: (500, "error"),
+    503: (503, "busy"),
+    504: (504, "timeout"),
+    507: (500, "error"),
+}
+
+
+def to_result(reply: RuntimeReply) -> InvocationResult:
+    """Map a runtime reply onto the API's status table."""
+    mapped = _STATUS_MAP.get(reply.status)
+    if mapped is None:
+        if reply.status == 404:
+            raise RuntimeUnavailable("the runtime has no code for this function", reached=True)
+        raise RuntimeUnavailable(
+            f"the runtime answered with unexpected status {reply.status}", reached=True
+        )
+    status, outcome = mapped
+    retry_after = reply.retry_after or ("1" if status == 503 else None)
+    return InvocationResult(status, reply.body, outcome, reply.cold_start, retry_after)
+
+
+class Invoker:
+    """Routes invocations of a group to its least-loaded endpoint."""
+
+    def __init__(
+        self,
+        transport: RuntimeTransport,
+        table: EndpointTable,
+        *,
+        grace_ms: int,
+        readiness_wait_s: float,
+        retry_after_s: int,
+        on_timeout: Callable[[Endpoint], None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.table = table
+        self.grace_ms = grace_ms
+        self.readiness_wait_s = readiness_wait_s
+        self.retry_after_s = retry_after_s
+        self.on_timeout = on_timeout
+
+    async def invoke(
+        self, group: str, path: str, function: Function, invocation: Invocation
+    ) -> InvocationResult:
+        table = self.table
+        endpoint = table.pick(group, function.affinity)
+        if endpoint is None:
+            if not await table.wait(group, self.readiness_wait_s):
+                raise NotReady(
+                    f"no runtime is ready for {function.function_id!r}",
+                    retry_after_s=self.retry_after_s,
+                )
+            endpoint = table.pick(group, function.affinity)
+            assert endpoint is not None
+        headers = invocation.runtime_headers(function)
+        deadline = function.deadline_s(self.grace_ms)
+        tried: list[Endpoint] = []
+        while True:
+            current = endpoint
+            current.inflight += 1
+            try:
+                reply = await self.transport.post(
+                    current.url + path, headers, invocation.body, deadline
+                )
+            except RuntimeUnavailable as exc:
+                if exc.reached:
+                    raise
+                # The request never reached this runtime: another one may take it.
+                tried.append(current)
+                retry = table.pick(group, function.affinity, exclude=tried)
+                if retry is None:
+                    raise
+                endpoint = retry
+                continue
+            except ExecutionTimeout:
+                if self.on_timeout is not None:
+                    self.on_timeout(current)
+                raise
+            finally:
+                current.inflight -= 1
+            return to_result(reply)

@@ -1,0 +1,89 @@
+"""Prometheus metrics of the API, in a registry of its own (served at `/metrics`).
+
+The execute route records each execution through `Metrics.record` with the function's children
+cached, so the hot path does no label lookups; deploy and the bulkhead count through the other
+helpers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """The API's metric families."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.executions = Counter(
+            "vortex_executions_total",
+            "Executions by function and outcome",
+            ["function", "outcome"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "vortex_execution_duration_seconds",
+            "Execution time seen by the API, by function",
+            ["function"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.inflight = Gauge(
+            "vortex_inflight_executions", "Executions in flight", registry=self.registry
+        )
+        self.rejections = Counter(
+            "vortex_capacity_rejections_total",
+            "Executions refused by the bulkhead",
+            registry=self.registry,
+        )
+        self.cold_starts = Counter(
+            "vortex_cold_starts_total",
+            "Executions that had to start an isolate or pod",
+            ["function"],
+            registry=self.registry,
+        )
+        self.deployments = Counter(
+            "vortex_deployments_total", "Successful deployments", registry=self.registry
+        )
+        self._outcomes: dict[tuple[str, str], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
+
+    def record(self, function_id: str, outcome: str, seconds: float, cold_start: bool) -> None:
+        """Count one finished execution."""
+        key = (function_id, outcome)
+        counter = self._outcomes.get(key)
+        if counter is None:
+            counter = self._outcomes[key] = self.executions.labels(function_id, outcome)
+        counter.inc()
+        histogram = self._durations.get(function_id)
+        if histogram is None:
+            histogram = self._durations[function_id] = self.duration.labels(function_id)
+        histogram.observe(seconds)
+        if cold_start:
+            self.cold_starts.labels(function_id).inc()
+
+    def forget(self, function_id: str) -> None:
+        """Drop a deleted function's series."""
+        for key in [k for k in self._outcomes if k[0] == function_id]:
+            del self._outcomes[key]
+            self.executions.remove(*key)
+        if self._durations.pop(function_id, None) is not None:
+            self.duration.remove(function_id)
+        with contextlib.suppress(KeyError):
+            self.cold_starts.remove(function_id)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,132 @@
+"""`POST /execute/{id}` (and GET): run a function with the JSON body as its event.
+
+The hot path: check the invoke key, resolve the function, take a bulkhead slot (or answer 503 at
+once), hand the body to the backend, and send the runtime's answer bytes back unchanged. Metrics
+are recorded for every execution that got past the bulkhead.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from vortex_api.errors import (
+    JSON_TYPE,
+    ApiError,
+    CapacityExceeded,
+    ExecutionTimeout,
+    NotReady,
+    PayloadTooLarge,
+    RuntimeUnavailable,
+)
+from vortex_api.gateway import gateway
+from vortex_api.invoker import Invocation
+from vortex_api.models import ExecuteResponse
+from vortex_api.routes.responses import errors
+
+router = APIRouter(tags=["execute"])
+
+# Headers of the client's request that are not the function's business.
+_DROP = frozenset(
+    {
+        "host",
+        "content-length",
+        "authorization",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "accept-encoding",
+        "proxy-authorization",
+        "proxy-connection",
+    }
+)
+
+_ERROR_OUTCOMES: dict[type[ApiError], str] = {
+    ExecutionTimeout: "timeout",
+    RuntimeUnavailable: "unavailable",
+    NotReady: "not_ready",
+}
+
+_OPENAPI = {
+    "requestBody": {
+        "required": False,
+        "description": "the event: any JSON value (no body means null)",
+        "content": {"application/json": {"schema": {}}},
+    }
+}
+
+
+def _forwarded_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    out = []
+    for name_b, value_b in raw:
+        name = name_b.decode("latin-1")
+        if name in _DROP or name.startswith("x-vortex-"):
+            continue
+        out.append((name, value_b.decode("latin-1")))
+    return out
+
+
+async def _execute(function_id: str, request: Request) -> Response:
+    gw = gateway(request)
+    gw.auth.require_invoke(request.headers.get("authorization"))
+    function = await gw.backend.resolve(function_id)
+    body = await request.body()
+    if len(body) > gw.settings.max_event_bytes:
+        raise PayloadTooLarge(f"the event is over {gw.settings.max_event_bytes} bytes")
+
+    cap = function.inflight_cap or gw.settings.max_inflight_per_function
+    bulkhead = gw.bulkhead
+    try:
+        bulkhead.enter(function_id, cap)
+    except CapacityExceeded:
+        gw.metrics.rejections.inc()
+        raise
+    scope = request.scope
+    invocation = Invocation(
+        body=body,
+        method=scope["method"],
+        path=scope["path"],
+        query=scope["query_string"].decode("latin-1"),
+        invocation_id=uuid.uuid4().hex,
+        headers=_forwarded_headers(scope["headers"]),
+    )
+    started = time.perf_counter()
+    try:
+        result = await gw.backend.invoke(function, invocation)
+    except ApiError as exc:
+        outcome = _ERROR_OUTCOMES.get(type(exc), "error")
+        gw.metrics.record(function_id, outcome, time.perf_counter() - started, False)
+        exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
+        raise
+    finally:
+        bulkhead.leave(function_id, cap)
+    gw.metrics.record(function_id, result.outcome, time.perf_counter() - started, result.cold_start)
+    headers = {"x-vortex-invocation-id": invocation.invocation_id}
+    if result.retry_after is not None:
+        headers["retry-after"] = result.retry_after
+    return Response(result.body, status_code=result.status, headers=headers, media_type=JSON_TYPE)
+
+
+_ROUTE = {
+    "response_model": ExecuteResponse,
+    "responses": errors(400, 401, 404, 413, 500, 502, 503, 504),
+}
+
+
+@router.post("/execute/{function_id}", openapi_extra=_OPENAPI, **_ROUTE)  # type: ignore[arg-type]
+async def execute(function_id: str, request: Request) -> Response:
+    """Run a function; the JSON body, if any, is its `event`."""
+    return await _execute(function_id, request)
+
+
+@router.get("/execute/{function_id}", **_ROUTE)  # type: ignore[arg-type]
+async def execute_get(function_id: str, request: Request) -> Response:
+    """Run a function with a `null` event (`context.query` carries the query string)."""
+    return await _execute(function_id, request)

@@ -1,0 +1,24 @@
+"""OpenAPI descriptions of the error answers, shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vortex_api.models import ErrorResponse
+
+_DESCRIPTIONS = {
+    400: "bad input (InvalidRequest, InvalidJSON, CompileError)",
+    401: "missing or unknown API key",
+    403: "the key does not grant this action",
+    404: "unknown function",
+    413: "request, code, event or result too large",
+    500: "the function threw or hit its memory limit",
+    502: "the runtime could not be reached",
+    503: "over capacity or not ready (see Retry-After)",
+    504: "the function ran past its timeout",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for these error statuses."""
+    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS[s]} for s in statuses}

@@ -1,0 +1,110 @@
+"""The endpoint table: which runtimes can serve a group, and least-in-flight choice among them.
+
+A group is "local" for the local workers (any worker serves any function by key) or a function id
+for Kubernetes warm pods. The local supervisor and the EndpointSlice watcher write the table; the
+invoker picks from it on every execution, so picking is a scan over a short list with no I/O. Ties
+go to the endpoint the function's affinity points at first, which keeps a quiet function on the
+same runtime (its isolate stays warm) while different functions spread out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Iterable
+
+
+class Endpoint:
+    """One runtime: its base URL and how many invocations the API has in flight on it."""
+
+    __slots__ = ("inflight", "url")
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.inflight = 0
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.url!r}, inflight={self.inflight})"
+
+
+class EndpointTable:
+    """Ready endpoints per group, with waiting for a group to get its first one."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, list[Endpoint]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+
+    def endpoints(self, group: str) -> list[Endpoint]:
+        return list(self._groups.get(group, ()))
+
+    def groups(self) -> list[str]:
+        return [g for g, eps in self._groups.items() if eps]
+
+    def replace(self, group: str, urls: Iterable[str]) -> None:
+        """Set a group's endpoints, keeping the in-flight counts of those that stay."""
+        old = {ep.url: ep for ep in self._groups.get(group, ())}
+        new = [old.get(url) or Endpoint(url) for url in dict.fromkeys(urls)]
+        if new:
+            self._groups[group] = new
+        else:
+            self._groups.pop(group, None)
+        self._notify(group)
+
+    def add(self, group: str, url: str) -> Endpoint:
+        endpoints = self._groups.setdefault(group, [])
+        for ep in endpoints:
+            if ep.url == url:
+                return ep
+        ep = Endpoint(url)
+        endpoints.append(ep)
+        self._notify(group)
+        return ep
+
+    def remove(self, group: str, url: str) -> None:
+        endpoints = self._groups.get(group)
+        if endpoints is None:
+            return
+        endpoints[:] = [ep for ep in endpoints if ep.url != url]
+        if not endpoints:
+            del self._groups[group]
+        self._notify(group)
+
+    def pick(
+        self, group: str, affinity: int = 0, exclude: Collection[Endpoint] = ()
+    ) -> Endpoint | None:
+        """The endpoint with the fewest in-flight invocations, or None if the group is empty."""
+        endpoints = self._groups.get(group)
+        if not endpoints:
+            return None
+        n = len(endpoints)
+        best: Endpoint | None = None
+        start = affinity % n
+        for i in range(n):
+            ep = endpoints[(start + i) % n]
+            if exclude and ep in exclude:
+                continue
+            if best is None or ep.inflight < best.inflight:
+                best = ep
+                if not ep.inflight:
+                    break
+        return best
+
+    async def wait(self, group: str, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for the group to have an endpoint; True if it has one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self._groups.get(group):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            event = self._changed.setdefault(group, asyncio.Event())
+            try:
+                async with asyncio.timeout(remaining):
+                    await event.wait()
+            except TimeoutError:
+                return bool(self._groups.get(group))
+        return True
+
+    def _notify(self, group: str) -> None:
+        event = self._changed.pop(group, None)
+        if event is not None:
+            event.set()
