@@ -51,8 +51,16 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
 class LocalBackend:
     """Functions on this machine, run by runtime workers the API supervises."""
 
-    def __init__(self, settings: Settings, transport: RuntimeTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: RuntimeTransport | None = None,
+        *,
+        supervise: bool = True,
+    ) -> None:
+        """`supervise=False` starts no workers: endpoints are then put in `table` by the caller."""
         self.settings = settings
+        self.supervise = supervise
         self.store = LocalStore(settings.data_dir)
         self.table = EndpointTable()
         self.transport = transport or HttpxTransport()
@@ -82,14 +90,15 @@ class LocalBackend:
             function = _from_record(record, self.settings)
             if function.code_sha256 and self.store.has_code(function.code_sha256):
                 self.functions[function.function_id] = function
-        await self.supervisor.start()
+        if self.supervise:
+            await self.supervisor.start()
 
     async def stop(self) -> None:
         await self.supervisor.stop()
         await self.transport.aclose()
 
     def ready(self) -> bool:
-        return self.supervisor.ready_count() > 0
+        return bool(self.table.endpoints(GROUP))
 
     async def deploy(self, request: DeployRequest) -> Function:
         if request.isolation == "pod":

@@ -1,0 +1,94 @@
+"""Fixtures for the API unit tests: the app over httpx.ASGITransport, runtimes over MockTransport.
+
+The local backend runs with its real data dir (a temporary directory) but starts no worker
+processes: the tests register fake worker URLs in its endpoint table, and a `FakeRuntime` answers
+the runtime protocol for them through `httpx.MockTransport`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from vortex_api.app import create_app, lifespan
+from vortex_api.backends.local import LocalBackend
+from vortex_api.backends.supervisor import GROUP
+from vortex_api.functions import Function
+from vortex_api.models import DeployRequest
+from vortex_api.settings import Settings
+from vortex_api.transport import HttpxTransport
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def ok(output: Any = None, *, logs: list[dict[str, str]] | None = None) -> httpx.Response:
+    return httpx.Response(
+        200, json={"output": output, "logs": logs or [], "execution_time_ms": 0.25}
+    )
+
+
+class FakeRuntime:
+    """Answers runtime requests with `handler` and keeps every request it saw."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.handler: Handler = lambda request: ok(json.loads(request.content or b"null"))
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.handler(request)
+
+    @property
+    def last(self) -> httpx.Request:
+        return self.requests[-1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", worker_start_timeout_s=0.2)
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    return FakeRuntime()
+
+
+@pytest.fixture
+def backend(settings: Settings, runtime: FakeRuntime) -> LocalBackend:
+    backend = LocalBackend(
+        settings, HttpxTransport(httpx.MockTransport(runtime)), supervise=False
+    )
+    backend.table.add(GROUP, "http://worker-0")
+    return backend
+
+
+@pytest.fixture
+def app(settings: Settings, backend: LocalBackend) -> FastAPI:
+    return create_app(settings, backend)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        lifespan(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def deploy(backend: LocalBackend) -> Callable[..., Any]:
+    """Store a function directly in the backend (no compile check), returning it."""
+
+    async def _deploy(code: str = "return 1;", **fields: Any) -> Function:
+        return await backend.deploy(DeployRequest(code=code, **fields))
+
+    return _deploy

@@ -1,0 +1,128 @@
+"""The bulkhead refuses past its caps at once (503 + Retry-After) and frees slots afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.unit.api.conftest import FakeRuntime
+from vortex_api.backends.local import LocalBackend
+from vortex_api.bulkhead import Bulkhead
+from vortex_api.errors import CapacityExceeded
+from vortex_api.settings import Settings
+from vortex_api.transport import HttpxTransport, RuntimeReply
+
+
+def test_global_cap() -> None:
+    bulkhead = Bulkhead(2, retry_after_s=3)
+    bulkhead.enter("a", None)
+    bulkhead.enter("b", None)
+    with pytest.raises(CapacityExceeded) as caught:
+        bulkhead.enter("c", None)
+    assert caught.value.headers == {"Retry-After": "3"}
+    bulkhead.leave("a", None)
+    bulkhead.enter("c", None)
+    assert bulkhead.inflight == 2
+
+
+def test_per_function_cap_leaves_other_functions_alone() -> None:
+    bulkhead = Bulkhead(10)
+    bulkhead.enter("a", 1)
+    with pytest.raises(CapacityExceeded, match="'a'"):
+        bulkhead.enter("a", 1)
+    bulkhead.enter("b", 1)
+    bulkhead.leave("a", 1)
+    bulkhead.enter("a", 1)
+    assert bulkhead.function_inflight("a") == 1
+    bulkhead.leave("a", 1)
+    assert bulkhead.function_inflight("a") == 0
+
+
+class SlowTransport(HttpxTransport):
+    """Holds every invocation until released, to fill the bulkhead."""
+
+    def __init__(self) -> None:
+        super().__init__(httpx.MockTransport(lambda r: httpx.Response(500)))
+        self.release = asyncio.Event()
+        self.started = 0
+
+    async def post(self, url: str, headers: Any, body: bytes, timeout_s: float) -> RuntimeReply:
+        self.started += 1
+        await self.release.wait()
+        return RuntimeReply(200, b'{"output":null,"logs":[],"execution_time_ms":0}')
+
+
+@pytest.fixture
+def slow() -> SlowTransport:
+    return SlowTransport()
+
+
+@pytest.fixture
+def backend(settings: Settings, runtime: FakeRuntime, slow: SlowTransport) -> LocalBackend:
+    settings.max_workers = 3
+    backend = LocalBackend(settings, slow, supervise=False)
+    backend.table.add("local", "http://worker-0")
+    return backend
+
+
+async def test_over_capacity_answers_503_at_once(
+    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any]
+) -> None:
+    fn = await deploy()
+    held = [asyncio.create_task(client.post(f"/execute/{fn.function_id}")) for _ in range(3)]
+    while slow.started < 3:
+        await asyncio.sleep(0.001)
+
+    async with asyncio.timeout(1):
+        refused = await client.post(f"/execute/{fn.function_id}")
+        health = await client.get("/health")
+
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["type"] == "CapacityExceeded"
+    assert health.json() == {"status": "healthy", "active_workers": 3, "max_workers": 3}
+    slow.release.set()
+    assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200, 200]
+    assert (await client.post(f"/execute/{fn.function_id}")).status_code == 200
+    metrics = (await client.get("/metrics")).text
+    assert "vortex_capacity_rejections_total 1.0" in metrics
+
+
+async def test_function_concurrency_caps_that_function(
+    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any]
+) -> None:
+    capped = await deploy(name="capped", concurrency=1)
+    other = await deploy(name="other")
+    held = asyncio.create_task(client.post(f"/execute/{capped.function_id}"))
+    while slow.started < 1:
+        await asyncio.sleep(0.001)
+
+    refused = await client.post(f"/execute/{capped.function_id}")
+    other_call = asyncio.create_task(client.post(f"/execute/{other.function_id}"))
+    while slow.started < 2:
+        await asyncio.sleep(0.001)
+    slow.release.set()
+
+    assert refused.status_code == 503
+    assert (await held).status_code == 200
+    assert (await other_call).status_code == 200
+
+
+async def test_settings_cap_applies_to_every_function(
+    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any], settings: Settings
+) -> None:
+    settings.max_inflight_per_function = 1
+    fn = await deploy()
+    held = asyncio.create_task(client.post(f"/execute/{fn.function_id}"))
+    while slow.started < 1:
+        await asyncio.sleep(0.001)
+
+    refused = await client.post(f"/execute/{fn.function_id}")
+    slow.release.set()
+
+    assert refused.status_code == 503
+    assert (await held).status_code == 200
