@@ -61,9 +61,7 @@ def runtime() -> FakeRuntime:
 
 @pytest.fixture
 def backend(settings: Settings, runtime: FakeRuntime) -> LocalBackend:
-    backend = LocalBackend(
-        settings, HttpxTransport(httpx.MockTransport(runtime)), supervise=False
-    )
+    backend = LocalBackend(settings, HttpxTransport(httpx.MockTransport(runtime)), supervise=False)
     backend.table.add(GROUP, "http://worker-0")
     return backend
 

@@ -49,11 +49,18 @@ class SlowTransport(HttpxTransport):
         super().__init__(httpx.MockTransport(lambda r: httpx.Response(500)))
         self.release = asyncio.Event()
         self.started = 0
+        self._changed = asyncio.Condition()
 
     async def post(self, url: str, headers: Any, body: bytes, timeout_s: float) -> RuntimeReply:
-        self.started += 1
+        async with self._changed:
+            self.started += 1
+            self._changed.notify_all()
         await self.release.wait()
         return RuntimeReply(200, b'{"output":null,"logs":[],"execution_time_ms":0}')
+
+    async def until_started(self, count: int) -> None:
+        async with asyncio.timeout(5), self._changed:
+            await self._changed.wait_for(lambda: self.started >= count)
 
 
 @pytest.fixture
@@ -74,8 +81,7 @@ async def test_over_capacity_answers_503_at_once(
 ) -> None:
     fn = await deploy()
     held = [asyncio.create_task(client.post(f"/execute/{fn.function_id}")) for _ in range(3)]
-    while slow.started < 3:
-        await asyncio.sleep(0.001)
+    await slow.until_started(3)
 
     async with asyncio.timeout(1):
         refused = await client.post(f"/execute/{fn.function_id}")
@@ -98,13 +104,11 @@ async def test_function_concurrency_caps_that_function(
     capped = await deploy(name="capped", concurrency=1)
     other = await deploy(name="other")
     held = asyncio.create_task(client.post(f"/execute/{capped.function_id}"))
-    while slow.started < 1:
-        await asyncio.sleep(0.001)
+    await slow.until_started(1)
 
     refused = await client.post(f"/execute/{capped.function_id}")
     other_call = asyncio.create_task(client.post(f"/execute/{other.function_id}"))
-    while slow.started < 2:
-        await asyncio.sleep(0.001)
+    await slow.until_started(2)
     slow.release.set()
 
     assert refused.status_code == 503
@@ -118,8 +122,7 @@ async def test_settings_cap_applies_to_every_function(
     settings.max_inflight_per_function = 1
     fn = await deploy()
     held = asyncio.create_task(client.post(f"/execute/{fn.function_id}"))
-    while slow.started < 1:
-        await asyncio.sleep(0.001)
+    await slow.until_started(1)
 
     refused = await client.post(f"/execute/{fn.function_id}")
     slow.release.set()

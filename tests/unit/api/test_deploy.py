@@ -25,7 +25,7 @@ async def test_deploy_answers_201_with_a_uuid(
     stored = settings.data_dir / "code" / f"{doc['code_sha256']}.js"
     assert stored.read_text() == 'console.log("Hello Vortex!"); return 42;'
     assert doc["spec"]["timeout_ms"] == 5000
-    assert 'vortex_deployments_total 1.0' in (await client.get("/metrics")).text
+    assert "vortex_deployments_total 1.0" in (await client.get("/metrics")).text
 
 
 async def test_deploy_with_name_and_settings(client: httpx.AsyncClient) -> None:

@@ -36,7 +36,8 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.port == 9999
     assert settings.max_workers == 3
     assert settings.data_dir == Path("/tmp/v")
-    assert settings.admin_key is not None and settings.admin_key.get_secret_value() == "adm"
+    assert settings.admin_key is not None
+    assert settings.admin_key.get_secret_value() == "adm"
     assert settings.invoke_key_list == ["a", "b", "c"]
     assert settings.backend == "kubernetes"
     assert settings.minio_endpoint == "minio:9000"
