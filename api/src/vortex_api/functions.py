@@ -37,6 +37,8 @@ class Function:
     code_object: str | None = None
     # Kubernetes env entries as declared ({name, value} or {name, valueFrom}), for one-shot pods.
     env_spec: list[dict[str, Any]] = field(default_factory=list)
+    # Kubernetes resource requirements from the spec, for one-shot pods.
+    resources: dict[str, Any] | None = None
     # Per-function bulkhead cap in this API process (None: the settings' default applies).
     inflight_cap: int | None = None
     # Precomputed by `prepare`, used on every invocation.

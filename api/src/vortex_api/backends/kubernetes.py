@@ -1,0 +1,207 @@
+"""The Kubernetes backend: functions are `VortexFunction` objects, executions go to runtime pods.
+
+Deploy creates (or, for an existing name, patches) the VortexFunction; the operator stores the code
+and runs the warm Deployment and Service `vf-<name>`. Two informers keep memory current without
+per-request lookups: VortexFunctions (the function cache) and the EndpointSlices of `vf-*`
+Services (the routing table, group = function name). Warm executions go through the shared
+`Invoker` (least in-flight, bounded wait for the first ready pod, retry elsewhere only on connect
+errors); `isolation: pod` functions run in a one-shot Pod each (`PodRunner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from vortex_api.errors import ApiError, FunctionNotFound, InternalError
+from vortex_api.functions import Function
+from vortex_api.informer import Informer
+from vortex_api.invoker import Invocation, InvocationResult, Invoker
+from vortex_api.k8s_objects import (
+    function_body,
+    function_from_object,
+    function_patch,
+    slice_endpoints,
+)
+from vortex_api.kube import KubeClient, KubeError
+from vortex_api.models import DeployRequest
+from vortex_api.pod_runner import PodRunner
+from vortex_api.routing import EndpointTable
+from vortex_api.settings import Settings
+from vortex_api.transport import HttpxTransport, RuntimeTransport
+
+log = logging.getLogger("vortex_api.kubernetes")
+
+_SYNC_TIMEOUT_S = 30.0
+
+
+class KubernetesUnavailable(ApiError):
+    status = 502
+    default_type = "KubernetesUnavailable"
+
+
+def _kube_failure(exc: KubeError) -> ApiError:
+    return KubernetesUnavailable(f"the Kubernetes API failed: {exc}")
+
+
+class KubernetesBackend:
+    """Functions as VortexFunction objects in one namespace."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: RuntimeTransport | None = None,
+        kube: KubeClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport or HttpxTransport()
+        self.kube = kube
+        self.table = EndpointTable()
+        self.functions: dict[str, Function] = {}
+        self.invoker = Invoker(
+            self.transport,
+            self.table,
+            grace_ms=settings.timeout_grace_ms,
+            readiness_wait_s=settings.readiness_wait_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        self._slices: dict[str, tuple[str, list[str]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._informers: list[Informer] = []
+        self.pods: PodRunner | None = None
+
+    # lifecycle
+
+    async def start(self) -> None:
+        if self.kube is None:
+            self.kube = await KubeClient.connect(self.settings.namespace)
+        self.pods = PodRunner(self.kube, self.transport, self.settings)
+        self._informers = [
+            Informer(self.kube, "functions", self._reset_functions, self._function_event),
+            Informer(self.kube, "endpointslices", self._reset_slices, self._slice_event),
+        ]
+        self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
+        try:
+            async with asyncio.timeout(_SYNC_TIMEOUT_S):
+                await asyncio.gather(*(i.synced.wait() for i in self._informers))
+        except TimeoutError:
+            log.warning("Kubernetes caches not synced in %ss; serving anyway", _SYNC_TIMEOUT_S)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.pods is not None:
+            await self.pods.drain()
+        await self.transport.aclose()
+        if self.kube is not None:
+            await self.kube.close()
+
+    def ready(self) -> bool:
+        return all(i.synced.is_set() for i in self._informers) and bool(self._informers)
+
+    # function cache
+
+    def _store(self, obj: dict[str, Any]) -> Function | None:
+        try:
+            function = function_from_object(obj, self.settings)
+        except (TypeError, ValueError) as exc:
+            log.warning("ignoring malformed VortexFunction: %s", exc)
+            return None
+        self.functions[function.function_id] = function
+        return function
+
+    def _reset_functions(self, items: list[dict[str, Any]]) -> None:
+        self.functions.clear()
+        for obj in items:
+            self._store(obj)
+
+    def _function_event(self, event_type: str, obj: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            self.functions.pop(str((obj.get("metadata") or {}).get("name")), None)
+        elif event_type in ("ADDED", "MODIFIED"):
+            self._store(obj)
+
+    # routing table
+
+    def _reset_slices(self, items: list[dict[str, Any]]) -> None:
+        old = {fn for fn, _ in self._slices.values()}
+        self._slices.clear()
+        for obj in items:
+            self._slice_event("ADDED", obj)
+        for fn in old - {fn for fn, _ in self._slices.values()}:
+            self.table.replace(fn, [])
+
+    def _slice_event(self, event_type: str, obj: dict[str, Any]) -> None:
+        slice_name = str((obj.get("metadata") or {}).get("name"))
+        previous = self._slices.pop(slice_name, None)
+        function_id, urls = slice_endpoints(obj, self.settings.runtime_port)
+        if event_type != "DELETED" and function_id is not None:
+            self._slices[slice_name] = (function_id, urls)
+        for fn in {f for f in (function_id, previous[0] if previous else None) if f}:
+            merged = [u for f, us in self._slices.values() if f == fn for u in us]
+            self.table.replace(fn, merged)
+
+    # Backend
+
+    def _client(self) -> KubeClient:
+        if self.kube is None:
+            raise InternalError("the Kubernetes backend is not started")
+        return self.kube
+
+    async def deploy(self, request: DeployRequest) -> Function:
+        kube = self._client()
+        name = request.name or str(uuid.uuid4())
+        try:
+            try:
+                obj = await kube.create_function(function_body(name, request, self.settings))
+            except KubeError as exc:
+                if exc.status != 409 or request.name is None:
+                    raise
+                obj = await kube.patch_function(name, function_patch(request, self.settings))
+        except KubeError as exc:
+            raise _kube_failure(exc) from exc
+        obj.setdefault("metadata", {}).setdefault("name", name)
+        function = self._store(obj)
+        if function is None:
+            raise InternalError("the Kubernetes API returned a malformed VortexFunction")
+        return function
+
+    async def resolve(self, function_id: str) -> Function:
+        function = self.functions.get(function_id)
+        if function is not None:
+            return function
+        # Not (yet) seen by the watch: ask once.
+        try:
+            obj = await self._client().get_function(function_id)
+        except KubeError as exc:
+            raise _kube_failure(exc) from exc
+        if obj is None:
+            raise FunctionNotFound(function_id)
+        function = self._store(obj)
+        if function is None:
+            raise FunctionNotFound(function_id)
+        return function
+
+    async def list(self) -> list[Function]:
+        return [self.functions[k] for k in sorted(self.functions)]
+
+    async def delete(self, function_id: str) -> None:
+        try:
+            found = await self._client().delete_function(function_id)
+        except KubeError as exc:
+            raise _kube_failure(exc) from exc
+        self.functions.pop(function_id, None)
+        if not found:
+            raise FunctionNotFound(function_id)
+
+    async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
+        if function.isolation == "pod":
+            assert self.pods is not None
+            return await self.pods.run(function, invocation)
+        return await self.invoker.invoke(function.function_id, "/invoke", function, invocation)
