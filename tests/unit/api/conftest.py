@@ -90,3 +90,14 @@ def deploy(backend: LocalBackend) -> Callable[..., Any]:
         return await backend.deploy(DeployRequest(code=code, **fields))
 
     return _deploy
+
+
+from tests.unit.api.kube_fixtures import (  # noqa: E402
+    fake_kube,
+    k8s_app,
+    k8s_backend,
+    k8s_client,
+    k8s_settings,
+)
+
+__all__ = ["fake_kube", "k8s_app", "k8s_backend", "k8s_client", "k8s_settings"]

@@ -1,0 +1,248 @@
+"""The Kubernetes backend against a fake API server: VortexFunctions, EndpointSlice routing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.unit.api.conftest import FakeRuntime, ok
+from tests.unit.api.fake_kube import FakeKube
+from tests.unit.api.helpers import eventually
+from tests.unit.api.kube_fixtures import FUNCTIONS, SLICES, endpoint_slice
+from vortex_api.backends.kubernetes import KubernetesBackend
+
+
+def ready_status(**extra: object) -> dict[str, object]:
+    return {
+        "status": {
+            "phase": "Ready",
+            "codeSha256": "ab" * 32,
+            "codeObject": f"functions/{'ab' * 32}.js",
+            "readyReplicas": 1,
+            "conditions": [
+                {"type": "CodeStored", "status": "True"},
+                {"type": "Available", "status": "True"},
+                {"type": "Ready", "status": "True"},
+            ],
+            **extra,
+        }
+    }
+
+
+async def deploy(client: httpx.AsyncClient, **fields: object) -> str:
+    response = await client.post("/deploy", json={"code": "return 1;", **fields})
+    assert response.status_code == 201, response.text
+    function_id: str = response.json()["function_id"]
+    return function_id
+
+
+async def test_deploy_creates_a_vortexfunction(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube
+) -> None:
+    fid = await deploy(
+        k8s_client, name="hello", timeout_ms=2500, memory_mb=64, env={"A": "1"}, replicas=2
+    )
+
+    assert fid == "hello"
+    obj = fake_kube.objects[FUNCTIONS]["hello"]
+    assert obj["apiVersion"] == "vortex.dev/v1alpha1"
+    assert obj["kind"] == "VortexFunction"
+    assert obj["spec"] == {
+        "code": "return 1;",
+        "timeoutMs": 2500,
+        "memoryMb": 64,
+        "env": [{"name": "A", "value": "1"}],
+        "isolation": "warm",
+        "replicas": 2,
+    }
+    doc = (await k8s_client.get("/functions/hello")).json()
+    assert doc["status"] == {
+        "phase": "Pending",
+        "ready": False,
+        "ready_replicas": None,
+        "conditions": [],
+    }
+
+
+async def test_deploy_without_name_uses_a_uuid(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube
+) -> None:
+    fid = await deploy(k8s_client)
+    assert len(fid) == 36
+    assert fid in fake_kube.objects[FUNCTIONS]
+
+
+async def test_redeploy_by_name_patches_the_spec(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube
+) -> None:
+    await deploy(k8s_client, name="fn", concurrency=4)
+    await deploy(k8s_client, code="return 2;", name="fn")
+
+    spec = fake_kube.objects[FUNCTIONS]["fn"]["spec"]
+    assert spec["code"] == "return 2;"
+    assert "concurrency" not in spec
+
+
+async def test_status_from_the_operator_is_shown(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    await deploy(k8s_client, name="st")
+    await fake_kube.patch(FUNCTIONS, "st", ready_status())
+    await eventually(lambda: k8s_backend.functions["st"].ready)
+
+    doc = (await k8s_client.get("/functions/st")).json()
+    assert doc["code_sha256"] == "ab" * 32
+    assert doc["status"]["phase"] == "Ready"
+    assert doc["status"]["ready_replicas"] == 1
+    assert [c["type"] for c in doc["status"]["conditions"]] == ["CodeStored", "Available", "Ready"]
+
+
+async def test_execute_balances_over_ready_pods_only(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
+) -> None:
+    await deploy(k8s_client, name="web")
+    await fake_kube.put(SLICES, endpoint_slice("web", "10.0.0.1", "10.0.0.2"))
+    await fake_kube.put(SLICES, endpoint_slice("web", "10.0.0.9", ready=False, suffix="b"))
+    await fake_kube.put(SLICES, endpoint_slice("other", "10.0.0.3"))
+    gate = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await gate.wait()
+        return ok(request.url.host)
+
+    runtime.handler = slow  # type: ignore[assignment]
+    calls = [asyncio.create_task(k8s_client.post("/execute/web", json={})) for _ in range(4)]
+    await eventually(lambda: len(runtime.requests) == 4)
+    gate.set()
+    answers = [(await c).json()["output"] for c in calls]
+
+    assert sorted(answers) == ["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2"]
+    assert {r.url.path for r in runtime.requests} == {"/invoke"}
+    assert {r.url.port for r in runtime.requests} == {8080}
+    assert runtime.last.headers["x-vortex-function"] == "web"
+    assert "x-vortex-env" not in runtime.last.headers
+
+
+async def test_first_call_waits_for_a_ready_pod(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
+) -> None:
+    await deploy(k8s_client, name="cold")
+    call = asyncio.create_task(k8s_client.post("/execute/cold"))
+    await asyncio.sleep(0.2)
+    assert not call.done()
+
+    await fake_kube.put(SLICES, endpoint_slice("cold", "10.0.1.1", ready=None))
+    response = await call
+
+    assert response.status_code == 200
+    assert runtime.last.url.host == "10.0.1.1"
+
+
+async def test_no_ready_pod_within_the_wait_is_503(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    k8s_backend.invoker.readiness_wait_s = 0.1
+    await deploy(k8s_client, name="never")
+    await fake_kube.put(SLICES, endpoint_slice("never", "10.0.2.1", ready=False))
+
+    response = await k8s_client.post("/execute/never")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "NotReady"
+    assert "retry-after" in response.headers
+
+
+async def test_slice_changes_update_the_routing_table(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    await fake_kube.put(SLICES, endpoint_slice("f", "10.0.0.1", "10.0.0.2"))
+    await eventually(lambda: len(k8s_backend.table.endpoints("f")) == 2)
+    await fake_kube.put(SLICES, endpoint_slice("f", "10.0.0.2"))
+    await eventually(lambda: len(k8s_backend.table.endpoints("f")) == 1)
+    assert k8s_backend.table.endpoints("f")[0].url == "http://10.0.0.2:8080"
+    await fake_kube.remove(SLICES, "vf-f-a")
+    await eventually(lambda: not k8s_backend.table.endpoints("f"))
+
+
+async def test_connect_error_retries_on_another_pod(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
+) -> None:
+    await deploy(k8s_client, name="r")
+    await fake_kube.put(SLICES, endpoint_slice("r", "10.0.0.1", "10.0.0.2"))
+
+    def one_dead(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "10.0.0.1":
+            raise httpx.ConnectError("refused", request=request)
+        return ok("alive")
+
+    runtime.handler = one_dead
+    for _ in range(3):
+        response = await k8s_client.post("/execute/r")
+        assert response.json()["output"] == "alive"
+
+
+async def test_functions_created_outside_the_api_are_served(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
+) -> None:
+    await fake_kube.put(
+        FUNCTIONS,
+        {"metadata": {"name": "kubectl-made"}, "spec": {"code": "x", "timeoutMs": 700}},
+    )
+    await fake_kube.put(SLICES, endpoint_slice("kubectl-made", "10.0.0.5"))
+
+    response = await k8s_client.post("/execute/kubectl-made")
+
+    assert response.status_code == 200
+    assert runtime.last.headers["x-vortex-timeout-ms"] == "700"
+    listed = (await k8s_client.get("/functions")).json()["functions"]
+    assert [f["function_id"] for f in listed] == ["kubectl-made"]
+
+
+async def test_delete_removes_the_vortexfunction(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube
+) -> None:
+    await deploy(k8s_client, name="gone")
+
+    assert (await k8s_client.delete("/functions/gone")).status_code == 204
+    assert "gone" not in fake_kube.objects[FUNCTIONS]
+    assert (await k8s_client.delete("/functions/gone")).status_code == 404
+    assert (await k8s_client.post("/execute/gone")).status_code == 404
+
+
+async def test_deleted_elsewhere_is_forgotten(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    await deploy(k8s_client, name="elsewhere")
+    await fake_kube.remove(FUNCTIONS, "elsewhere")
+    await eventually(lambda: "elsewhere" not in k8s_backend.functions)
+
+    assert (await k8s_client.get("/functions/elsewhere")).status_code == 404
+
+
+async def test_kubernetes_api_failure_is_json_502(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube
+) -> None:
+    fake_kube.fail[("POST", "vortexfunctions")] = 500
+
+    response = await k8s_client.post("/deploy", json={"code": "return 1;"})
+
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "KubernetesUnavailable"
+
+
+async def test_informer_relists_after_an_error(
+    fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    fake_kube.fail[("GET", "endpointslices")] = 500
+    await fake_kube.put(SLICES, endpoint_slice("w", "10.0.0.8"))
+
+    await k8s_backend.start()
+    try:
+        await eventually(lambda: bool(k8s_backend.table.endpoints("w")), timeout_s=5)
+        assert k8s_backend.ready()
+    finally:
+        await k8s_backend.stop()
+
+    slice_lists = [p for m, p in fake_kube.requests if m == "GET" and "endpointslices" in p]
+    assert len(slice_lists) >= 2
