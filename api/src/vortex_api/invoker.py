@@ -106,13 +106,12 @@ class Invoker:
         table = self.table
         endpoint = table.pick(group, function.affinity)
         if endpoint is None:
-            if not await table.wait(group, self.readiness_wait_s):
+            endpoint = await table.wait(group, self.readiness_wait_s, function.affinity)
+            if endpoint is None:
                 raise NotReady(
                     f"no runtime is ready for {function.function_id!r}",
                     retry_after_s=self.retry_after_s,
                 )
-            endpoint = table.pick(group, function.affinity)
-            assert endpoint is not None
         headers = invocation.runtime_headers(function)
         deadline = function.deadline_s(self.grace_ms)
         tried: list[Endpoint] = []
@@ -126,9 +125,12 @@ class Invoker:
             except RuntimeUnavailable as exc:
                 if exc.reached:
                     raise
-                # The request never reached this runtime: another one may take it.
+                # The request never reached this runtime: another one may take it, or the
+                # replacement of this one (a restarted worker, a rescheduled pod).
                 tried.append(current)
-                retry = table.pick(group, function.affinity, exclude=tried)
+                retry = await table.wait(
+                    group, self.readiness_wait_s, function.affinity, exclude=tried
+                )
                 if retry is None:
                     raise
                 endpoint = retry

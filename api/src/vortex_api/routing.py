@@ -88,21 +88,27 @@ class EndpointTable:
                     break
         return best
 
-    async def wait(self, group: str, timeout_s: float) -> bool:
-        """Wait up to `timeout_s` for the group to have an endpoint; True if it has one."""
+    async def wait(
+        self,
+        group: str,
+        timeout_s: float,
+        affinity: int = 0,
+        exclude: Collection[Endpoint] = (),
+    ) -> Endpoint | None:
+        """Wait up to `timeout_s` for an endpoint of the group outside `exclude`, and pick it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while not self._groups.get(group):
+        while (endpoint := self.pick(group, affinity, exclude)) is None:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return False
+                return None
             event = self._changed.setdefault(group, asyncio.Event())
             try:
                 async with asyncio.timeout(remaining):
                     await event.wait()
             except TimeoutError:
-                return bool(self._groups.get(group))
-        return True
+                return self.pick(group, affinity, exclude)
+        return endpoint
 
     def _notify(self, group: str) -> None:
         event = self._changed.pop(group, None)

@@ -52,13 +52,24 @@ async def test_wait_returns_when_an_endpoint_arrives() -> None:
     waiter = asyncio.create_task(table.wait("g", 5))
     await asyncio.sleep(0)
     assert not waiter.done()
-    table.add("g", "a")
-    assert await waiter is True
+    a = table.add("g", "a")
+    assert await waiter is a
+
+
+async def test_wait_skips_excluded_endpoints() -> None:
+    table = EndpointTable()
+    a = table.add("g", "a")
+    waiter = asyncio.create_task(table.wait("g", 5, exclude=[a]))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    table.remove("g", "a")
+    b = table.add("g", "b")
+    assert await waiter is b
 
 
 async def test_wait_gives_up_after_timeout() -> None:
     table = EndpointTable()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    assert await table.wait("g", 0.05) is False
+    assert await table.wait("g", 0.05) is None
     assert loop.time() - started < 1

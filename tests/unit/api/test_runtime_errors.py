@@ -160,3 +160,27 @@ async def test_no_ready_worker_is_503_not_ready(
     assert response.status_code == 503
     assert response.json()["error"]["type"] == "NotReady"
     assert response.headers["retry-after"] == "1"
+
+
+async def test_connect_error_waits_for_the_replacement_runtime(
+    client: httpx.AsyncClient,
+    runtime: FakeRuntime,
+    backend: LocalBackend,
+    deploy: Callable[..., Any],
+) -> None:
+    fn = await deploy()
+
+    def dead_worker_0(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "worker-0":
+            # The worker died; its replacement registers under a new address.
+            backend.table.remove(GROUP, "http://worker-0")
+            backend.table.add(GROUP, "http://worker-0-restarted")
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"output": "back", "logs": [], "execution_time_ms": 0})
+
+    runtime.handler = dead_worker_0
+
+    response = await client.post(f"/execute/{fn.function_id}")
+
+    assert response.status_code == 200
+    assert [r.url.host for r in runtime.requests] == ["worker-0", "worker-0-restarted"]

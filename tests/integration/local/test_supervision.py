@@ -1,0 +1,70 @@
+"""Worker supervision: a killed worker is restarted, Ctrl-C stops every worker, data persists."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import httpx
+
+from tests.integration.local.conftest import ApiProcess, alive
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_crashed_worker_is_restarted(api_factory: Callable[..., ApiProcess]) -> None:
+    api = api_factory(VORTEX_LOCAL_WORKERS="1")
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        fid = client.post("/deploy", json={"code": "return 7;"}).json()["function_id"]
+        assert client.post(f"/execute/{fid}").json()["output"] == 7
+        [worker] = api.workers()
+
+        os.kill(worker, signal.SIGKILL)
+        response = client.post(f"/execute/{fid}")
+
+        assert response.status_code == 200
+        assert response.json()["output"] == 7
+        [restarted] = api.workers()
+        assert restarted != worker
+        assert client.get("/health").json()["status"] == "healthy"
+
+
+def test_ctrl_c_stops_every_worker(api_factory: Callable[..., ApiProcess]) -> None:
+    api = api_factory(VORTEX_LOCAL_WORKERS="3")
+    workers = api.workers()
+    assert len(workers) == 3
+
+    assert api.stop() == 0
+
+    _wait_for(lambda: not any(alive(pid) for pid in workers), timeout_s=5)
+
+
+def test_workers_die_with_a_killed_api(api_factory: Callable[..., ApiProcess]) -> None:
+    api = api_factory(VORTEX_LOCAL_WORKERS="2")
+    workers = api.workers()
+
+    os.kill(api.pid, signal.SIGKILL)
+
+    _wait_for(lambda: not any(alive(pid) for pid in workers), timeout_s=10)
+
+
+def test_functions_survive_a_restart(api_factory: Callable[..., ApiProcess]) -> None:
+    first = api_factory()
+    with httpx.Client(base_url=first.url, timeout=60) as client:
+        fid = client.post("/deploy", json={"code": "return 'kept';", "name": "kept"}).json()[
+            "function_id"
+        ]
+    first.stop()
+
+    second = api_factory(first.data_dir)
+    with httpx.Client(base_url=second.url, timeout=60) as client:
+        response = client.post(f"/execute/{fid}")
+    assert response.status_code == 200
+    assert response.json()["output"] == "kept"
