@@ -1,0 +1,72 @@
+"""Command line: `python -m vortex_runtime serve ...` starts the runtime HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from vortex_runtime import logs, watchdog
+from vortex_runtime.settings import RuntimeSettings, get_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vortex_runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve functions over HTTP")
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument("--code-file", type=Path, help="serve the one function in this file")
+    source.add_argument("--store", type=Path, help="serve many functions from this directory")
+    serve.add_argument("--host", help="address to bind (VORTEX_RUNTIME_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind (VORTEX_RUNTIME_PORT)")
+    serve.add_argument("--pool-size", type=int, help="isolates per function (VORTEX_POOL_SIZE)")
+    serve.add_argument("--timeout-ms", type=int, help="default timeout (VORTEX_TIMEOUT_MS)")
+    serve.add_argument("--memory-mb", type=int, help="default heap limit (VORTEX_MEMORY_MB)")
+    serve.add_argument("--name", help="function name in single-function mode")
+    serve.add_argument("--log-format", choices=["json", "text"], default=None)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> RuntimeSettings:
+    overrides = {
+        "code_file": args.code_file,
+        "store_dir": args.store,
+        "runtime_host": args.host,
+        "runtime_port": args.port,
+        "pool_size": args.pool_size,
+        "timeout_ms": args.timeout_ms,
+        "memory_mb": args.memory_mb,
+        "function_name": args.name,
+    }
+    base = get_settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = settings_from(args)
+    log_format = args.log_format or os.environ.get("VORTEX_LOG_FORMAT", "json")
+    logs.setup(as_json=log_format == "json")
+    watchdog.configure(settings.watchdog_grace_ms)
+
+    import uvicorn
+
+    from vortex_runtime.server import create_app
+    from vortex_runtime.service import build_service
+
+    app = create_app(build_service(settings))
+    uvicorn.run(
+        app,
+        host=settings.runtime_host,
+        port=settings.runtime_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Prometheus metrics of the runtime, in their own registry; served by server.py at /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+INVOCATIONS = Counter(
+    "vortex_runtime_invocations",
+    "Invocations by outcome (ok, error, timeout, memory, busy, ...)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+INVOCATION_SECONDS = Histogram(
+    "vortex_runtime_invocation_seconds",
+    "Time from request to reply for /invoke",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+INFLIGHT = Gauge("vortex_runtime_inflight", "Invocations in progress", registry=REGISTRY)
+HEAP_BYTES = Gauge(
+    "vortex_runtime_isolate_heap_bytes", "Used V8 heap over idle warm isolates", registry=REGISTRY
+)
+ISOLATES = Gauge("vortex_runtime_isolates", "Isolates alive", registry=REGISTRY)
+RECYCLES = Counter(
+    "vortex_runtime_isolate_recycles",
+    "Isolates closed, by reason (timeout, memory, terminated, evicted, shutdown)",
+    ["reason"],
+    registry=REGISTRY,
+)
+BUSY_REJECTIONS = Counter(
+    "vortex_runtime_busy_rejections",
+    "Invocations refused because every isolate stayed busy",
+    registry=REGISTRY,
+)
+COLD_STARTS = Counter(
+    "vortex_runtime_cold_starts", "Invocations that had to start an isolate", registry=REGISTRY
+)
+
+
+def bind_gauges(heap: Callable[[], float], isolates: Callable[[], float]) -> None:
+    HEAP_BYTES.set_function(heap)
+    ISOLATES.set_function(isolates)

@@ -1,0 +1,224 @@
+"""Warm isolates: a pool per function, and a registry of pools for many-function mode.
+
+`FunctionPool` hands each invocation an idle isolate of its function (or starts one, up to
+`size`), so invocations of one function run side by side, each in its own isolate, and one that
+awaits a timer never blocks the others. Broken isolates (timeout, memory limit) are closed
+through `watchdog.close` and replaced on demand. `FunctionRegistry` keeps one pool per code key,
+in least-recently-used order, and closes idle isolates of the coldest functions when the
+estimated memory goes over the budget. Used by service.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vortex_runtime import metrics, watchdog
+from vortex_runtime.errors import RuntimeBusy
+from vortex_runtime.isolate import Isolate, Limits, Outcome
+
+log = logging.getLogger("vortex_runtime.pool")
+
+# What an isolate costs beyond its JS heap (V8 code space, thread stack, bookkeeping).
+_ISOLATE_OVERHEAD_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class Invocation:
+    outcome: Outcome
+    cold_start: bool
+
+
+class FunctionPool:
+    """Isolates of one function. All methods run on the server's event loop."""
+
+    def __init__(self, name: str, code: str, limits: Limits, size: int) -> None:
+        self.name = name
+        self.code = code
+        self.limits = limits
+        self.size = size
+        self._idle: list[Isolate] = []
+        self._count = 0  # isolates alive or being started
+        self._waiters: deque[asyncio.Future[Isolate | None]] = deque()
+        self.last_used = time.monotonic()
+        self.inflight = 0
+        self._closed = False
+
+    @property
+    def isolates(self) -> int:
+        return self._count
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    async def warm(self) -> None:
+        """Start one isolate and keep it idle (readiness: the code compiles and loads)."""
+        isolate = await self._start()
+        self._release(isolate)
+
+    async def _start(self) -> Isolate:
+        self._count += 1
+        try:
+            return await Isolate.create(self.code, self.limits)
+        except BaseException:
+            self._count -= 1
+            self._wake_one()
+            raise
+
+    async def _acquire(self, wait_s: float) -> tuple[Isolate, bool]:
+        if self._idle:
+            return self._idle.pop(), False
+        if self._count < self.size:
+            return await self._start(), True
+        waiter: asyncio.Future[Isolate | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            isolate = await asyncio.wait_for(waiter, wait_s)
+        except TimeoutError as exc:
+            metrics.BUSY_REJECTIONS.inc()
+            raise RuntimeBusy(
+                f"All {self.size} isolates of this function are busy; try again shortly"
+            ) from exc
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if isolate is None:  # a slot was freed: start a fresh isolate in it
+            return await self._start(), True
+        return isolate, False
+
+    def _wake_one(self) -> bool:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return True
+        return False
+
+    def _release(self, isolate: Isolate) -> None:
+        if isolate.broken or self._closed:
+            self._count -= 1
+            reason = isolate.broken or "shutdown"
+            metrics.RECYCLES.labels(reason=reason).inc()
+            watchdog.close(isolate, what=f"isolate of {self.name} ({reason})")
+            self._wake_one()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(isolate)
+                return
+        self._idle.append(isolate)
+
+    async def invoke(
+        self, event_json: str, context: dict[str, Any], timeout_s: float, wait_s: float
+    ) -> Invocation:
+        self.last_used = time.monotonic()
+        self.inflight += 1
+        try:
+            started = time.monotonic()
+            isolate, cold = await self._acquire(min(wait_s, timeout_s))
+            remaining = max(0.001, timeout_s - (time.monotonic() - started))
+            try:
+                outcome = await isolate.invoke(event_json, context, remaining)
+            finally:
+                self._release(isolate)
+            return Invocation(outcome, cold)
+        finally:
+            self.inflight -= 1
+            self.last_used = time.monotonic()
+
+    def trim(self, keep: int) -> int:
+        """Close idle isolates beyond `keep`; returns how many were closed."""
+        closed = 0
+        while len(self._idle) > keep:
+            isolate = self._idle.pop(0)
+            self._count -= 1
+            metrics.RECYCLES.labels(reason="evicted").inc()
+            watchdog.close(isolate, what=f"idle isolate of {self.name}")
+            closed += 1
+        return closed
+
+    def heap_bytes(self) -> int:
+        return sum(isolate.heap_bytes() for isolate in self._idle)
+
+    def close(self) -> None:
+        self._closed = True
+        self.trim(0)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.cancel()
+
+
+CodeSource = Callable[[str], Awaitable[str]]
+
+
+class FunctionRegistry:
+    """Pools by code key for many-function mode, evicting the least recently used."""
+
+    def __init__(
+        self, load: CodeSource, default_limits: Limits, pool_size: int, budget_bytes: int
+    ) -> None:
+        self._load = load
+        self._default_limits = default_limits
+        self._pool_size = pool_size
+        self._budget = budget_bytes
+        self._pools: OrderedDict[str, FunctionPool] = OrderedDict()
+        self._loading: dict[str, asyncio.Task[FunctionPool]] = {}
+
+    @property
+    def pools(self) -> list[FunctionPool]:
+        return list(self._pools.values())
+
+    async def pool(self, key: str, memory_mb: int | None) -> FunctionPool:
+        pool = self._pools.get(key)
+        if pool is not None and (memory_mb is None or pool.limits.memory_mb == memory_mb):
+            self._pools.move_to_end(key)
+            return pool
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._new_pool(key, memory_mb))
+            self._loading[key] = task
+            task.add_done_callback(lambda _t: self._loading.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _new_pool(self, key: str, memory_mb: int | None) -> FunctionPool:
+        code = await self._load(key)
+        limits = self._default_limits
+        if memory_mb is not None:
+            limits = Limits(**{**limits.__dict__, "memory_mb": memory_mb})
+        old = self._pools.pop(key, None)
+        if old is not None:
+            old.close()
+        pool = FunctionPool(key, code, limits, self._pool_size)
+        self._pools[key] = pool
+        self.enforce_budget(protect=pool)
+        return pool
+
+    def estimated_bytes(self) -> int:
+        return sum(p.isolates for p in self._pools.values()) * _ISOLATE_OVERHEAD_BYTES + sum(
+            p.heap_bytes() for p in self._pools.values()
+        )
+
+    def enforce_budget(self, protect: FunctionPool | None = None) -> None:
+        """Close idle isolates of the coldest functions until the estimate fits the budget."""
+        for key, pool in list(self._pools.items()):
+            if self.estimated_bytes() <= self._budget:
+                return
+            if pool is protect:
+                continue
+            pool.trim(0)
+            if pool.isolates == 0 and pool.inflight == 0:
+                del self._pools[key]
+                log.info("evicted function %s", key)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

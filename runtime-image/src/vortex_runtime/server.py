@@ -1,0 +1,243 @@
+"""The runtime's HTTP face: a small ASGI app for /invoke, /healthz, /readyz and /metrics.
+
+HTTP only, no V8 here: it parses the request into an `InvokeRequest`, hands it to the
+`Service` (service.py) and renders the outcome or the `RuntimeFailure` as JSON with the status
+from errors.py. Plain ASGI rather than a framework, because this is the hot path.
+Built by `create_app()`; served by uvicorn from __main__.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from vortex_runtime import metrics
+from vortex_runtime.errors import InvalidJSON, InvalidRequest, PayloadTooLarge, RuntimeFailure
+from vortex_runtime.service import InvokeRequest, Service
+
+log = logging.getLogger("vortex_runtime.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "content-length",
+    "host",
+}
+_OUTCOME = {
+    "FunctionError": "error",
+    "CompileError": "error",
+    "Timeout": "timeout",
+    "MemoryLimitExceeded": "memory",
+    "OutputTooLarge": "output_too_large",
+    "RuntimeBusy": "busy",
+    "NotReady": "not_ready",
+    "FunctionNotFound": "not_found",
+    "CodeLoadError": "code_unavailable",
+}
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON + extra})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The event is over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _int_header(headers: dict[str, str], name: str, low: int, high: int) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"Header {name} must be an integer, not {raw!r}") from None
+    if not low <= value <= high:
+        raise InvalidRequest(f"Header {name} must be between {low} and {high}")
+    return value
+
+
+def _build_request(scope: Scope, headers: dict[str, str], body: bytes) -> InvokeRequest:
+    if body.strip():
+        try:
+            json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidJSON(f"The request body is not valid JSON: {exc}") from exc
+        event_json = body.decode("utf-8")
+    else:
+        event_json = "null"
+    env = None
+    if "x-vortex-env" in headers:
+        try:
+            env = json.loads(headers["x-vortex-env"])
+        except ValueError:
+            env = None
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise InvalidRequest("Header x-vortex-env must be a JSON object of strings")
+    raw_query = headers.get("x-vortex-query", scope.get("query_string", b"").decode("latin-1"))
+    context = {
+        "method": headers.get("x-vortex-method", scope["method"]),
+        "path": headers.get("x-vortex-path", scope["path"]),
+        "query": dict(parse_qsl(raw_query, keep_blank_values=True)),
+        "headers": {
+            k: v
+            for k, v in headers.items()
+            if not k.startswith("x-vortex-") and k not in _HOP_BY_HOP
+        },
+        "invocationId": headers.get("x-vortex-invocation-id") or uuid.uuid4().hex,
+    }
+    return InvokeRequest(
+        event_json=event_json,
+        context=context,
+        timeout_ms=_int_header(headers, "x-vortex-timeout-ms", 1, 15 * 60 * 1000),
+        memory_mb=_int_header(headers, "x-vortex-memory-mb", 8, 4096),
+        sha256=headers.get("x-vortex-code-sha256"),
+        env=env,
+        function_name=headers.get("x-vortex-function"),
+    )
+
+
+def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    max_event = service.settings.max_event_bytes
+
+    async def invoke(scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
+        started = time.perf_counter()
+        metrics.INFLIGHT.inc()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request: InvokeRequest | None = None
+        try:
+            body = await _read_body(receive, max_event)
+            request = _build_request(scope, headers, body)
+            result = await service.invoke(key, request)
+        except RuntimeFailure as failure:
+            elapsed = (time.perf_counter() - started) * 1000
+            outcome = _OUTCOME.get(failure.type, "bad_request")
+            metrics.INVOCATIONS.labels(outcome=outcome).inc()
+            metrics.INFLIGHT.dec()
+            metrics.INVOCATION_SECONDS.observe(elapsed / 1000)
+            extra: list[tuple[bytes, bytes]] = []
+            retry = getattr(failure, "retry_after_s", None)
+            if retry:
+                extra.append((b"retry-after", str(retry).encode()))
+            if failure.status >= 500 and failure.type not in ("FunctionError", "Timeout"):
+                log.warning(
+                    "invocation failed: %s: %s",
+                    failure.type,
+                    failure.message,
+                    extra={"invocation_id": request.context["invocationId"] if request else None},
+                )
+            payload = {
+                "error": failure.details(),
+                "logs": failure.logs,
+                "execution_time_ms": round(elapsed, 3),
+            }
+            await _send_json(send, failure.status, json.dumps(payload).encode(), extra)
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        metrics.INVOCATIONS.labels(outcome="ok").inc()
+        metrics.INFLIGHT.dec()
+        metrics.INVOCATION_SECONDS.observe(elapsed / 1000)
+        extra = []
+        if result.cold_start:
+            metrics.COLD_STARTS.inc()
+            extra.append((b"x-vortex-cold-start", b"1"))
+        body_out = (
+            b'{"output":'
+            + result.outcome.output_json.encode()
+            + b',"logs":'
+            + json.dumps(result.outcome.logs).encode()
+            + b',"execution_time_ms":'
+            + str(round(elapsed, 3)).encode()
+            + b"}"
+        )
+        await _send_json(send, 200, body_out, extra)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(service, receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/invoke" or path.startswith("/invoke/"):
+            if method != "POST":
+                await _error(send, 405, "MethodNotAllowed", "Use POST to invoke")
+                return
+            key = path[len("/invoke/") :] if path.startswith("/invoke/") else None
+            await invoke(scope, receive, send, key or None)
+        elif path == "/healthz":
+            await _send_json(send, 200, b'{"status":"ok"}', [])
+        elif path == "/readyz":
+            if service.ready:
+                await _send_json(send, 200, b'{"status":"ready"}', [])
+            else:
+                await _error(send, 503, "NotReady", service.not_ready_reason)
+        elif path == "/metrics":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": generate_latest(metrics.REGISTRY)})
+        else:
+            await _error(send, 404, "NotFound", f"No route for {method} {path}")
+
+    return app
+
+
+async def _error(send: Send, status: int, type_: str, message: str) -> None:
+    body = json.dumps({"error": {"type": type_, "message": message}}).encode()
+    await _send_json(send, status, body, [])
+
+
+async def _lifespan(service: Service, receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await service.start()
+            except Exception as exc:  # reported to uvicorn, which exits non-zero
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            service.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

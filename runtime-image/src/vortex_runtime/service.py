@@ -1,0 +1,232 @@
+"""What the HTTP layer calls: runs invocations in single- or many-function mode.
+
+`SingleFunctionService` loads one code object (file or S3) at start-up, retrying with backoff
+while it is missing or fails its checksum, and reports ready once an isolate has compiled it.
+`ManyFunctionService` loads code by key on first use through a `FunctionRegistry`.
+Built by `build_service()` from settings; used by server.py and __main__.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vortex_runtime import metrics
+from vortex_runtime.errors import CompileError, NotReady, RuntimeFailure
+from vortex_runtime.isolate import Limits
+from vortex_runtime.loader import CodeLoader, FileLoader, S3Loader, StoreLoader
+from vortex_runtime.pool import FunctionPool, FunctionRegistry, Invocation
+from vortex_runtime.settings import RuntimeSettings, get_minio_settings
+
+log = logging.getLogger("vortex_runtime.service")
+
+ENV_PREFIX = "VORTEX_ENV_"
+
+
+@dataclass
+class InvokeRequest:
+    event_json: str
+    context: dict[str, Any]
+    timeout_ms: int | None = None
+    memory_mb: int | None = None
+    sha256: str | None = None
+    env: dict[str, str] | None = None
+    function_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Service(Protocol):
+    single: bool
+    settings: RuntimeSettings
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def not_ready_reason(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation: ...
+
+    def close(self) -> None: ...
+
+    def heap_bytes(self) -> int: ...
+
+    def isolates(self) -> int: ...
+
+
+def default_limits(settings: RuntimeSettings) -> Limits:
+    return Limits(
+        timeout_ms=settings.timeout_ms,
+        memory_mb=settings.memory_mb,
+        max_output_bytes=settings.max_output_bytes,
+        max_log_entries=settings.max_log_entries,
+        max_log_bytes=settings.max_log_bytes,
+        max_timers=settings.max_timers,
+    )
+
+
+def _context(request: InvokeRequest, name: str, timeout_ms: int, env: dict[str, str]) -> None:
+    request.context["functionName"] = request.function_name or name
+    request.context["timeoutMs"] = timeout_ms
+    request.context["env"] = request.env if request.env is not None else env
+
+
+class SingleFunctionService:
+    single = True
+
+    def __init__(self, settings: RuntimeSettings, loader: CodeLoader, key: str) -> None:
+        self.settings = settings
+        self._loader = loader
+        self._key = key
+        self._pool: FunctionPool | None = None
+        self._reason = "loading code"
+        self._task: asyncio.Task[None] | None = None
+        self._env = {
+            k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)
+        }
+
+    @property
+    def ready(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def not_ready_reason(self) -> str:
+        return self._reason
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._load_until_ready())
+
+    async def _load_until_ready(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                code = await self._loader.load(self._key, self.settings.code_sha256)
+                pool = FunctionPool(
+                    self.settings.function_name,
+                    code,
+                    default_limits(self.settings),
+                    self.settings.pool_size,
+                )
+                await pool.warm()
+                self._pool = pool
+                log.info("function %s is ready", self.settings.function_name)
+                return
+            except CompileError as exc:
+                self._reason = f"the code does not compile: {exc.message}"
+                log.error("function %s: %s", self.settings.function_name, self._reason)
+                return
+            except RuntimeFailure as exc:
+                self._reason = exc.message
+                log.error(
+                    "function %s not ready: %s (retrying)", self.settings.function_name, exc.message
+                )
+            except Exception as exc:
+                self._reason = f"unexpected failure while loading: {exc}"
+                log.exception("function %s not ready (retrying)", self.settings.function_name)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation:
+        pool = self._pool
+        if pool is None:
+            raise NotReady(f"The function is not ready: {self._reason}")
+        timeout_ms = request.timeout_ms or self.settings.timeout_ms
+        _context(request, self.settings.function_name, timeout_ms, self._env)
+        return await pool.invoke(
+            request.event_json,
+            request.context,
+            timeout_ms / 1000,
+            self.settings.queue_timeout_ms / 1000,
+        )
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._pool is not None:
+            self._pool.close()
+
+    def heap_bytes(self) -> int:
+        return self._pool.heap_bytes() if self._pool else 0
+
+    def isolates(self) -> int:
+        return self._pool.isolates if self._pool else 0
+
+
+class ManyFunctionService:
+    single = False
+
+    def __init__(self, settings: RuntimeSettings, loader: CodeLoader) -> None:
+        self.settings = settings
+        self._loader = loader
+        self._registry = FunctionRegistry(
+            self._load,
+            default_limits(settings),
+            settings.pool_size,
+            settings.memory_budget_mb * 1024 * 1024,
+        )
+        self._expected_sha: dict[str, str | None] = {}
+
+    async def _load(self, key: str) -> str:
+        return await self._loader.load(key, self._expected_sha.get(key))
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    @property
+    def not_ready_reason(self) -> str:
+        return ""
+
+    async def start(self) -> None:
+        return None
+
+    async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation:
+        if not key:
+            raise NotReady("This runtime serves many functions: POST /invoke/{key}")
+        self._expected_sha[key] = request.sha256
+        pool = await self._registry.pool(key, request.memory_mb)
+        timeout_ms = request.timeout_ms or self.settings.timeout_ms
+        _context(request, key, timeout_ms, {})
+        try:
+            return await pool.invoke(
+                request.event_json,
+                request.context,
+                timeout_ms / 1000,
+                self.settings.queue_timeout_ms / 1000,
+            )
+        finally:
+            self._registry.enforce_budget(protect=pool)
+
+    def close(self) -> None:
+        self._registry.close()
+
+    def heap_bytes(self) -> int:
+        return sum(p.heap_bytes() for p in self._registry.pools)
+
+    def isolates(self) -> int:
+        return sum(p.isolates for p in self._registry.pools)
+
+
+def build_service(settings: RuntimeSettings) -> Service:
+    """Pick the mode from settings: a code file, a store dir, or S3 (with or without a key)."""
+    service: Service
+    if settings.code_file is not None:
+        service = SingleFunctionService(settings, FileLoader(settings.code_file), "")
+    elif settings.store_dir is not None:
+        service = ManyFunctionService(settings, StoreLoader(settings.store_dir))
+    elif settings.code_key:
+        service = SingleFunctionService(settings, S3Loader(get_minio_settings()), settings.code_key)
+    elif settings.use_minio or "MINIO_ENDPOINT" in os.environ:
+        service = ManyFunctionService(settings, S3Loader(get_minio_settings()))
+    else:
+        raise SystemExit(
+            "vortex_runtime: no code source; give --code-file, --store, or MINIO_* with "
+            "VORTEX_CODE_KEY (or VORTEX_USE_MINIO=true for many functions)"
+        )
+    metrics.bind_gauges(lambda: float(service.heap_bytes()), lambda: float(service.isolates()))
+    return service

@@ -1,0 +1,62 @@
+"""Typed settings for the runtime, from `VORTEX_*` and `MINIO_*` environment variables.
+
+Read once through `get_settings()`; the CLI (`__main__.py`) overrides fields from its flags.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MinioSettings(BaseSettings):
+    """Where code objects live; the seed's variable names."""
+
+    model_config = SettingsConfigDict(env_prefix="MINIO_")
+
+    endpoint: str = "localhost:9000"
+    access_key: str = "minioadmin"
+    secret_key: str = "minioadmin"
+    bucket: str = "vortex-functions"
+    secure: bool = False
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VORTEX_")
+
+    runtime_host: str = "0.0.0.0"
+    runtime_port: int = 8080
+    code_file: Path | None = None
+    store_dir: Path | None = None
+    code_key: str | None = None
+    code_sha256: str | None = None
+    function_name: str = "function"
+    # Limits: each one is the default for functions that don't set their own.
+    timeout_ms: int = Field(default=5000, ge=1, le=15 * 60 * 1000)
+    memory_mb: int = Field(default=128, ge=8, le=4096)
+    pool_size: int = Field(default=8, ge=1, le=256)
+    max_event_bytes: int = 6 * 1024 * 1024
+    max_output_bytes: int = 1024 * 1024
+    max_log_entries: int = 1000
+    max_log_bytes: int = 256 * 1024
+    max_timers: int = 1000
+    # How long an invocation may wait for a free isolate before a 503.
+    queue_timeout_ms: int = 1000
+    # Many-function mode: idle isolates of least recently used functions are closed past this.
+    memory_budget_mb: int = 512
+    # An isolate that cannot be closed within this time takes the process down (pod restart).
+    watchdog_grace_ms: int = 2000
+    use_minio: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> RuntimeSettings:
+    return RuntimeSettings()
+
+
+@lru_cache(maxsize=1)
+def get_minio_settings() -> MinioSettings:
+    return MinioSettings()
