@@ -19,7 +19,7 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 class DeployRequest(BaseModel):
     """`POST /deploy`: the code plus optional settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     code: str = Field(min_length=1, description="function body or module with a default export")
     name: str | None = Field(

@@ -27,6 +27,7 @@ def test_crashed_worker_is_restarted(api_factory: Callable[..., ApiProcess]) -> 
         [worker] = api.workers()
 
         os.kill(worker, signal.SIGKILL)
+        _wait_for(lambda: not alive(worker))
         response = client.post(f"/execute/{fid}")
 
         assert response.status_code == 200
