@@ -17,6 +17,8 @@ log = logging.getLogger("vortex_runtime.watchdog")
 
 EXIT_STATUS = 70  # EX_SOFTWARE
 _grace_s = 2.0
+_closing = 0
+_idle = threading.Condition()
 
 
 class Closable(Protocol):
@@ -39,13 +41,27 @@ def close(target: Closable, what: str = "isolate") -> None:
     timer = threading.Timer(_grace_s, _fire, args=(what,))
     timer.daemon = True
 
+    global _closing
+
     def run() -> None:
+        global _closing
         try:
             target.close_now()
         except Exception:
             log.exception("closing %s failed", what)
         finally:
             timer.cancel()
+            with _idle:
+                _closing -= 1
+                _idle.notify_all()
 
+    with _idle:
+        _closing += 1
     timer.start()
     threading.Thread(target=run, name="vortex-close", daemon=True).start()
+
+
+def wait_idle(timeout_s: float) -> bool:
+    """Wait until every close started so far has finished (shutdown, tests)."""
+    with _idle:
+        return _idle.wait_for(lambda: _closing == 0, timeout_s)

@@ -16,8 +16,9 @@
   const MathMax = Math.max;
   const DateCtor = Date;
   const DateToISOString = Date.prototype.toISOString;
-  const FunctionCall = Function.prototype.call;
-  const call = (fn, self, ...args) => FunctionCall.apply(fn, [self, ...args]);
+  const ReflectApply = Reflect.apply;
+  // Rest parameters build a plain array without the (overridable) iterator protocol.
+  const call = (fn, self, ...args) => ReflectApply(fn, self, args);
   const PromiseCtor = Promise;
   const PromiseResolve = Promise.resolve.bind(Promise);
   const PromiseThen = Promise.prototype.then;
@@ -93,9 +94,9 @@
   }
 
   function format(args) {
-    const parts = [];
-    for (let i = 0; i < args.length; i++) parts.push(inspect(args[i], 0, new SetCtor()));
-    return parts.join(" ");
+    let out = "";
+    for (let i = 0; i < args.length; i++) out += (i ? " " : "") + inspect(args[i], 0, new SetCtor());
+    return out;
   }
 
   function record(level, args) {
@@ -116,7 +117,7 @@
       message = message.slice(0, MathMax(room, 0)) + "... [truncated]";
     }
     inv.bytes += message.length;
-    inv.logs.push({ timestamp: call(DateToISOString, new DateCtor()), level, message });
+    inv.logs[inv.logs.length] = { timestamp: call(DateToISOString, new DateCtor()), level, message };
   }
 
   const consoleObject = {};
@@ -144,7 +145,7 @@
     const id = nextTimerId++;
     delay = Number(delay);
     if (!(delay >= 0)) delay = 0;
-    if (repeat && delay < 1) delay = 1;
+    if (delay < 1) delay = 1; // the host timer (Atomics.waitAsync) resolves 0 synchronously
     const arm = () => {
       const handle = call(hostSetTimeout, global, () => {
         if (!timers.has(id) || current !== inv) return;
@@ -372,7 +373,7 @@
     current = null;
     const logs = inv.logs;
     if (inv.dropped > 0) {
-      logs.push({ timestamp: call(DateToISOString, new DateCtor()), level: "warn", message: "[" + inv.dropped + " more log entries dropped: log limit reached]" });
+      logs[logs.length] = { timestamp: call(DateToISOString, new DateCtor()), level: "warn", message: "[" + inv.dropped + " more log entries dropped: log limit reached]" };
     }
     let text;
     if (ok) {
