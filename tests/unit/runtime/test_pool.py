@@ -1,0 +1,110 @@
+"""Warm pools: concurrency, capacity, recycling, and the many-function memory budget."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from vortex_runtime.errors import RuntimeBusy
+from vortex_runtime.isolate import Limits
+from vortex_runtime.pool import FunctionPool, FunctionRegistry
+
+from .conftest import context
+
+
+@pytest.fixture
+async def pools():  # type: ignore[no-untyped-def]
+    made: list[FunctionPool] = []
+
+    def make(code: str, size: int = 4) -> FunctionPool:
+        pool = FunctionPool("t", code, Limits(timeout_ms=2000), size)
+        made.append(pool)
+        return pool
+
+    yield make
+    from vortex_runtime import watchdog
+
+    for pool in made:
+        pool.close()
+    assert await asyncio.to_thread(watchdog.wait_idle, 10)
+
+
+async def test_invocations_awaiting_timers_overlap(pools) -> None:  # type: ignore[no-untyped-def]
+    pool = pools("await new Promise(r => setTimeout(r, 300)); return event;", size=5)
+    await pool.warm()
+    started = time.monotonic()
+    results = await asyncio.gather(*(pool.invoke(str(i), context(), 2, 1) for i in range(5)))
+    elapsed = time.monotonic() - started
+    assert [r.outcome.output_json for r in results] == ["0", "1", "2", "3", "4"]
+    assert elapsed < 0.9  # five 300 ms invocations side by side, not one after another
+
+
+async def test_busy_pool_answers_runtime_busy_quickly(pools) -> None:  # type: ignore[no-untyped-def]
+    pool = pools("await new Promise(r => setTimeout(r, 500)); return 1;", size=1)
+    await pool.warm()
+    slow = asyncio.ensure_future(pool.invoke("null", context(), 2, 1))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(RuntimeBusy):
+        await pool.invoke("null", context(), 2, 0.1)
+    assert time.monotonic() - started < 0.3
+    assert (await slow).outcome.output_json == "1"
+
+
+async def test_waiter_gets_isolate_when_one_frees(pools) -> None:  # type: ignore[no-untyped-def]
+    pool = pools("await new Promise(r => setTimeout(r, 100)); return 1;", size=1)
+    results = await asyncio.gather(*(pool.invoke("null", context(), 2, 2) for _ in range(3)))
+    assert all(r.outcome.output_json == "1" for r in results)
+    assert pool.isolates == 1
+
+
+async def test_broken_isolate_is_replaced(pools) -> None:  # type: ignore[no-untyped-def]
+    pool = pools("if (event) { while (true) {} } return 'ok';", size=1)
+    await pool.warm()
+    with pytest.raises(Exception, match="timeout"):
+        await pool.invoke("true", context(), 0.1, 1)
+    result = await pool.invoke("null", context(), 1, 1)
+    assert result.outcome.output_json == '"ok"'
+    assert result.cold_start is True
+    assert pool.isolates == 1
+
+
+async def test_registry_evicts_least_recently_used_under_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    codes = {f"f{i}": f"globalThis.big = new Array(2e5).fill({i}); return {i};" for i in range(6)}
+
+    async def load(key: str) -> str:
+        return codes[key]
+
+    # Room for about three warm isolates.
+    registry = FunctionRegistry(load, Limits(), pool_size=2, budget_bytes=3 * 4 * 1024 * 1024)
+    try:
+        for key in codes:
+            pool = await registry.pool(key, None)
+            result = await pool.invoke("null", context(), 2, 1)
+            assert result.outcome.output_json == key[1:]
+            registry.enforce_budget(protect=pool)
+        alive = [p.name for p in registry.pools]
+        assert "f5" in alive
+        assert "f0" not in alive
+        assert registry.estimated_bytes() <= 3 * 4 * 1024 * 1024 + 4 * 1024 * 1024
+        # An evicted function comes back on demand.
+        pool = await registry.pool("f0", None)
+        assert (await pool.invoke("null", context(), 2, 1)).outcome.output_json == "0"
+    finally:
+        registry.close()
+        from vortex_runtime import watchdog
+
+        assert await asyncio.to_thread(watchdog.wait_idle, 10)
+
+
+async def test_new_function_ready_in_milliseconds_without_new_process(client_for, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "warm.js").write_text("return 1")
+    client: httpx.AsyncClient = await client_for(store_dir=tmp_path)
+    await client.post("/invoke/warm.js")
+    (tmp_path / "fresh.js").write_text("return 'fresh'")
+    response = await client.post("/invoke/fresh.js")
+    assert response.json()["output"] == "fresh"
+    assert response.headers["x-vortex-cold-start"] == "1"
