@@ -17,8 +17,11 @@ def _check(code: str) -> None:
         vortex_runtime.check(code)
     except vortex_runtime.CompileError as exc:
         line, column = exc.line, exc.column
+        message = str(exc.message)
+        if line is not None and f"line {line}" not in message:
+            message = f"line {line}, column {column}: {message}"
         raise BadRequest(
-            f"line {line}, column {column}: {exc.message}",
+            message,
             error_type="CompileError",
             line=line,
             column=column,

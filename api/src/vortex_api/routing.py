@@ -10,7 +10,7 @@ same runtime (its isolate stays warm) while different functions spread out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 
 class Endpoint:
@@ -29,9 +29,11 @@ class Endpoint:
 class EndpointTable:
     """Ready endpoints per group, with waiting for a group to get its first one."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_remove: Callable[[str], None] | None = None) -> None:
+        """`on_remove(url)` is called for every endpoint that leaves the table."""
         self._groups: dict[str, list[Endpoint]] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        self._on_remove = on_remove
 
     def endpoints(self, group: str) -> list[Endpoint]:
         return list(self._groups.get(group, ()))
@@ -48,6 +50,11 @@ class EndpointTable:
         else:
             self._groups.pop(group, None)
         self._notify(group)
+        if self._on_remove is not None:
+            kept = {ep.url for ep in new}
+            for url in old:
+                if url not in kept:
+                    self._on_remove(url)
 
     def add(self, group: str, url: str) -> Endpoint:
         endpoints = self._groups.setdefault(group, [])
@@ -63,10 +70,13 @@ class EndpointTable:
         endpoints = self._groups.get(group)
         if endpoints is None:
             return
+        before = len(endpoints)
         endpoints[:] = [ep for ep in endpoints if ep.url != url]
         if not endpoints:
             del self._groups[group]
         self._notify(group)
+        if self._on_remove is not None and len(endpoints) != before:
+            self._on_remove(url)
 
     def pick(
         self, group: str, affinity: int = 0, exclude: Collection[Endpoint] = ()

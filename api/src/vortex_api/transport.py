@@ -2,13 +2,15 @@
 
 `invoker` posts invocations through a `RuntimeTransport`; the local supervisor and the Kubernetes
 pod runner probe `/readyz` and `/healthz` through it. `HttpxTransport` keeps one pooled
-`httpx.AsyncClient` for every runtime (connections are kept alive per host:port); tests hand it an
+`httpx.AsyncClient` per runtime, so when a runtime goes away (`forget`) its kept-alive connections
+go with it and no request is ever written to a dead runtime's stale connection; tests hand it an
 `httpx.MockTransport`. Transport failures become `RuntimeUnavailable` (with `reached` telling
 whether the request may have got to a runtime) or `ExecutionTimeout`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,6 +39,9 @@ class RuntimeTransport(Protocol):
 
     async def get(self, url: str, timeout_s: float) -> RuntimeReply: ...
 
+    def forget(self, base_url: str) -> None:
+        """Drop the connections kept to a runtime that is gone."""
+
     async def aclose(self) -> None: ...
 
 
@@ -47,11 +52,30 @@ class HttpxTransport:
     """`RuntimeTransport` over one shared, pooled `httpx.AsyncClient`."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=512)
-        self._client = httpx.AsyncClient(
-            transport=transport, limits=limits, timeout=None, trust_env=False
-        )
+        self._transport = transport
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._timeouts: dict[float, httpx.Timeout] = {}
+
+    def _client(self, url: str) -> httpx.AsyncClient:
+        # The base is "scheme://host:port": everything before the third slash.
+        base = url[: url.find("/", 8)] if url.find("/", 8) > 0 else url
+        client = self._clients.get(base)
+        if client is None:
+            client = self._clients[base] = httpx.AsyncClient(
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+                timeout=None,
+                trust_env=False,
+            )
+        return client
+
+    def forget(self, base_url: str) -> None:
+        client = self._clients.pop(base_url, None)
+        if client is not None:
+            task = asyncio.get_running_loop().create_task(client.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def _timeout(self, seconds: float) -> httpx.Timeout:
         timeout = self._timeouts.get(seconds)
@@ -64,7 +88,7 @@ class HttpxTransport:
         self, url: str, headers: Sequence[tuple[str, str]], body: bytes, timeout_s: float
     ) -> RuntimeReply:
         try:
-            response = await self._client.post(
+            response = await self._client(url).post(
                 url, content=body, headers=list(headers), timeout=self._timeout(timeout_s)
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -83,10 +107,11 @@ class HttpxTransport:
 
     async def get(self, url: str, timeout_s: float) -> RuntimeReply:
         try:
-            response = await self._client.get(url, timeout=self._timeout(timeout_s))
+            response = await self._client(url).get(url, timeout=self._timeout(timeout_s))
         except httpx.HTTPError as exc:
             raise RuntimeUnavailable(f"runtime unreachable: {exc!r}", reached=False) from exc
         return RuntimeReply(status=response.status_code, body=response.content)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients), *self._closing)

@@ -57,7 +57,7 @@ async def test_function_error_is_500_with_logs(client: httpx.AsyncClient) -> Non
 
 
 async def test_compile_error_names_line_and_column(client: httpx.AsyncClient) -> None:
-    response = await client.post("/deploy", json={"code": "let a = 1;\nlet = = 2;"})
+    response = await client.post("/deploy", json={"code": "let a = 1;\nreturn (;"})
 
     assert response.status_code == 400
     error = response.json()["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from collections.abc import Callable
 
 import httpx
@@ -27,7 +28,8 @@ def test_crashed_worker_is_restarted(api_factory: Callable[..., ApiProcess]) -> 
         [worker] = api.workers()
 
         os.kill(worker, signal.SIGKILL)
-        _wait_for(lambda: not alive(worker))
+        # Once the API has reaped it, it knows the worker is gone.
+        _wait_for(lambda: not Path(f"/proc/{worker}").exists())
         response = client.post(f"/execute/{fid}")
 
         assert response.status_code == 200

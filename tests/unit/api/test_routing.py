@@ -73,3 +73,15 @@ async def test_wait_gives_up_after_timeout() -> None:
     started = loop.time()
     assert await table.wait("g", 0.05) is None
     assert loop.time() - started < 1
+
+
+def test_on_remove_is_told_about_departed_endpoints() -> None:
+    gone: list[str] = []
+    table = EndpointTable(on_remove=gone.append)
+    table.add("g", "a")
+    table.add("g", "b")
+    table.remove("g", "a")
+    table.remove("g", "a")
+    table.replace("g", ["b", "c"])
+    table.replace("g", ["c"])
+    assert gone == ["a", "b"]

@@ -59,7 +59,7 @@ class KubernetesBackend:
         self.settings = settings
         self.transport = transport or HttpxTransport()
         self.kube = kube
-        self.table = EndpointTable()
+        self.table = EndpointTable(on_remove=self.transport.forget)
         self.functions: dict[str, Function] = {}
         self.invoker = Invoker(
             self.transport,

@@ -62,8 +62,8 @@ class LocalBackend:
         self.settings = settings
         self.supervise = supervise
         self.store = LocalStore(settings.data_dir)
-        self.table = EndpointTable()
         self.transport = transport or HttpxTransport()
+        self.table = EndpointTable(on_remove=self.transport.forget)
         self.supervisor = WorkerSupervisor(
             count=settings.local_workers,
             store_dir=self.store.code_dir,
