@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from vortex_api.errors import ApiError, FunctionNotFound, InternalError
+from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.informer import Informer
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
@@ -31,7 +32,7 @@ from vortex_api.models import DeployRequest
 from vortex_api.pod_runner import PodRunner
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
-from vortex_api.transport import HttpxTransport, RuntimeTransport
+from vortex_api.transport import RuntimeTransport
 
 log = logging.getLogger("vortex_api.kubernetes")
 
@@ -57,7 +58,7 @@ class KubernetesBackend:
         kube: KubeClient | None = None,
     ) -> None:
         self.settings = settings
-        self.transport = transport or HttpxTransport()
+        self.transport = transport or FastTransport()
         self.kube = kube
         self.table = EndpointTable(on_remove=self.transport.forget)
         self.functions: dict[str, Function] = {}

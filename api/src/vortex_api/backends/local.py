@@ -15,12 +15,13 @@ from typing import Any
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
 from vortex_api.errors import BadRequest, FunctionNotFound
+from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.models import DeployRequest
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
-from vortex_api.transport import HttpxTransport, RuntimeTransport
+from vortex_api.transport import RuntimeTransport
 
 
 def _record(function: Function) -> dict[str, Any]:
@@ -62,7 +63,7 @@ class LocalBackend:
         self.settings = settings
         self.supervise = supervise
         self.store = LocalStore(settings.data_dir)
-        self.transport = transport or HttpxTransport()
+        self.transport = transport or FastTransport()
         self.table = EndpointTable(on_remove=self.transport.forget)
         self.supervisor = WorkerSupervisor(
             count=settings.local_workers,

@@ -92,7 +92,8 @@ async def _execute(function_id: str, request: Request) -> Response:
     invocation = Invocation(
         body=body,
         method=scope["method"],
-        path=scope["path"],
+        # The raw (still percent-encoded) path: a decoded one could smuggle line breaks.
+        path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
         query=scope["query_string"].decode("latin-1"),
         invocation_id=uuid.uuid4().hex,
         headers=_forwarded_headers(scope["headers"]),

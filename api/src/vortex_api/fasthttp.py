@@ -1,0 +1,199 @@
+"""A lean HTTP/1.1 keep-alive client for the runtime hop (the default `RuntimeTransport`).
+
+Runtimes are our own, on loopback or the pod network, and speak plain HTTP/1.1; a general client
+spends more time per request than the runtime does on a trivial function, so this one does only
+what the hop needs: one pool of kept-alive connections per runtime, a request written in one
+`write`, the response read by Content-Length or chunks. Failures map like `HttpxTransport`'s:
+connect errors are `RuntimeUnavailable(reached=False)`, a broken exchange `reached=True`, and the
+deadline `ExecutionTimeout`. The backends build it; `forget` drops a departed runtime's pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from vortex_api.errors import ExecutionTimeout, RuntimeUnavailable
+from vortex_api.transport import RuntimeReply
+
+_CONNECT_TIMEOUT_S = 2.0
+_MAX_HEAD = 1 << 20
+_MAX_IDLE = 256
+
+
+class _Connection:
+    __slots__ = ("reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def usable(self) -> bool:
+        return not self.reader.at_eof() and not self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Pool:
+    __slots__ = ("alive", "authority", "host", "idle", "port")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.authority = f"{host}:{port}".encode()
+        self.idle: list[_Connection] = []
+        self.alive = True
+
+
+def _split(url: str) -> tuple[str, str]:
+    """("http://host:port", "/path") of a URL."""
+    slash = url.find("/", 8)
+    return (url, "/") if slash < 0 else (url[:slash], url[slash:])
+
+
+class FastTransport:
+    """`RuntimeTransport` over asyncio streams with a keep-alive pool per runtime."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, _Pool] = {}
+
+    def _pool(self, base: str) -> _Pool:
+        pool = self._pools.get(base)
+        if pool is None:
+            hostport = base.split("://", 1)[1]
+            host, _, port = hostport.rpartition(":")
+            pool = self._pools[base] = _Pool(host.strip("[]"), int(port))
+        return pool
+
+    async def _connect(self, pool: _Pool) -> _Connection:
+        try:
+            async with asyncio.timeout(_CONNECT_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(
+                    pool.host, pool.port, limit=_MAX_HEAD
+                )
+        except (OSError, TimeoutError) as exc:
+            raise RuntimeUnavailable(f"runtime unreachable: {exc!r}", reached=False) from exc
+        return _Connection(reader, writer)
+
+    async def _exchange(
+        self,
+        method: bytes,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        timeout_s: float,
+    ) -> RuntimeReply:
+        base, path = _split(url)
+        pool = self._pool(base)
+        conn = None
+        while pool.idle:
+            candidate = pool.idle.pop()
+            if candidate.usable():
+                conn = candidate
+                break
+            candidate.close()
+        try:
+            async with asyncio.timeout(timeout_s):
+                if conn is None:
+                    conn = await self._connect(pool)
+                parts = [method, b" ", path.encode(), b" HTTP/1.1\r\nhost: ", pool.authority]
+                parts.append(b"\r\ncontent-length: %d\r\n" % len(body))
+                for name, value in headers:
+                    parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+                parts.append(b"\r\n")
+                parts.append(body)
+                conn.writer.write(b"".join(parts))
+                reply, keep = await _read_response(conn.reader)
+        except RuntimeUnavailable:
+            if conn is not None:
+                conn.close()
+            raise
+        except TimeoutError as exc:
+            if conn is not None:
+                conn.close()
+            raise ExecutionTimeout("the function did not answer within its timeout") from exc
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            if conn is not None:
+                conn.close()
+            raise RuntimeUnavailable(f"runtime connection failed: {exc!r}", reached=True) from exc
+        if keep and pool.alive and len(pool.idle) < _MAX_IDLE:
+            pool.idle.append(conn)
+        else:
+            conn.close()
+        return reply
+
+    async def post(
+        self, url: str, headers: Sequence[tuple[str, str]], body: bytes, timeout_s: float
+    ) -> RuntimeReply:
+        return await self._exchange(b"POST", url, headers, body, timeout_s)
+
+    async def get(self, url: str, timeout_s: float) -> RuntimeReply:
+        try:
+            return await self._exchange(b"GET", url, (), b"", timeout_s)
+        except ExecutionTimeout as exc:
+            raise RuntimeUnavailable("runtime did not answer", reached=True) from exc
+
+    def forget(self, base_url: str) -> None:
+        pool = self._pools.pop(base_url, None)
+        if pool is not None:
+            pool.alive = False
+            for conn in pool.idle:
+                conn.close()
+            pool.idle.clear()
+
+    async def aclose(self) -> None:
+        for base in list(self._pools):
+            self.forget(base)
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bool]:
+    """Read one response; returns it and whether the connection may be reused."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head[:-4].split(b"\r\n")
+    status_line = lines[0].split(b" ", 2)
+    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
+        raise ValueError(f"not an HTTP response: {lines[0][:80]!r}")
+    status = int(status_line[1])
+    length = -1
+    chunked = False
+    keep = status_line[0] == b"HTTP/1.1"
+    cold_start = False
+    retry_after = None
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        value = value.strip()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"connection":
+            keep = value.lower() != b"close"
+        elif name == b"x-vortex-cold-start":
+            cold_start = value == b"1"
+        elif name == b"retry-after":
+            retry_after = value.decode("latin-1")
+    if chunked:
+        chunks = []
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";", 1)[0], 16)
+            if size == 0:
+                # Trailers (if any) end with an empty line.
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass
+                break
+            chunks.append(await reader.readexactly(size + 2))
+        body = b"".join(c[:-2] for c in chunks)
+    elif length >= 0:
+        body = await reader.readexactly(length) if length else b""
+    elif status in (204, 304) or 100 <= status < 200:
+        body = b""
+    else:
+        body = await reader.read()
+        keep = False
+    return RuntimeReply(status, body, cold_start, retry_after), keep
+
+
+__all__ = ["FastTransport"]
