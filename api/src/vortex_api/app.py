@@ -22,6 +22,7 @@ from vortex_api.gateway import Gateway
 from vortex_api.limits import BodyLimitMiddleware
 from vortex_api.metrics import Metrics
 from vortex_api.routes import ROUTERS
+from vortex_api.routes.execute import ExecuteFastPath
 from vortex_api.settings import Settings, get_settings
 
 log = logging.getLogger("vortex_api")
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(ExecuteFastPath)
     body_limit = max(settings.max_event_bytes, 2 * settings.max_code_bytes) + _JSON_OVERHEAD
     app.add_middleware(BodyLimitMiddleware, max_bytes=body_limit)
     return app

@@ -66,3 +66,18 @@ async def test_unexpected_exception_is_json_500_without_traceback(broken_app: Fa
     assert response.status_code == 500
     assert response.json() == {"error": {"type": "InternalError", "message": "internal error"}}
     assert "secret" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/execute/", "/execute/a/b"])
+async def test_execute_paths_outside_the_route_are_json_404(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.post(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "NotFound"
+
+
+async def test_execute_with_another_method_is_405(client: httpx.AsyncClient) -> None:
+    response = await client.put("/execute/some-id")
+    assert response.status_code == 405
+    assert response.json()["error"]["type"] == "MethodNotAllowed"

@@ -12,6 +12,7 @@ import uuid
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vortex_api.errors import (
     JSON_TYPE,
@@ -131,3 +132,31 @@ async def execute(function_id: str, request: Request) -> Response:
 async def execute_get(function_id: str, request: Request) -> Response:
     """Run a function with a `null` event (`context.query` carries the query string)."""
     return await _execute(function_id, request)
+
+
+_PREFIX = "/execute/"
+
+
+class ExecuteFastPath:
+    """ASGI middleware serving `/execute/{id}` straight away, past FastAPI's routing layers.
+
+    The routes above stay registered for `/docs` and as the fallback; this answers the same way
+    (same handler, same error shape) but skips route matching and dependency solving, which cost
+    more per request than the rest of the execute path. `app.create_app` installs it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "GET"):
+            path: str = scope["path"]
+            if path.startswith(_PREFIX) and "/" not in path[len(_PREFIX) :] and len(path) > 9:
+                request = Request(scope, receive)
+                try:
+                    response = await _execute(path[len(_PREFIX) :], request)
+                except ApiError as exc:
+                    response = exc.to_response()
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
