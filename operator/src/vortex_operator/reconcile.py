@@ -1,0 +1,340 @@
+"""Desired state, decided without I/O: the function's status, which children to re-apply, which
+code objects to delete, and how long to wait before a retry.
+
+- `CodeOutcome`: what became of the latest code (stored, or why not).
+- `DeploymentView`: the parts of a Deployment that say how far a rollout got.
+- `function_status`: the whole `status` stanza from the outcome, the Deployment and the previous
+  status (conditions keep their transition times).
+- `status_patch`: the JSON merge patch from one status to the next (None when nothing changed).
+- `needs_reapply`: whether a child's watch event means it was deleted or edited by someone else.
+- `code_history` / `deletable`: the objects a function keeps and the ones nobody references.
+
+The controller calls these; unit tests check them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from vortex_operator import conditions as cond
+from vortex_operator.model import (
+    CODE_ANNOTATION,
+    FunctionRef,
+    FunctionSpec,
+    child_name,
+    code_key,
+)
+
+OutcomeKind = Literal[
+    "stored", "compile_error", "source_error", "storage_unavailable", "storage_error"
+]
+_REASONS: dict[str, str] = {
+    "stored": "Stored",
+    "compile_error": "CompileError",
+    "source_error": "CodeRefInvalid",
+    "storage_unavailable": "StorageUnavailable",
+    "storage_error": "StorageError",
+}
+_KINDS = {reason: kind for kind, reason in _REASONS.items()}
+# Failures the user must fix (the others heal when MinIO comes back).
+_FAILED = ("compile_error", "source_error", "storage_error")
+
+
+@dataclass(frozen=True)
+class CodeOutcome:
+    kind: OutcomeKind
+    message: str = ""
+    sha256: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.kind == "stored"
+
+    @classmethod
+    def stored_as(cls, sha256: str) -> CodeOutcome:
+        return cls("stored", f"stored as {code_key(sha256)}", sha256=sha256)
+
+    @classmethod
+    def compile_error(cls, line: int | None, column: int | None, message: str) -> CodeOutcome:
+        where = f"line {line}, column {column}: " if line is not None else ""
+        return cls("compile_error", f"{where}{message}", line=line, column=column)
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any]) -> CodeOutcome | None:
+        """The outcome a previous status records (after an operator restart), if any."""
+        found = cond.find(status.get("conditions"), cond.CODE_STORED)
+        if found is None:
+            return None
+        kind = _KINDS.get(str(found.get("reason")))
+        if kind is None:
+            return None
+        if kind == "stored":
+            sha = status.get("codeSha256")
+            return cls.stored_as(str(sha)) if sha else None
+        error = status.get("compileError") or {}
+        return cls(
+            kind,  # type: ignore[arg-type]
+            str(found.get("message") or ""),
+            line=error.get("line"),
+            column=error.get("column"),
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    generation: int
+    observed_generation: int
+    desired: int
+    replicas: int
+    ready: int
+    updated: int
+    available: int
+    code_sha256: str | None
+    deadline_exceeded: bool
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> DeploymentView:
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        template = (spec.get("template") or {}).get("metadata") or {}
+        exceeded = any(
+            c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+            for c in status.get("conditions") or []
+        )
+        return cls(
+            generation=int(meta.get("generation") or 0),
+            observed_generation=int(status.get("observedGeneration") or 0),
+            desired=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
+            replicas=int(status.get("replicas") or 0),
+            ready=int(status.get("readyReplicas") or 0),
+            updated=int(status.get("updatedReplicas") or 0),
+            available=int(status.get("availableReplicas") or 0),
+            code_sha256=(template.get("annotations") or {}).get(CODE_ANNOTATION),
+            deadline_exceeded=exceeded,
+        )
+
+    def rolled_out(self, sha256: str, replicas: int) -> bool:
+        """Every desired pod runs `sha256`, is ready, and no old pod is left."""
+        return (
+            self.observed_generation >= self.generation
+            and self.code_sha256 == sha256
+            and self.desired == replicas
+            and self.updated >= replicas
+            and self.ready >= replicas
+            and self.replicas == replicas
+        )
+
+
+def _code_condition(outcome: CodeOutcome | None) -> cond.Condition:
+    if outcome is None:
+        return cond.Condition(cond.CODE_STORED, cond.UNKNOWN, "Pending", "not processed yet")
+    status = cond.TRUE if outcome.stored else cond.FALSE
+    return cond.Condition(cond.CODE_STORED, status, _REASONS[outcome.kind], outcome.message)
+
+
+def _warm_conditions(
+    spec: FunctionSpec,
+    outcome: CodeOutcome | None,
+    serving: str | None,
+    deployment: DeploymentView | None,
+) -> tuple[cond.Condition, cond.Condition]:
+    if deployment is None:
+        waiting = "waiting for the code to be stored" if serving is None else "no Deployment yet"
+        return (
+            cond.Condition(cond.AVAILABLE, cond.FALSE, "NoDeployment", waiting),
+            cond.Condition(cond.READY, cond.FALSE, "NoDeployment", waiting),
+        )
+    counts = f"{deployment.ready} of {spec.replicas} warm pods ready"
+    if spec.replicas == 0:
+        available = cond.Condition(cond.AVAILABLE, cond.FALSE, "ScaledToZero", "replicas is 0")
+    elif deployment.ready > 0:
+        available = cond.Condition(cond.AVAILABLE, cond.TRUE, "PodsReady", counts)
+    else:
+        available = cond.Condition(cond.AVAILABLE, cond.FALSE, "NoReadyPods", counts)
+
+    if outcome is not None and not outcome.stored:
+        kept = f"; still serving {serving[:12]}" if serving and deployment.ready else ""
+        ready = cond.Condition(
+            cond.READY, cond.FALSE, _REASONS[outcome.kind], f"{outcome.message}{kept}"
+        )
+    elif spec.replicas == 0:
+        ready = cond.Condition(cond.READY, cond.FALSE, "ScaledToZero", "replicas is 0")
+    elif serving is not None and deployment.rolled_out(serving, spec.replicas):
+        ready = cond.Condition(
+            cond.READY, cond.TRUE, "RolledOut", f"{counts}, serving {serving[:12]}"
+        )
+    elif deployment.deadline_exceeded:
+        ready = cond.Condition(
+            cond.READY, cond.FALSE, "ProgressDeadlineExceeded", f"rollout stuck: {counts}"
+        )
+    else:
+        updated = min(deployment.updated, spec.replicas)
+        ready = cond.Condition(
+            cond.READY,
+            cond.FALSE,
+            "RollingOut",
+            f"{updated} of {spec.replicas} pods updated, {deployment.ready} ready",
+        )
+    return available, ready
+
+
+def _phase(outcome: CodeOutcome | None, ready: cond.Condition, serving: str | None) -> str:
+    if outcome is not None and outcome.kind in _FAILED:
+        return "Failed"
+    if ready.is_true:
+        return "Ready"
+    if serving is not None:
+        return "Deploying"
+    return "Pending"
+
+
+def function_status(
+    ref: FunctionRef,
+    spec: FunctionSpec,
+    *,
+    generation: int,
+    outcome: CodeOutcome | None,
+    serving: str | None,
+    code_objects: list[str],
+    deployment: DeploymentView | None,
+    previous: dict[str, Any],
+    now: datetime,
+    cluster_domain: str = "cluster.local",
+) -> dict[str, Any]:
+    """The full status stanza.
+
+    `serving` is the hash the children were last applied with; `generation` the spec generation
+    the outcome belongs to.
+    """
+    code = _code_condition(outcome)
+    if spec.isolation == "pod":
+        stored = serving is not None and outcome is not None and outcome.stored
+        if serving is None:
+            available = cond.Condition(cond.AVAILABLE, cond.FALSE, "CodeNotStored", code.message)
+        else:
+            available = cond.Condition(
+                cond.AVAILABLE, cond.TRUE, "OneShotPods", "each invocation runs in its own pod"
+            )
+        if stored:
+            ready = cond.Condition(cond.READY, cond.TRUE, "CodeStored", code.message)
+        else:
+            ready = cond.Condition(cond.READY, cond.FALSE, code.reason, code.message)
+    else:
+        available, ready = _warm_conditions(spec, outcome, serving, deployment)
+
+    merged = cond.merge(previous.get("conditions"), [code, available, ready], generation, now)
+    status: dict[str, Any] = {
+        "phase": _phase(outcome, ready, serving),
+        "observedGeneration": generation,
+        "conditions": merged,
+        "codeSha256": serving,
+        "codeShortSha256": serving[:12] if serving else None,
+        "codeObject": code_key(serving) if serving else None,
+        "codeObjects": list(code_objects),
+        "compileError": None,
+    }
+    if outcome is not None and outcome.kind == "compile_error":
+        status["compileError"] = {
+            "line": outcome.line,
+            "column": outcome.column,
+            "message": outcome.message,
+        }
+    if spec.isolation == "pod":
+        status.update(
+            replicas=0,
+            readyReplicas=0,
+            replicasSummary="one-shot",
+            selector=None,
+            endpoint=None,
+        )
+    else:
+        ready_pods = deployment.ready if deployment else 0
+        status.update(
+            replicas=deployment.replicas if deployment else 0,
+            readyReplicas=ready_pods,
+            replicasSummary=f"{ready_pods}/{spec.replicas}",
+            selector=f"vortex.dev/function={ref.name},vortex.dev/isolation=warm",
+            endpoint=f"http://{child_name(ref.name)}.{ref.namespace}.svc.{cluster_domain}",
+        )
+    return status
+
+
+def status_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any] | None:
+    """A merge patch turning `previous` into `desired` at the top level; None if equal."""
+    patch: dict[str, Any] = {}
+    for key, value in desired.items():
+        if value is None:
+            if previous.get(key) is not None:
+                patch[key] = None
+        elif previous.get(key) != value:
+            patch[key] = value
+    return patch or None
+
+
+def needs_reapply(
+    kind: str, event_type: str | None, obj: dict[str, Any], recorded: str | int | None
+) -> bool:
+    """Whether a child's event shows a deletion or an edit that was not ours.
+
+    `recorded` is what our last apply returned: the generation of a Deployment (its status
+    changes all the time, its generation only on spec edits), the resourceVersion of others.
+    Nothing recorded (just restarted) means the resume handler re-applies anyway.
+    """
+    if event_type == "DELETED":
+        return True
+    if recorded is None:
+        return False
+    meta = obj.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return False
+    if kind == "Deployment":
+        return int(meta.get("generation") or 0) != recorded
+    return str(meta.get("resourceVersion") or "") != str(recorded)
+
+
+def recorded_version(kind: str, obj: dict[str, Any]) -> str | int | None:
+    """What to remember of a child we just applied (see `needs_reapply`)."""
+    meta = obj.get("metadata") or {}
+    if kind == "Deployment":
+        return int(meta.get("generation") or 0)
+    version = meta.get("resourceVersion")
+    return str(version) if version else None
+
+
+def code_history(previous: Iterable[str], current: str, keep: int) -> tuple[list[str], list[str]]:
+    """(objects to remember, objects dropped): the current one first, then `keep` older ones."""
+    older = [k for k in previous if k != current]
+    return [current, *older[:keep]], older[keep:]
+
+
+def deletable(objects: Iterable[str], referenced: Iterable[str]) -> list[str]:
+    """The objects nobody else references (content-addressed objects may be shared)."""
+    others = set(referenced)
+    seen: set[str] = set()
+    result = []
+    for key in objects:
+        if key not in others and key not in seen:
+            seen.add(key)
+            result.append(key)
+    return result
+
+
+def referenced_objects(statuses: Iterable[dict[str, Any]]) -> set[str]:
+    """Every code object the given function statuses remember."""
+    keys: set[str] = set()
+    for status in statuses:
+        if status.get("codeObject"):
+            keys.add(str(status["codeObject"]))
+        keys.update(str(k) for k in status.get("codeObjects") or [])
+    return keys
+
+
+def retry_delay(retry: int, cap: float = 10.0) -> float:
+    """Exponential back-off for a retryable failure: 1, 2, 4, 8, then `cap` seconds."""
+    return float(min(cap, 2 ** max(0, retry)))

@@ -1,0 +1,123 @@
+"""Typed settings of the operator, read from the environment through one cached getter.
+
+Fields are read from `VORTEX_OPERATOR_<FIELD>`, except the MinIO connection, which keeps the names
+the runtime and the API use (`MINIO_ENDPOINT`, `MINIO_ACCESS_KEY`, `MINIO_SECRET_KEY`,
+`MINIO_BUCKET`, `MINIO_SECURE`). In the cluster the MinIO keys come from a Secret through
+`secretKeyRef` in the operator's own Deployment. `__main__`, the kopf startup handler and the
+controller read a `Settings`; tests build one directly.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _minio(name: str) -> AliasChoices:
+    return AliasChoices(f"MINIO_{name.upper()}", f"VORTEX_OPERATOR_MINIO_{name.upper()}")
+
+
+class Settings(BaseSettings):
+    """Operator settings; field `x` is read from `VORTEX_OPERATOR_X` unless an alias says so."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VORTEX_OPERATOR_", extra="ignore", populate_by_name=True
+    )
+
+    # What to watch: no namespaces means the whole cluster.
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Runtime pods.
+    runtime_image: str = "localhost/vortex-runtime:dev"
+    runtime_image_pull_policy: str = "IfNotPresent"
+    runtime_port: int = 8080
+    runtime_user: int = 10001
+    # Seconds a terminating warm pod keeps serving, so routers drop it before it stops listening.
+    drain_seconds: int = Field(default=2, ge=0, le=30)
+    cluster_domain: str = "cluster.local"
+
+    # MinIO: where code objects live. The operator writes; runtime pods only read.
+    minio_endpoint: str = Field(default="localhost:9000", validation_alias=_minio("endpoint"))
+    minio_access_key: SecretStr = Field(
+        default=SecretStr("minioadmin"), validation_alias=_minio("access_key")
+    )
+    minio_secret_key: SecretStr = Field(
+        default=SecretStr("minioadmin"), validation_alias=_minio("secret_key")
+    )
+    minio_bucket: str = Field(default="vortex-functions", validation_alias=_minio("bucket"))
+    minio_secure: bool = Field(default=False, validation_alias=_minio("secure"))
+    # Credentials handed to runtime pods (through a per-function Secret); the operator's own when
+    # unset. Give pods a read-only MinIO user in production.
+    runtime_minio_access_key: SecretStr | None = None
+    runtime_minio_secret_key: SecretStr | None = None
+    storage_timeout_s: float = Field(default=5.0, gt=0)
+    # How long deletion may wait for MinIO before the finalizer is released anyway.
+    delete_timeout_s: float = Field(default=30.0, ge=0)
+    # Old code objects kept per function (for rollbacks) besides the current one.
+    code_history: int = Field(default=2, ge=0, le=20)
+
+    # NetworkPolicy egress peers (JSON lists of NetworkPolicyPeer). MinIO: derived from the endpoint
+    # when empty (an IP becomes an ipBlock, `svc.namespace` a namespace selector).
+    minio_peers: list[dict[str, Any]] = Field(default_factory=list)
+    minio_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "minio"}
+    )
+    minio_port: int | None = None
+    dns_peers: list[dict[str, Any]] = Field(
+        default_factory=lambda: [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                },
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ]
+    )
+
+    # Re-read codeRef sources this often (seconds).
+    code_ref_interval_s: float = Field(default=30.0, gt=0)
+
+    # Leader election (python -m vortex_operator): one Lease, held by one replica at a time.
+    leader_election: bool = True
+    lease_name: str = "vortex-operator"
+    lease_namespace: str | None = None
+    lease_duration_s: int = Field(default=15, ge=2)
+    lease_renew_s: float = Field(default=5.0, gt=0)
+    identity: str = Field(default_factory=socket.gethostname)
+
+    # Health endpoint (python -m vortex_operator): /healthz and /readyz.
+    health_host: str = "0.0.0.0"
+    health_port: int = 8081
+
+    log_format: str = "json"
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("minio_peers", "dns_peers", mode="before")
+    @classmethod
+    def _peers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    def runtime_credentials(self) -> tuple[str, str]:
+        """The access and secret key runtime pods get."""
+        access = self.runtime_minio_access_key or self.minio_access_key
+        secret = self.runtime_minio_secret_key or self.minio_secret_key
+        return access.get_secret_value(), secret.get_secret_value()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
