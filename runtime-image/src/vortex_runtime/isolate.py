@@ -18,7 +18,7 @@ import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -73,13 +73,6 @@ class Outcome:
 
     output_json: str
     logs: list[dict[str, Any]]
-
-
-@dataclass
-class _Pending:
-    id: int
-    future: asyncio.Future[dict[str, Any]]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _js_asset(name: str) -> str:
@@ -137,7 +130,7 @@ class Isolate:
         self.limits = limits
         self.broken: str | None = None  # why it must be recycled, once it must
         self.invocations = 0
-        self._pending: _Pending | None = None
+        self._wakeup: asyncio.Future[None] | None = None
         self._notification: Any = None
         self._closed = False
 
@@ -197,29 +190,32 @@ class Isolate:
         return int(stats.get("used_heap_size", 0))
 
     # ------------------------------------------------------------------ invocation
-    def _on_notify(self, val_handle: Any) -> None:
-        pending = self._pending
-        if pending is None or pending.future.done():
-            return
-        try:
-            ctx: Any = self._mr._ctx
-            args = ctx._value_handle_to_python(val_handle)
-            result = json.loads(str(args[0]))
-        except Exception as exc:  # a malformed report is the function's fault, not ours
-            pending.future.set_exception(
-                FunctionError("Error", f"The function produced an unreadable result: {exc}")
-            )
-            return
-        if isinstance(result, dict) and result.get("id") == pending.id:
-            pending.future.set_result(result)
+    def _on_notify(self, _args: Any) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _take(self) -> dict[str, Any]:
+        """Collect the finished invocation's report, waiting for JavaScript if needed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            # Arm the wake-up before asking, so a notification cannot slip in between.
+            self._wakeup = loop.create_future()
+            text = await self._mr.eval_cancelable("__vortex_take()")
+            if isinstance(text, str):
+                report = json.loads(text)
+                if isinstance(report, dict):
+                    return report
+                raise FunctionError("Error", "The function produced an unreadable result")
+            while not self._wakeup.done():
+                await asyncio.wait((self._wakeup,), timeout=0.1)
+                if not self._wakeup.done() and self._mr.was_hard_memory_limit_reached():
+                    raise JSOOMException("JavaScript memory limit reached")
 
     async def invoke(self, event_json: str, context: dict[str, Any], timeout_s: float) -> Outcome:
         """Run the handler once. Raises a RuntimeFailure carrying the logs on failure."""
         self.invocations += 1
         inv_id = self.invocations
-        loop = asyncio.get_running_loop()
-        pending = _Pending(inv_id, loop.create_future())
-        self._pending = pending
         source = (
             f"__vortex_run({inv_id},{json.dumps(event_json)},"
             f'{json.dumps(json.dumps(context))},"{os.urandom(32).hex()}")'
@@ -227,11 +223,9 @@ class Isolate:
         try:
             async with asyncio.timeout(timeout_s):
                 await self._mr.eval_cancelable(source)
-                while not pending.future.done():
-                    await asyncio.wait((pending.future,), timeout=0.1)
-                    if not pending.future.done() and self._mr.was_hard_memory_limit_reached():
-                        raise JSOOMException("JavaScript memory limit reached")
-                report = pending.future.result()
+                report = await self._take()
+                if report.get("id") != inv_id:
+                    raise FunctionError("Error", "The function produced a result out of turn")
         except TimeoutError as exc:
             self.broken = "memory" if self._mr.was_hard_memory_limit_reached() else "timeout"
             if self.broken == "memory":
@@ -253,7 +247,7 @@ class Isolate:
             self.broken = "terminated"
             raise FunctionError("Error", str(exc).strip()) from exc
         finally:
-            self._pending = None
+            self._wakeup = None
         raw_logs = report.get("logs")
         logs: list[dict[str, Any]] = raw_logs if isinstance(raw_logs, list) else []
         if report.get("ok") is True:

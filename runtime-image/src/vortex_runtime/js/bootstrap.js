@@ -355,6 +355,29 @@
   // ---------------------------------------------------------------- the invocation driver
   let handler = null;
   let notify = null;
+  // The finished invocation's report waits here until the host takes it. The host asks right
+  // after starting an invocation (most finish within that first turn of the event loop) and
+  // is notified only when it had to wait.
+  let ready = null;
+  let hostWaiting = false;
+
+  function report(text) {
+    ready = text;
+    if (hostWaiting) {
+      hostWaiting = false;
+      notify();
+    }
+  }
+
+  function take() {
+    const text = ready;
+    if (text === null) {
+      hostWaiting = true;
+      return null;
+    }
+    ready = null;
+    return text;
+  }
 
   function errorInfo(e) {
     if (e instanceof Error || (e && typeof e === "object" && "message" in e)) {
@@ -386,19 +409,21 @@
         text = null;
       }
       if (ok && text.length > limits.maxOutputBytes) {
-        notify(JSONStringify({ id: inv.id, ok: false, kind: "OutputTooLarge", error: { name: "RangeError", message: "The result is " + text.length + " bytes, over the limit of " + limits.maxOutputBytes, stack: "" }, logs }));
+        report(JSONStringify({ id: inv.id, ok: false, kind: "OutputTooLarge", error: { name: "RangeError", message: "The result is " + text.length + " bytes, over the limit of " + limits.maxOutputBytes, stack: "" }, logs }));
         return;
       }
     }
     if (ok) {
       // The output is already JSON text: splice it in rather than serialising twice.
-      notify('{"id":' + inv.id + ',"ok":true,"logs":' + JSONStringify(logs) + ',"output":' + text + "}");
+      report('{"id":' + inv.id + ',"ok":true,"logs":' + JSONStringify(logs) + ',"output":' + text + "}");
     } else {
-      notify(JSONStringify({ id: inv.id, ok: false, kind: "FunctionError", error: errorInfo(value), logs }));
+      report(JSONStringify({ id: inv.id, ok: false, kind: "FunctionError", error: errorInfo(value), logs }));
     }
   }
 
   function run(id, eventText, contextText, seed) {
+    ready = null;
+    hostWaiting = false;
     reseed(seed);
     const event = JSONParse(eventText);
     const context = JSONParse(contextText);
@@ -436,4 +461,5 @@
     configurable: true, enumerable: false,
   });
   ObjectDefineProperty(global, "__vortex_run", { value: ObjectFreeze(run), enumerable: false });
+  ObjectDefineProperty(global, "__vortex_take", { value: ObjectFreeze(take), enumerable: false });
 })(globalThis, __VORTEX_LIMITS__);

@@ -1,0 +1,1 @@
+"""Benchmarks against the anchors (workerd, a process per execution); `python -m bench`."""

@@ -1,0 +1,27 @@
+"""`python -m bench [runtime|e2e|all] [--duration S]`: run the benchmarks and print figures."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", nargs="?", default="all", choices=["runtime", "e2e", "all"])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    args = parser.parse_args()
+    if args.which in ("runtime", "all"):
+        from bench import runtime_bench
+
+        runtime_bench.main(args.duration)
+    if args.which in ("e2e", "all"):
+        try:
+            from bench import e2e_bench
+        except ImportError:
+            print("e2e benchmark: not available")
+        else:
+            e2e_bench.main(args.duration)
+
+
+if __name__ == "__main__":
+    main()

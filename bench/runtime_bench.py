@@ -1,0 +1,140 @@
+"""Runtime benchmark (issue goals), printed in one run against the anchors:
+
+- in-process overhead per warm invocation (us), through `Isolate.invoke`;
+- isolate start to ready (ms) and memory per warm isolate (MB);
+- `/invoke` throughput and p50/p99 under wrk at 16 connections, against workerd serving the
+  same trivial function on the same machine;
+- per-invocation time against a process per execution (the seed's design).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import anchors
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def in_process(runs: int = 5000) -> dict[str, float]:
+    from vortex_runtime.isolate import Isolate, Limits
+
+    context = {
+        "method": "POST",
+        "path": "/invoke",
+        "query": {},
+        "headers": {},
+        "invocationId": "bench",
+        "functionName": "bench",
+        "timeoutMs": 5000,
+        "env": {},
+    }
+    isolate = await Isolate.create(anchors.TRIVIAL_BODY, Limits())
+    for _ in range(500):
+        await isolate.invoke("null", context, 5)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter_ns()
+        await isolate.invoke("null", context, 5)
+        samples.append((time.perf_counter_ns() - started) / 1000)
+    isolate.close_now()
+
+    starts = []
+    for _ in range(30):
+        started = time.perf_counter()
+        created = await Isolate.create(anchors.TRIVIAL_BODY, Limits())
+        starts.append((time.perf_counter() - started) * 1000)
+        created.close_now()
+
+    gc.collect()
+    count = 50
+    before = _rss_bytes()
+    warm = [await Isolate.create(anchors.TRIVIAL_BODY, Limits()) for _ in range(count)]
+    for isolate in warm:
+        await isolate.invoke("null", context, 5)
+    per_isolate = (_rss_bytes() - before) / count
+    for isolate in warm:
+        isolate.close_now()
+    return {
+        "overhead_us_median": statistics.median(samples),
+        "overhead_us_mean": statistics.fmean(samples),
+        "overhead_us_p99": statistics.quantiles(samples, n=100)[98],
+        "isolate_ready_ms": statistics.median(starts),
+        "isolate_mb": per_isolate / 1e6,
+    }
+
+
+def _runtime_server(code_file: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vortex_runtime",
+            "serve",
+            "--code-file",
+            str(code_file),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-format",
+            "text",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main(duration_s: int = 10) -> None:
+    print("== runtime benchmark ==")
+    figures = asyncio.run(in_process())
+    print(
+        f"in-process overhead per warm invocation: median {figures['overhead_us_median']:.1f} us,"
+        f" mean {figures['overhead_us_mean']:.1f} us, p99 {figures['overhead_us_p99']:.1f} us"
+        f"   (goal <= 50 us)"
+    )
+    print(f"isolate start to ready: median {figures['isolate_ready_ms']:.2f} ms   (goal <= 5 ms)")
+    print(f"memory per warm isolate: {figures['isolate_mb']:.2f} MB   (goal <= 5 MB)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        code = Path(tmp, "trivial.js")
+        code.write_text(anchors.TRIVIAL_BODY)
+        port = anchors.free_port()
+        server = _runtime_server(code, port)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            anchors.wait_http(url + "/readyz")
+            ours = anchors.wrk(url + "/invoke", duration_s=duration_s)
+            ours_serial = anchors.serial_latency_ms(url + "/invoke")
+        finally:
+            server.terminate()
+            server.wait(10)
+    with anchors.workerd() as url:
+        theirs = anchors.wrk(url + "/", duration_s=duration_s)
+        theirs_serial = anchors.serial_latency_ms(url + "/")
+    print(f"/invoke under wrk, 16 connections, {duration_s}s:")
+    print(f"  vortex runtime: {ours.line()}")
+    print(f"  workerd:        {theirs.line()}")
+    print(
+        f"  throughput ratio (vortex/workerd): {ours.requests_per_s / theirs.requests_per_s:.2f}x"
+        f"   (goal >= 0.6x)"
+    )
+    print(f"  p99 ratio (vortex/workerd): {ours.p99_ms / theirs.p99_ms:.2f}x   (goal <= 2x)")
+    print(f"  serial request latency: vortex {ours_serial:.3f} ms, workerd {theirs_serial:.3f} ms")
+
+    node = anchors.process_per_execution("node")
+    python = anchors.process_per_execution("python")
+    print("per-invocation time against a process per execution (the seed's design):")
+    print(f"  node process: {node:.1f} ms -> {node / ours_serial:.0f}x slower than a warm /invoke")
+    print(f"  python + mini-racer process: {python:.1f} ms -> {python / ours_serial:.0f}x slower")
