@@ -1,0 +1,259 @@
+"""Controller.reconcile: validate, store content-addressed, apply children, publish the status."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.operator.conftest import Clock, function
+from tests.unit.operator.fakes import FakeKube, FakeStore
+from vortex_operator.controller import Controller
+from vortex_operator.errors import Retry
+from vortex_operator.events import RecordedEvents
+from vortex_runtime import sha256_hex
+
+SHA = sha256_hex(b"return 42;")
+
+
+def condition(status: dict, kind: str) -> dict:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+async def test_create_stores_code_and_applies_children(
+    controller: Controller, kube: FakeKube, store: FakeStore, events: RecordedEvents
+) -> None:
+    await controller.reconcile(function())
+
+    assert store.objects == {f"functions/{SHA}.js": b"return 42;"}
+    assert kube.applied("Secret") == ["vf-hello"]
+    assert kube.applied("NetworkPolicy") == ["vf-hello"]
+    assert kube.applied("Service") == ["vf-hello"]
+    assert kube.applied("Deployment") == ["vf-hello"]
+    template = kube.obj("Deployment", "fns", "vf-hello")["spec"]["template"]
+    assert template["metadata"]["annotations"]["vortex.dev/code-sha256"] == SHA
+
+    status = kube.statuses[("fns", "hello")]
+    assert status["codeSha256"] == SHA
+    assert status["codeObject"] == f"functions/{SHA}.js"
+    assert status["codeShortSha256"] == SHA[:12]
+    assert status["observedGeneration"] == 1
+    assert condition(status, "CodeStored")["status"] == "True"
+    assert condition(status, "Ready")["status"] == "False"
+    assert condition(status, "Ready")["reason"] == "RollingOut"
+    assert status["phase"] == "Deploying"
+    assert status["endpoint"] == "http://vf-hello.fns.svc.cluster.local"
+    assert "CodeStored" in events.reasons()
+    assert "CodeDeployed" in events.reasons()
+
+
+async def test_reconcile_twice_changes_nothing(
+    controller: Controller, kube: FakeKube, store: FakeStore
+) -> None:
+    await controller.reconcile(function())
+    generation = kube.obj("Deployment", "fns", "vf-hello")["metadata"]["generation"]
+    patches = [c for c in kube.calls if c[0] == "patch_status"]
+
+    await controller.reconcile(function())
+
+    assert store.puts == 1
+    assert kube.obj("Deployment", "fns", "vf-hello")["metadata"]["generation"] == generation
+    assert [c for c in kube.calls if c[0] == "patch_status"] == patches
+
+
+async def test_compile_error_sets_false_condition_with_position_and_rolls_nothing(
+    controller: Controller, kube: FakeKube, store: FakeStore, events: RecordedEvents
+) -> None:
+    await controller.reconcile(function())
+    deployment_before = kube.obj("Deployment", "fns", "vf-hello")
+    applies_before = len([c for c in kube.calls if c[0] == "apply"])
+
+    await controller.reconcile(function(code="return 1 +;\n", generation=2))
+
+    assert len([c for c in kube.calls if c[0] == "apply"]) == applies_before
+    assert kube.obj("Deployment", "fns", "vf-hello") == deployment_before
+    assert len(store.objects) == 1
+    status = kube.statuses[("fns", "hello")]
+    stored = condition(status, "CodeStored")
+    assert stored["status"] == "False"
+    assert stored["reason"] == "CompileError"
+    assert stored["message"].startswith("line 1, column ")
+    assert stored["observedGeneration"] == 2
+    assert status["compileError"]["line"] == 1
+    assert isinstance(status["compileError"]["column"], int)
+    assert status["codeSha256"] == SHA  # still serving the old code
+    assert status["phase"] == "Failed"
+    assert condition(status, "Ready")["reason"] == "CompileError"
+    assert ("Warning", "fns/hello", "CompileError", stored["message"]) in events.items
+
+
+async def test_compile_error_on_a_new_function_creates_no_children(
+    controller: Controller, kube: FakeKube, store: FakeStore
+) -> None:
+    await controller.reconcile(function(code="export default function ( {"))
+
+    assert kube.objects == {}
+    assert store.objects == {}
+    status = kube.statuses[("fns", "hello")]
+    assert status["phase"] == "Failed"
+    assert "codeSha256" not in status
+    assert condition(status, "Available")["reason"] == "NoDeployment"
+
+
+async def test_storage_outage_is_reported_then_recovers(
+    controller: Controller, kube: FakeKube, store: FakeStore, events: RecordedEvents
+) -> None:
+    store.down = True
+    with pytest.raises(Retry) as raised:
+        await controller.reconcile(function(), retry=0)
+    assert raised.value.delay == 1.0
+    status = kube.statuses[("fns", "hello")]
+    assert condition(status, "CodeStored")["reason"] == "StorageUnavailable"
+    assert condition(status, "CodeStored")["status"] == "False"
+    assert status["phase"] == "Pending"
+    assert kube.objects == {}
+
+    with pytest.raises(Retry) as raised:
+        await controller.reconcile(function(), retry=5)
+    assert raised.value.delay == 10.0  # capped back-off
+    assert events.reasons().count("StorageUnavailable") == 1  # one Event per outage
+
+    store.down = False
+    await controller.reconcile(function(), retry=6)
+    status = kube.statuses[("fns", "hello")]
+    assert condition(status, "CodeStored")["status"] == "True"
+    assert kube.applied("Deployment") == ["vf-hello"]
+
+
+async def test_code_change_rolls_by_hash_and_revert_is_a_hash_swap(
+    controller: Controller, kube: FakeKube, store: FakeStore
+) -> None:
+    await controller.reconcile(function())
+    await controller.reconcile(function(code="return 43;", generation=2))
+    new = sha256_hex(b"return 43;")
+    dep = kube.obj("Deployment", "fns", "vf-hello")
+    assert dep["spec"]["template"]["metadata"]["annotations"]["vortex.dev/code-sha256"] == new
+    env = {
+        e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["VORTEX_CODE_KEY"] == f"functions/{new}.js"
+    assert env["VORTEX_CODE_SHA256"] == new
+
+    puts = store.puts
+    await controller.reconcile(function(generation=3))
+    dep = kube.obj("Deployment", "fns", "vf-hello")
+    assert dep["spec"]["template"]["metadata"]["annotations"]["vortex.dev/code-sha256"] == SHA
+    assert store.puts == puts  # the old object was still there
+    assert kube.statuses[("fns", "hello")]["codeObjects"] == [
+        f"functions/{SHA}.js",
+        f"functions/{new}.js",
+    ]
+
+
+async def test_old_code_objects_beyond_the_history_are_collected_unless_shared(
+    controller: Controller, store: FakeStore
+) -> None:
+    versions = [f"return {n};" for n in range(5)]
+    keys = [f"functions/{sha256_hex(v.encode())}.js" for v in versions]
+    shared = keys[0]
+    for generation, code in enumerate(versions, start=1):
+        await controller.reconcile(
+            function(code=code, generation=generation), referenced=lambda: {shared}
+        )
+    # history 2: the current object and two older ones are kept; key 1 is collected; key 0
+    # is referenced by another function.
+    assert store.deleted == [keys[1]]
+    assert set(store.objects) == {keys[0], keys[2], keys[3], keys[4]}
+
+
+async def test_api_errors_while_applying_are_retried(
+    controller: Controller, kube: FakeKube
+) -> None:
+    kube.fail_applies = 1
+    with pytest.raises(Retry):
+        await controller.reconcile(function(), retry=1)
+    await controller.reconcile(function(), retry=2)
+    assert kube.applied("Deployment") == ["vf-hello"]
+
+
+async def test_isolation_pod_stores_code_and_is_ready_without_warm_pods(
+    controller: Controller, kube: FakeKube, store: FakeStore
+) -> None:
+    await controller.reconcile(function(isolation="pod"))
+
+    assert kube.applied("Deployment") == []
+    assert kube.applied("Service") == []
+    assert kube.applied("NetworkPolicy") == ["vf-hello"]
+    assert kube.applied("Secret") == ["vf-hello"]
+    assert len(store.objects) == 1
+    status = kube.statuses[("fns", "hello")]
+    assert condition(status, "Ready")["status"] == "True"
+    assert condition(status, "Available")["reason"] == "OneShotPods"
+    assert status["phase"] == "Ready"
+    assert status["replicasSummary"] == "one-shot"
+    assert "endpoint" not in status
+
+
+async def test_switching_to_isolation_pod_removes_warm_pods(
+    controller: Controller, kube: FakeKube, events: RecordedEvents
+) -> None:
+    await controller.reconcile(function())
+    await controller.reconcile(function(isolation="pod", generation=2))
+
+    assert ("Deployment", "fns", "vf-hello") not in kube.objects
+    assert ("Service", "fns", "vf-hello") not in kube.objects
+    assert events.reasons().count("Removed") == 2
+
+
+async def test_update_without_code_change_trusts_the_stored_object(
+    controller: Controller, kube: FakeKube, store: FakeStore
+) -> None:
+    await controller.reconcile(function())
+    store.down = True  # scaling must not depend on MinIO
+    await controller.reconcile(function(replicas=3, generation=2), verify=False)
+    assert kube.obj("Deployment", "fns", "vf-hello")["spec"]["replicas"] == 3
+
+
+async def test_config_map_code_ref(
+    controller: Controller, kube: FakeKube, store: FakeStore
+) -> None:
+    ref = {"configMapKeyRef": {"name": "src", "key": "index.js"}}
+    with pytest.raises(Retry):
+        await controller.reconcile(function(code=None, codeRef=ref))
+    stored = condition(kube.statuses[("fns", "hello")], "CodeStored")
+    assert stored["reason"] == "CodeRefInvalid"
+    assert "ConfigMap src not found" in stored["message"]
+
+    kube.config_maps[("fns", "src")] = {"data": {"index.js": "return 'from a ConfigMap';"}}
+    await controller.reconcile(function(code=None, codeRef=ref))
+    assert list(store.objects.values()) == [b"return 'from a ConfigMap';"]
+
+
+async def test_s3_code_ref(controller: Controller, kube: FakeKube, store: FakeStore) -> None:
+    store.objects["uploads/handler.js"] = b"export default () => 'from S3';"
+    await controller.reconcile(function(code=None, codeRef={"s3": {"key": "uploads/handler.js"}}))
+    sha = sha256_hex(b"export default () => 'from S3';")
+    assert store.objects[f"functions/{sha}.js"] == b"export default () => 'from S3';"
+    assert kube.statuses[("fns", "hello")]["codeSha256"] == sha
+
+
+async def test_lost_status_write_for_a_deleted_function_is_ignored(
+    controller: Controller, kube: FakeKube
+) -> None:
+    kube.missing_functions.add(("fns", "hello"))
+    await controller.reconcile(function())
+    assert ("fns", "hello") not in kube.statuses
+
+
+async def test_conditions_keep_transition_time_until_status_flips(
+    controller: Controller, kube: FakeKube, clock: Clock
+) -> None:
+    await controller.reconcile(function())
+    first = condition(kube.statuses[("fns", "hello")], "CodeStored")["lastTransitionTime"]
+    clock.advance(60)
+    await controller.reconcile(function(code="return 7;", generation=2))
+    second = condition(kube.statuses[("fns", "hello")], "CodeStored")
+    assert second["lastTransitionTime"] == first
+    assert second["observedGeneration"] == 2
+    clock.advance(60)
+    await controller.reconcile(function(code="return (;", generation=3))
+    third = condition(kube.statuses[("fns", "hello")], "CodeStored")
+    assert third["lastTransitionTime"] != first
