@@ -100,6 +100,7 @@ async def run(settings: Settings) -> int:
             standalone=True,
             stop_flag=stop,
             ready_flag=started,
+            memo=kopf.Memo(settings=settings),
         )
     finally:
         if holder is not None:

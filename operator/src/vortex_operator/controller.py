@@ -179,7 +179,8 @@ class Controller:
                 try:
                     await asyncio.to_thread(self.checker, code)
                 except CompileError as exc:
-                    outcome = CodeOutcome.compile_error(exc.line, exc.column, exc.message)
+                    reason = str(getattr(exc, "reason", None) or exc.message)
+                    outcome = CodeOutcome.compile_error(exc.line, exc.column, reason)
                     await self._failed(state, ref, outcome)
                     return
             if verify or not trusted:

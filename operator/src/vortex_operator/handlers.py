@@ -22,7 +22,7 @@ from vortex_operator.events import KopfEvents
 from vortex_operator.kube import KubeApi
 from vortex_operator.model import FUNCTION_LABEL, GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
 from vortex_operator.reconcile import referenced_objects
-from vortex_operator.settings import get_settings
+from vortex_operator.settings import Settings, get_settings
 from vortex_operator.storage import CodeStore
 
 VF = (GROUP, VERSION, PLURAL)
@@ -32,8 +32,9 @@ _CODE_FIELDS = (("spec", "code"), ("spec", "codeRef"))
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    kopfconfig.configure(settings)
-    config = get_settings()
+    # `python -m vortex_operator` passes its settings in the memo; `kopf run` reads the environment.
+    config: Settings = getattr(memo, "settings", None) or get_settings()
+    kopfconfig.configure(settings, namespaced=bool(config.namespaces))
     memo.kube = await KubeApi.connect()
     memo.controller = Controller(config, memo.kube, CodeStore(config), KopfEvents())
 

@@ -5,12 +5,15 @@
   1 MiB, annotations may hold 256 KiB in all.
 - The finalizer is `vortex.dev/code-objects`.
 - Children are watched through a server-side label selector (`managed-by=vortex-operator`).
+- Successes of the child event handlers are not logged (one line per pod readiness change).
+- Serving named namespaces only, kopf does not scan for namespaces and CRDs.
 - Watch streams reconnect quickly and API calls time out, so a restarted API server or a broken
   connection heals in seconds.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,7 +43,20 @@ class CodeHashingDiffBase(kopf.AnnotationsDiffBaseStorage):
         return essence
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+class QuietChildEvents(logging.Filter):
+    """Drop kopf's "Handler '<child>_event' succeeded." lines: one per pod readiness change."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not (message.startswith("Handler '") and "_event' succeeded" in message)
+
+
+def configure(settings: kopf.OperatorSettings, namespaced: bool = False) -> None:
+    """Apply our settings; `namespaced`: only named namespaces are served, so kopf need not
+    list namespaces or watch CRDs (the RBAC does not allow it)."""
+    settings.scanning.disabled = namespaced
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = CodeHashingDiffBase(
@@ -57,3 +73,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.reporting_component = MANAGER
     settings.posting.level = 20  # INFO: Normal and Warning events
     settings.execution.max_workers = 4
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietChildEvents) for f in objects.filters):
+        objects.addFilter(QuietChildEvents())

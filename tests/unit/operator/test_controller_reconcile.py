@@ -75,7 +75,7 @@ async def test_compile_error_sets_false_condition_with_position_and_rolls_nothin
     stored = condition(status, "CodeStored")
     assert stored["status"] == "False"
     assert stored["reason"] == "CompileError"
-    assert stored["message"].startswith("line 1, column ")
+    assert stored["message"] == "line 1, column 11: SyntaxError: Unexpected token ';'"
     assert stored["observedGeneration"] == 2
     assert status["compileError"]["line"] == 1
     assert isinstance(status["compileError"]["column"], int)

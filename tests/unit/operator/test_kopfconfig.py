@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import kopf
 
-from vortex_operator.kopfconfig import CodeHashingDiffBase, configure
+from vortex_operator.kopfconfig import CodeHashingDiffBase, QuietChildEvents, configure
 from vortex_runtime import sha256_hex
 
 
@@ -50,3 +51,22 @@ def test_configure() -> None:
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     selectors = list(settings.watching.label_selectors.values())
     assert selectors == ["app.kubernetes.io/managed-by=vortex-operator"] * 3
+
+
+def test_child_event_successes_are_not_logged() -> None:
+    quiet = QuietChildEvents()
+
+    def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+    assert not quiet.filter(record("Handler 'deployment_event' succeeded."))
+    assert quiet.filter(record("Handler 'created' succeeded."))
+    assert quiet.filter(record("Handler 'deployment_event' failed.", logging.ERROR))
+
+
+def test_namespaced_mode_does_not_scan() -> None:
+    settings = kopf.OperatorSettings()
+    configure(settings, namespaced=True)
+    assert settings.scanning.disabled is True
+    configure(settings, namespaced=False)
+    assert settings.scanning.disabled is False
