@@ -183,7 +183,7 @@ new AsyncFunction('event', 'context', CODE)(null, {}).then((output) =>
 """
 
 PYTHON_RUNNER = """
-import json, sys, time
+import json, os, sys, time
 from py_mini_racer import MiniRacer
 started = time.perf_counter()
 mr = MiniRacer()
@@ -192,6 +192,9 @@ mr.eval("var __f = async function (event, context) {" + CODE + "}; var __r; __f(
 time.sleep(0)
 out = mr.eval("JSON.stringify(__r)")
 sys.stdout.write(json.dumps({"output": json.loads(out), "execution_time_ms": (time.perf_counter() - started) * 1000}))
+sys.stdout.flush()
+mr.close()
+os._exit(0)
 """
 
 
@@ -206,7 +209,7 @@ def process_per_execution(kind: str, code: str = TRIVIAL_BODY, runs: int = 20) -
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
         times.append((time.perf_counter() - started) * 1000)
         assert json.loads(out)["output"] == 42, out
     return statistics.median(times)

@@ -421,6 +421,8 @@
     }
   }
 
+  // Starts one invocation. Returns the report when the function finished synchronously (no
+  // await), so the host gets it with this same call; otherwise null, and take() collects it.
   function run(id, eventText, contextText, seed) {
     ready = null;
     hostWaiting = false;
@@ -436,7 +438,7 @@
       result = handler(event, context);
     } catch (e) {
       finish(inv, false, e);
-      return;
+      return takeReady();
     }
     if (result !== null && typeof result === "object" && typeof result.then === "function") {
       try {
@@ -447,6 +449,31 @@
     } else {
       finish(inv, true, result);
     }
+    return takeReady();
+  }
+
+  // The host writes small invocations into this buffer and starts them with one constant
+  // script, which V8 compiles once: a little-endian uint32 length, then ASCII text
+  // "<id> <seed> <context length>\n<context><event>".
+  const io = new ArrayBuffer(limits.ioBytes);
+  const ioBytes = new Uint8Array(io);
+  const ioView = new DataView(io);
+  function runFromBuffer() {
+    const length = ioView.getUint32(0, true) + 4;
+    let text = "";
+    for (let i = 4; i < length; i += 8192) {
+      text += ReflectApply(StringFromCharCode, null, ioBytes.subarray(i, MathMin(i + 8192, length)));
+    }
+    const nl = text.indexOf("\n");
+    const head = text.slice(0, nl).split(" ");
+    const contextEnd = nl + 1 + Number(head[2]);
+    return run(Number(head[0]), text.slice(contextEnd), text.slice(nl + 1, contextEnd), head[1]);
+  }
+
+  function takeReady() {
+    const text = ready;
+    ready = null;
+    return text;
   }
 
   ObjectDefineProperty(global, "__vortex_install", {
@@ -462,4 +489,6 @@
   });
   ObjectDefineProperty(global, "__vortex_run", { value: ObjectFreeze(run), enumerable: false });
   ObjectDefineProperty(global, "__vortex_take", { value: ObjectFreeze(take), enumerable: false });
+  ObjectDefineProperty(global, "__vortex_run_io", { value: ObjectFreeze(runFromBuffer), enumerable: false });
+  ObjectDefineProperty(global, "__vortex_io", { value: () => io, configurable: true, enumerable: false });
 })(globalThis, __VORTEX_LIMITS__);
