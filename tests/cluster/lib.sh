@@ -38,8 +38,9 @@ CONTAINERD_SOCK="$RUN/containerd/containerd.sock"
 PAUSE_IMAGE="localhost/vortex-pause:$PAUSE_VERSION"
 COREDNS_IMAGE="localhost/vortex-coredns:$COREDNS_VERSION"
 
-# buildah keeps its own storage in the state dir (vfs: no mounts to clean up)
-BUILDAH_ROOT="$D/buildah/storage"
+# buildah keeps its own storage in the state dir. overlay: builds copy nothing
+# (vfs copies the whole rootfs per step); its mounts live only while a build runs.
+BUILDAH_ROOT="$D/buildah/overlay"
 BUILDAH_RUNROOT="$RUN/buildah"
 
 export PATH="$BIN:/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
@@ -48,7 +49,7 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 buildah_() {
-    buildah --storage-driver vfs --root "$BUILDAH_ROOT" --runroot "$BUILDAH_RUNROOT" "$@"
+    buildah --storage-driver overlay --root "$BUILDAH_ROOT" --runroot "$BUILDAH_RUNROOT" "$@"
 }
 
 # stamp_ok NAME VERSION: binary exists and was built from VERSION
@@ -66,4 +67,26 @@ pid_alive() {  # pid_alive NAME -> 0 if the pidfile's process runs our binary
         "$BIN"/*) return 0 ;;
     esac
     return 1
+}
+
+# put_file FILE < CONTENT: replace FILE only when its content differs. Some
+# components watch their files (kube-proxy exits when its config is written).
+put_file() {
+    local f="$1" tmp="$1.tmp.$$"
+    cat >"$tmp"
+    if [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; return 0; fi
+    mv -f "$tmp" "$f"
+}
+
+stop_proc() {  # stop_proc NAME [TIMEOUT]: TERM, then KILL after TIMEOUT seconds
+    local name="$1" timeout="${2:-15}" pid i
+    if pid_alive "$name"; then
+        pid="$(cat "$RUN/pids/$name.pid")"
+        log "stopping $name ($pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq $((timeout * 10))); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+        [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+        for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    fi
+    rm -f "$RUN/pids/$name.pid" "$RUN/pids/$name.spec"
 }

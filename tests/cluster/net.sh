@@ -105,7 +105,7 @@ iptables_cleanup() {
             $ipt -w -t "$t" -S | grep -E '^-A [A-Z]+ .*-j (KUBE-|CNI-|VORTEX-)' |
                 grep -vE '^-A (KUBE-|CNI-|VORTEX-)' | while read -r rule; do
                     eval "$ipt -w -t $t -D ${rule#-A }" || true
-                done
+                done || true
             chains="$($ipt -w -t "$t" -S | awk '$1=="-N" && $2 ~ /^(KUBE-|CNI-|VORTEX-)/ {print $2}')"
             for c in $chains; do $ipt -w -t "$t" -F "$c" 2>/dev/null || true; done
             for c in $chains; do $ipt -w -t "$t" -X "$c" 2>/dev/null || true; done

@@ -45,7 +45,7 @@ ensure_pki() {
 
 write_kubeconfig() {  # write_kubeconfig FILE CERTNAME USER
     local f="$1" c="$2" u="$3"
-    cat >"$f" <<KC
+    put_file "$f" <<KC
 apiVersion: v1
 kind: Config
 clusters:

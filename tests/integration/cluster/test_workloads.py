@@ -50,6 +50,16 @@ def web(cluster: Cluster, httpd_image: str):
         namespace=ns,
     )
     pod = cluster.wait_pod_ready("web", ns, timeout=120)
+
+    def endpoint_ready() -> bool:
+        slices = cluster.get_json("endpointslices", "-l", "kubernetes.io/service-name=web", namespace=ns)
+        return any(
+            ep.get("conditions", {}).get("ready") and pod["status"]["podIP"] in ep["addresses"]
+            for s in slices["items"]
+            for ep in s.get("endpoints") or []
+        )
+
+    cluster.wait_for("a ready endpoint for Service web", endpoint_ready, timeout=60)
     yield ns, pod
     cluster.delete_namespace(ns)
 
@@ -59,7 +69,7 @@ def test_node_is_ready_with_built_version(cluster: Cluster):
     ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
     assert ready == "True"
     assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.33.13"
-    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://v2.1.")
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://2.1.")
     version = cluster.kubectl("version", "-o", "json").stdout
     assert '"gitVersion": "v1.33.13"' in version
 
