@@ -60,6 +60,8 @@ class Kube(Protocol):
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]: ...
 
+    async def merge_spec(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+
     async def delete(self, kind: str, namespace: str, name: str) -> bool: ...
 
     async def patch_status(
@@ -275,7 +277,15 @@ class Controller:
 
     async def _apply(self, state: FunctionState, obj: dict[str, Any]) -> None:
         kind = obj["kind"]
-        applied = await self.kube.apply(obj)
+        try:
+            applied = await self.kube.apply(obj)
+        except KubeError as exc:
+            if exc.status != 422:
+                raise
+            # A hand edit server-side apply cannot merge with ours: overwrite, then own it again.
+            log.info("%s %s: apply refused (%s); overwriting the spec", kind, state.ref.child, exc)
+            await self.kube.merge_spec(obj)
+            applied = await self.kube.apply(obj)
         version = recorded_version(kind, applied)
         if version is not None:
             state.recorded[kind] = version

@@ -120,6 +120,19 @@ class KubeApi:
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         )
 
+    async def merge_spec(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch of labels and spec: lists are replaced whole. For a hand edit that
+        server-side apply cannot merge (e.g. a Service port changed, which is a list-map key)."""
+        meta = obj["metadata"]
+        patch = {"metadata": {"labels": meta.get("labels") or {}}, "spec": obj.get("spec") or {}}
+        return await self._request(
+            "PATCH",
+            path_of(obj["kind"], meta["namespace"], meta["name"]),
+            patch,
+            content_type="application/merge-patch+json",
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
+
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete (background propagation); False if it was not there."""
         try:

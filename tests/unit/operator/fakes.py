@@ -22,6 +22,8 @@ class FakeKube:
         self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
         self.missing_functions: set[tuple[str, str]] = set()
         self.fail_applies = 0
+        # Objects server-side apply refuses (422) until their spec is overwritten.
+        self.refuse: set[tuple[str, str, str]] = set()
         self._versions = itertools.count(100)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -38,6 +40,8 @@ class FakeKube:
             self.fail_applies -= 1
             raise KubeError(0, "connection refused")
         key = (kind, meta["namespace"], meta["name"])
+        if key in self.refuse:
+            raise KubeError(422, 'spec.ports[1].name: Duplicate value: "http"')
         old = self.objects.get(key)
         new = copy.deepcopy(obj)
         new_meta = new["metadata"]
@@ -59,6 +63,14 @@ class FakeKube:
                 new["status"] = old["status"]
         self.objects[key] = new
         return copy.deepcopy(new)
+
+    async def merge_spec(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("merge_spec", obj["kind"], obj["metadata"]["name"]))
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self.objects[key]["spec"] = copy.deepcopy(obj["spec"])
+        self.objects[key]["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.refuse.discard(key)
+        return copy.deepcopy(self.objects[key])
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         self.calls.append(("delete", kind, name))

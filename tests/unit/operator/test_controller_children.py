@@ -172,3 +172,18 @@ async def test_restart_resumes_with_conditions_from_the_status(
     status = kube.statuses[("fns", "hello")]
     assert condition(status, "Ready")["status"] == "True"
     assert condition(status, "Ready")["lastTransitionTime"] == ready_since
+
+
+async def test_edit_that_apply_cannot_merge_is_overwritten(
+    controller: Controller, kube: FakeKube
+) -> None:
+    await controller.reconcile(function())
+    svc = kube.obj("Service", "fns", "vf-hello")
+    svc["spec"]["ports"][0]["port"] = 8081  # a list-map key: apply would add a second port
+    svc["metadata"]["resourceVersion"] = "999"
+    kube.refuse.add(("Service", "fns", "vf-hello"))
+
+    await controller.child_event("Service", "MODIFIED", copy.deepcopy(svc), snapshot(kube))
+
+    assert ("merge_spec", "Service", "vf-hello") in kube.calls
+    assert kube.obj("Service", "fns", "vf-hello")["spec"]["ports"][0]["port"] == 80
