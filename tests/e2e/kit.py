@@ -1,0 +1,374 @@
+"""Helpers of the end-to-end tests: the helm binary, chart rendering, the API from the host, and a
+real Prometheus run on the host whose scrape configuration is derived from the chart's own
+ServiceMonitors and PodMonitor (so the test proves what they select, not a hand-written config).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.cluster.fixtures import CLUSTER_SRC, REPO_ROOT, state_dir
+
+CHART = REPO_ROOT / "helm" / "vortex"
+DASHBOARD = CHART / "dashboards" / "vortex.json"
+KUBE_VERSION = "1.33.0"
+MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
+
+
+class CommandError(RuntimeError):
+    pass
+
+
+def helm_path() -> Path:
+    """The helm binary of the local cluster tooling, built on first use."""
+    path = state_dir() / "bin" / "helm"
+    if not path.exists():
+        proc = subprocess.run(
+            [str(CLUSTER_SRC / "build"), "helm"], capture_output=True, text=True, timeout=1800
+        )
+        if proc.returncode != 0 or not path.exists():
+            raise CommandError(f"building helm failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return path
+
+
+def run(
+    cmd: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 300,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        cmd, input=input, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT
+    )
+    if check and proc.returncode != 0:
+        raise CommandError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}"
+            f"\n--- stderr ---\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@contextlib.contextmanager
+def values_args(values: dict[str, Any] | None) -> Iterator[list[str]]:
+    """`--values FILE` for these values (nothing when empty); the file is removed afterwards."""
+    if not values:
+        yield []
+        return
+    fd, path = tempfile.mkstemp(prefix="vortex-values-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(values, f)
+        yield ["--values", path]
+    finally:
+        os.unlink(path)
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def template(
+    values: dict[str, Any] | None = None,
+    *,
+    release: str = "vortex",
+    namespace: str = "vortex",
+    extra: Iterable[str] = (),
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    with values_args(values) as args:
+        return run(
+            [
+                str(helm_path()),
+                "template",
+                release,
+                str(CHART),
+                "--namespace",
+                namespace,
+                "--kube-version",
+                KUBE_VERSION,
+                *args,
+                *extra,
+            ],
+            check=check,
+        )
+
+
+def render(values: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """The chart's objects for these values (`helm template`)."""
+    text = template(values, **kwargs).stdout
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def find(objs: Iterable[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [
+        o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def one(objs: Iterable[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = find(objs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def split_image(ref: str) -> dict[str, str]:
+    repository, _, tag = ref.rpartition(":")
+    assert repository and tag and "/" not in tag, ref
+    return {"repository": repository, "tag": tag}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- dashboard -----------------------------------------------------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def dashboard_queries(board: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every target of every panel, rows included."""
+    board = board or dashboard()
+    out: list[tuple[str, str]] = []
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                if target.get("expr"):
+                    out.append((panel["title"], target["expr"]))
+            walk(panel.get("panels", []))
+
+    walk(board["panels"])
+    return out
+
+
+def resolve_variables(expr: str, rate_interval: str = "1m") -> str:
+    """A dashboard query as Grafana sends it with every variable at its default (All)."""
+    expr = expr.replace("$__rate_interval", rate_interval).replace("${__rate_interval}", rate_interval)
+    expr = re.sub(r"\$\{?function\}?", ".*", expr)
+    assert "$" not in expr, f"unresolved variable in {expr!r}"
+    return expr
+
+
+_SERIES = re.compile(r"\b(vortex_[a-z0-9_]+)\b")
+
+
+def metric_names(expr: str) -> set[str]:
+    return set(_SERIES.findall(expr))
+
+
+# -- Prometheus ----------------------------------------------------------------------------------
+
+
+def _sanitize(label: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", label)
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def _relabelings(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{_snake(k): v for k, v in item.items()} for item in items or []]
+
+
+def _namespaces(monitor: dict[str, Any]) -> dict[str, Any]:
+    selector = monitor["spec"].get("namespaceSelector") or {}
+    if selector.get("any"):
+        return {}
+    names = selector.get("matchNames") or [monitor["metadata"]["namespace"]]
+    return {"namespaces": {"names": list(names)}}
+
+
+def _keep_labels(prefix: str, match: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "source_labels": [f"{prefix}_label_{_sanitize(k)}", f"{prefix}_labelpresent_{_sanitize(k)}"],
+            "regex": f"({re.escape(v)});true",
+            "action": "keep",
+        }
+        for k, v in sorted(match.items())
+    ]
+
+
+def scrape_configs(monitors: Iterable[dict[str, Any]], kubeconfig: Path) -> list[dict[str, Any]]:
+    """Prometheus scrape jobs equivalent to these ServiceMonitors/PodMonitors, the way
+    prometheus-operator generates them (kubernetes_sd, keep by labels and port name)."""
+    jobs: list[dict[str, Any]] = []
+    for mon in monitors:
+        meta, spec = mon["metadata"], mon["spec"]
+        match = spec["selector"]["matchLabels"]
+        assert not spec["selector"].get("matchExpressions"), "matchExpressions are not translated"
+        sd = {"kubeconfig_file": str(kubeconfig), **_namespaces(mon)}
+        if mon["kind"] == "ServiceMonitor":
+            endpoints, role, prefix = spec["endpoints"], "endpoints", "__meta_kubernetes_service"
+        else:
+            endpoints, role, prefix = spec["podMetricsEndpoints"], "pod", "__meta_kubernetes_pod"
+        for index, ep in enumerate(endpoints):
+            relabel = _keep_labels(prefix, match)
+            if role == "endpoints":
+                relabel += [
+                    {"source_labels": ["__meta_kubernetes_endpoint_port_name"], "regex": ep["port"], "action": "keep"},
+                    {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
+                    {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job"},
+                ]
+            else:
+                relabel += [
+                    {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "(Failed|Succeeded)", "action": "drop"},
+                    {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": ep["port"], "action": "keep"},
+                    {"target_label": "job", "replacement": f"{meta['namespace']}/{meta['name']}"},
+                ]
+            relabel += [
+                {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+                {"target_label": "endpoint", "replacement": ep["port"]},
+                *_relabelings(ep.get("relabelings", [])),
+            ]
+            jobs.append(
+                {
+                    "job_name": f"{mon['kind'][0].lower()}{mon['kind'][1:]}/{meta['namespace']}/{meta['name']}/{index}",
+                    "honor_labels": bool(ep.get("honorLabels", False)),
+                    "metrics_path": ep.get("path", "/metrics"),
+                    "scrape_interval": ep.get("interval", "30s"),
+                    "scrape_timeout": ep.get("scrapeTimeout", "10s"),
+                    "kubernetes_sd_configs": [{"role": role, **sd}],
+                    "relabel_configs": relabel,
+                }
+            )
+    return jobs
+
+
+@dataclass
+class Prometheus:
+    """Debian's prometheus on the host, scraping pod IPs directly."""
+
+    workdir: Path
+    jobs: list[dict[str, Any]]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise CommandError("prometheus is not installed (Debian package `prometheus`)")
+        config = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"}, "scrape_configs": self.jobs}
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115  (kept open by the child)
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=2h",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise CommandError(f"prometheus exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/-/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise CommandError(f"prometheus not ready in 60s:\n{self.log()}")
+
+    def log(self) -> str:
+        path = self.workdir / "prometheus.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        resp = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10)
+        body = resp.json()
+        if body.get("status") != "success":
+            raise CommandError(f"query {expr!r} failed: {body}")
+        return list(body["data"]["result"])
+
+    def targets(self) -> list[dict[str, Any]]:
+        body = httpx.get(self.url + "/api/v1/targets", params={"state": "active"}, timeout=10).json()
+        return list(body["data"]["activeTargets"])
+
+
+# -- the API from the host -----------------------------------------------------------------------
+
+
+@dataclass
+class Api:
+    """The API Service by its ClusterIP (kube-proxy routes it from the host too)."""
+
+    base: str
+    admin_key: str
+    invoke_key: str
+
+    def execute(
+        self,
+        name: str,
+        event: Any = None,
+        *,
+        key: str | None | bool = True,
+        timeout: float = 40,
+        client: httpx.Client | None = None,
+    ) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        token = self.admin_key if key is True else key
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        body = json.dumps(event).encode() if event is not None else b""
+        url = f"{self.base}/execute/{urllib.parse.quote(name)}"
+        if client is not None:
+            return client.post(url, content=body, headers=headers, timeout=timeout)
+        # A fresh connection per call: what one user's curl does.
+        return httpx.post(url, content=body, headers=headers, timeout=timeout)
+
+    def deploy(self, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key or self.admin_key}"}
+        return httpx.post(f"{self.base}/deploy", json=body, headers=headers, timeout=30)
