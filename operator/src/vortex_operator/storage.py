@@ -25,6 +25,8 @@ log = logging.getLogger("vortex_operator.storage")
 
 T = TypeVar("T")
 _MISSING = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
+# answers of a server that is starting or overloaded: try again later, like an outage
+_TRANSIENT = ("XMinioServerNotInitialized", "ServiceUnavailable", "SlowDown", "RequestTimeout")
 
 
 class CodeStore:
@@ -55,6 +57,8 @@ class CodeStore:
         except S3Error as exc:
             if exc.code in _MISSING:
                 raise ObjectMissing(f"{what}: no such object") from exc
+            if exc.code in _TRANSIENT:
+                raise StorageUnavailable(f"MinIO is not ready ({what}): {exc.code}") from exc
             raise StorageError(f"MinIO refused {what}: {exc.code}: {exc.message}") from exc
         except (ServerError, InvalidResponseError) as exc:
             raise StorageUnavailable(f"MinIO failed {what}: {exc}") from exc

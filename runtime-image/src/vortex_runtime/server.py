@@ -186,6 +186,18 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
         )
         await _send_json(send, 200, body_out, extra)
 
+    async def warm(scope: Scope, receive: Receive, send: Send, key: str) -> None:
+        """Get a function ready ahead of its first invocation (the API calls it on deploy)."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            await _read_body(receive, max_event)
+            started = await service.warm(key, _build_request(scope, headers, b""))
+        except RuntimeFailure as failure:
+            await _error(send, failure.status, failure.type, failure.message)
+            return
+        body = json.dumps({"warm": True, "started": started}).encode()
+        await _send_json(send, 200, body, [])
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(service, receive, send)
@@ -200,6 +212,8 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
                 return
             key = path[len("/invoke/") :] if path.startswith("/invoke/") else None
             await invoke(scope, receive, send, key or None)
+        elif path.startswith("/warm/") and method == "POST":
+            await warm(scope, receive, send, path[len("/warm/") :])
         elif path == "/healthz":
             await _send_json(send, 200, b'{"status":"ok"}', [])
         elif path == "/readyz":

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from vortex_runtime import metrics
 from vortex_runtime.errors import CompileError, NotReady, RuntimeFailure
-from vortex_runtime.isolate import Limits
+from vortex_runtime.isolate import Limits, prestart
 from vortex_runtime.loader import CodeLoader, FileLoader, S3Loader, StoreLoader
 from vortex_runtime.pool import FunctionPool, FunctionRegistry, Invocation
 from vortex_runtime.settings import RuntimeSettings, get_minio_settings
@@ -51,6 +51,8 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation: ...
+
+    async def warm(self, key: str, request: InvokeRequest) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -144,6 +146,11 @@ class SingleFunctionService:
             self.settings.queue_timeout_ms / 1000,
         )
 
+    async def warm(self, key: str, request: InvokeRequest) -> bool:
+        if self._pool is None:
+            raise NotReady(f"The function is not ready: {self._reason}")
+        return False
+
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -183,7 +190,7 @@ class ManyFunctionService:
         return ""
 
     async def start(self) -> None:
-        return None
+        await prestart()
 
     async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation:
         if not key:
@@ -201,6 +208,16 @@ class ManyFunctionService:
             )
         finally:
             self._registry.enforce_budget(protect=pool)
+
+    async def warm(self, key: str, request: InvokeRequest) -> bool:
+        """Load `key` and keep one idle isolate ready; True if one had to be started."""
+        self._expected_sha[key] = request.sha256
+        pool = await self._registry.pool(key, request.memory_mb)
+        if pool.idle or pool.isolates:
+            return False
+        await pool.warm()
+        self._registry.enforce_budget(protect=pool)
+        return True
 
     def close(self) -> None:
         self._registry.close()

@@ -52,7 +52,9 @@ spec:
 @pytest.fixture
 def crd(cluster: Cluster):
     cluster.apply(CRD)
-    cluster.kubectl("wait", "--for=condition=Established", "crd/widgets.clustertest.vortex.dev", "--timeout=60s")
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/widgets.clustertest.vortex.dev", "--timeout=60s"
+    )
     yield "widgets.clustertest.vortex.dev"
     cluster.kubectl("delete", "crd", "widgets.clustertest.vortex.dev", "--wait=false", check=False)
 
@@ -68,11 +70,14 @@ def test_custom_resource_round_trips(cluster: Cluster, crd: str, namespace: str)
 
     # an update round-trips too
     cluster.apply(widget("good", "  size: 4\n  color: red"), namespace=namespace)
-    assert cluster.get_json("widget", "good", namespace=namespace)["spec"] == {"size": 4, "color": "red"}
+    assert cluster.get_json("widget", "good", namespace=namespace)["spec"] == {
+        "size": 4,
+        "color": "red",
+    }
 
 
 @pytest.mark.parametrize(
-    "spec, message",
+    ("spec", "message"),
     [
         ("  size: big", "spec.size"),
         ("  size: 50", "spec.size"),
@@ -81,10 +86,13 @@ def test_custom_resource_round_trips(cluster: Cluster, crd: str, namespace: str)
     ],
     ids=["wrong-type", "above-maximum", "not-in-enum", "missing-required"],
 )
-def test_invalid_custom_resource_is_rejected(cluster: Cluster, crd: str, namespace: str, spec: str, message: str):
+def test_invalid_custom_resource_is_rejected(
+    cluster: Cluster, crd: str, namespace: str, spec: str, message: str
+):
     proc = cluster.apply(widget("bad", spec), namespace=namespace, check=False)
     assert proc.returncode != 0
     assert "is invalid" in proc.stderr, proc.stderr
     assert message in proc.stderr
     got = cluster.kubectl("get", "widget", "bad", namespace=namespace, check=False)
-    assert got.returncode != 0 and "NotFound" in got.stderr
+    assert got.returncode != 0
+    assert "NotFound" in got.stderr

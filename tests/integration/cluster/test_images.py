@@ -43,7 +43,9 @@ def test_base_image_has_fixed_tag_and_is_imported(cluster: Cluster, base_image: 
     assert base_image in containerd_refs(cluster)
 
 
-def test_rebuild_after_code_change_is_quick_and_runs(cluster: Cluster, base_image: str, namespace: str, tmp_path: Path):
+def test_rebuild_after_code_change_is_quick_and_runs(
+    cluster: Cluster, base_image: str, namespace: str, tmp_path: Path
+):
     ctx = tmp_path / "ctx"
     shutil.copytree(HERE / "images" / "httpd", ctx)
     first = cluster.build_image("vortex-test-rebuild", ctx / "Dockerfile")
@@ -72,7 +74,10 @@ def test_rebuild_after_code_change_is_quick_and_runs(cluster: Cluster, base_imag
                         "name": "main",
                         "image": second,
                         "imagePullPolicy": "Never",
-                        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+                        "readinessProbe": {
+                            "httpGet": {"path": "/", "port": 8080},
+                            "periodSeconds": 1,
+                        },
                     }
                 ],
                 "terminationGracePeriodSeconds": 1,

@@ -52,7 +52,9 @@ def web(cluster: Cluster, httpd_image: str):
     pod = cluster.wait_pod_ready("web", ns, timeout=120)
 
     def endpoint_ready() -> bool:
-        slices = cluster.get_json("endpointslices", "-l", "kubernetes.io/service-name=web", namespace=ns)
+        slices = cluster.get_json(
+            "endpointslices", "-l", "kubernetes.io/service-name=web", namespace=ns
+        )
         return any(
             ep.get("conditions", {}).get("ready") and pod["status"]["podIP"] in ep["addresses"]
             for s in slices["items"]
@@ -106,7 +108,9 @@ def test_pod_reaches_service_by_dns_name(cluster: Cluster, web, base_image: str)
     assert "kubernetes 10.203.0.1" in logs
 
 
-def test_pod_reaches_apiserver_through_kubernetes_service(cluster: Cluster, namespace: str, base_image: str):
+def test_pod_reaches_apiserver_through_kubernetes_service(
+    cluster: Cluster, namespace: str, base_image: str
+):
     script = (
         "import ssl, urllib.request, urllib.error\n"
         "sa = '/var/run/secrets/kubernetes.io/serviceaccount'\n"
@@ -116,7 +120,10 @@ def test_pod_reaches_apiserver_through_kubernetes_service(cluster: Cluster, name
         " headers={'Authorization': 'Bearer ' + token})\n"
         "print(urllib.request.urlopen(req, context=ctx, timeout=10).read().decode())\n"
     )
-    cluster.apply(pod_manifest("api", base_image, ["python3", "-c", script], restartPolicy="Never"), namespace=namespace)
+    cluster.apply(
+        pod_manifest("api", base_image, ["python3", "-c", script], restartPolicy="Never"),
+        namespace=namespace,
+    )
     pod = cluster.wait_pod_phase("api", namespace, ["Succeeded", "Failed"], timeout=120)
     logs = cluster.kubectl("logs", "api", namespace=namespace).stdout
     assert pod["status"]["phase"] == "Succeeded", logs
@@ -144,7 +151,9 @@ def test_pod_over_memory_limit_is_oomkilled(cluster: Cluster, namespace: str, ba
 
 def test_active_deadline_seconds_ends_pod(cluster: Cluster, namespace: str, base_image: str):
     cluster.apply(
-        pod_manifest("slow", base_image, ["sleep", "3600"], restartPolicy="Never", activeDeadlineSeconds=5),
+        pod_manifest(
+            "slow", base_image, ["sleep", "3600"], restartPolicy="Never", activeDeadlineSeconds=5
+        ),
         namespace=namespace,
     )
     pod = cluster.wait_pod_phase("slow", namespace, ["Failed", "Succeeded"], timeout=90)

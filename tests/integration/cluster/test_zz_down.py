@@ -6,6 +6,7 @@ the cluster back up so anything after it still has one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -26,10 +27,8 @@ def proc_exes() -> dict[int, str]:
     out = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
-            try:
+            with contextlib.suppress(OSError):
                 out[int(p.name)] = os.readlink(p / "exe")
-            except OSError:
-                pass
     return out
 
 
@@ -37,10 +36,8 @@ def netns_inodes() -> set[int]:
     out = set()
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
-            try:
+            with contextlib.suppress(OSError):
                 out.add(os.stat(p / "ns" / "net").st_ino)
-            except OSError:
-                pass
     return out
 
 
@@ -48,33 +45,38 @@ def pod_cgroup_pids() -> set[int]:
     pids: set[int] = set()
     for root in Path("/sys/fs/cgroup").glob("*/kubepods"):
         for f in root.rglob("cgroup.procs"):
-            try:
+            with contextlib.suppress(OSError):
                 pids.update(int(x) for x in f.read_text().split())
-            except OSError:
-                pass
     return pids
 
 
 def links() -> list[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
+    ).stdout
     return [line.split(": ")[1].split("@")[0] for line in out.splitlines()]
 
 
 def iptables_dump() -> str:
     return "".join(
-        subprocess.run([cmd], capture_output=True, text=True).stdout for cmd in ("iptables-save", "ip6tables-save")
+        subprocess.run([cmd], capture_output=True, text=True).stdout
+        for cmd in ("iptables-save", "ip6tables-save")
     )
 
 
 def test_down_leaves_nothing_and_up_restores(cluster: Cluster):
     state = cluster.state_dir
     saved = dict(
-        line.split("=", 1) for line in (state / "sysctl.saved").read_text().splitlines() if "=" in line
+        line.split("=", 1)
+        for line in (state / "sysctl.saved").read_text().splitlines()
+        if "=" in line
     )
     # what is ours while the cluster runs
     pod_pids = pod_cgroup_pids()
     assert pod_pids, "no pod processes: the cluster should be running pods (CoreDNS at least)"
-    pod_netns = {os.stat(f"/proc/{p}/ns/net").st_ino for p in pod_pids if Path(f"/proc/{p}").exists()}
+    pod_netns = {
+        os.stat(f"/proc/{p}/ns/net").st_ino for p in pod_pids if Path(f"/proc/{p}").exists()
+    }
     host_netns = os.stat("/proc/1/ns/net").st_ino
     pod_netns.discard(host_netns)
     assert pod_netns, "pods should have their own network namespaces"
@@ -90,14 +92,17 @@ def test_down_leaves_nothing_and_up_restores(cluster: Cluster):
     cluster.down()
 
     # processes: no cluster binary, no container process
-    ours = {pid: exe for pid, exe in proc_exes().items() if exe.startswith(str(state / "bin") + "/")}
+    ours = {
+        pid: exe for pid, exe in proc_exes().items() if exe.startswith(str(state / "bin") + "/")
+    }
     assert ours == {}, f"processes left: {ours}"
     assert not pod_cgroup_pids()
     assert not list(Path("/sys/fs/cgroup").glob("*/kubepods")), "pod cgroups left"
     # mounts: nothing under the state dir, no overlay/nsfs of ours anywhere
     mountinfo = Path("/proc/self/mountinfo").read_text()
     assert str(state) not in mountinfo, [m for m in mountinfo.splitlines() if str(state) in m]
-    assert "kubelet" not in mountinfo and "containerd" not in mountinfo
+    assert "kubelet" not in mountinfo
+    assert "containerd" not in mountinfo
     # network namespaces: none of the pods' netns is alive
     assert not (pod_netns & netns_inodes()), "pod network namespaces still alive"
     assert not [
@@ -105,12 +110,14 @@ def test_down_leaves_nothing_and_up_restores(cluster: Cluster):
     ], "netns mounts left"
     # iptables: no rules or chains of ours, no rule naming our networks
     dump = iptables_dump()
-    assert not OUR_CHAINS.search(dump), [l for l in dump.splitlines() if OUR_CHAINS.search(l)]
+    assert not OUR_CHAINS.search(dump), [ln for ln in dump.splitlines() if OUR_CHAINS.search(ln)]
     assert not any(n in dump for n in OUR_NETS)
     # interfaces and routes
-    left = [l for l in links() if l in OUR_LINKS or l in veths]
+    left = [ln for ln in links() if ln in OUR_LINKS or ln in veths]
     assert left == [], f"interfaces left: {left}"
-    routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    routes = subprocess.run(
+        ["ip", "route", "show", "table", "all"], capture_output=True, text=True
+    ).stdout
     assert not any(n in routes for n in OUR_NETS), routes
     # kernel settings restored
     for key, value in saved.items():

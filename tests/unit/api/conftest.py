@@ -38,9 +38,13 @@ class FakeRuntime:
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
+        self.warms: list[httpx.Request] = []  # deploy's warm-ups, apart from invocations
         self.handler: Handler = lambda request: ok(json.loads(request.content or b"null"))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/warm/"):
+            self.warms.append(request)
+            return httpx.Response(200, json={"warm": True, "started": True})
         self.requests.append(request)
         return self.handler(request)
 

@@ -189,3 +189,15 @@ async def test_per_invocation_timeout_header(client_for, code_file) -> None:  # 
     assert (
         await client.post("/invoke", headers={"x-vortex-timeout-ms": "1000"})
     ).status_code == 200
+
+
+async def test_warm_prepares_an_isolate_before_the_first_call(client_for, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "w.js").write_text("return 'warm'")
+    client = await client_for(store_dir=tmp_path)
+    warmed = await client.post("/warm/w.js")
+    assert warmed.json() == {"warm": True, "started": True}
+    assert (await client.post("/warm/w.js")).json()["started"] is False
+    first = await client.post("/invoke/w.js")
+    assert first.json()["output"] == "warm"
+    assert "x-vortex-cold-start" not in first.headers
+    assert (await client.post("/warm/missing.js")).status_code == 404

@@ -8,13 +8,14 @@ function); execute routes `POST /invoke/<sha256>.js` to the least-busy worker th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
-from vortex_api.errors import BadRequest, FunctionNotFound
+from vortex_api.errors import ApiError, BadRequest, FunctionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
@@ -22,6 +23,8 @@ from vortex_api.models import DeployRequest
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeTransport
+
+WARM_TIMEOUT_S = 2.0  # deploy waits at most this long for the first isolate
 
 
 def _record(function: Function) -> dict[str, Any]:
@@ -122,7 +125,23 @@ class LocalBackend:
             self.functions[function_id] = function
             if previous and previous.code_sha256 != sha256:
                 self._collect(previous.code_sha256)
+        await self._warm(function)
         return function
+
+    async def _warm(self, function: Function) -> None:
+        """Have the worker that will serve `function` start an isolate for it now, so the
+        first execute finds it warm. Best effort: a failure here only costs a cold start."""
+        endpoint = self.table.pick(GROUP, function.affinity)
+        if endpoint is None:
+            return
+        key = self.store.code_key(function.code_sha256 or "")
+        with contextlib.suppress(ApiError, TimeoutError):
+            await asyncio.wait_for(
+                self.transport.post(
+                    f"{endpoint.url}/warm/{key}", function.runtime_headers, b"", WARM_TIMEOUT_S
+                ),
+                WARM_TIMEOUT_S,
+            )
 
     async def resolve(self, function_id: str) -> Function:
         function = self.functions.get(function_id)
