@@ -21,9 +21,10 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pytest
 
@@ -128,7 +129,10 @@ class Cluster:
         return json.loads(self.kubectl("get", *args, "-o", "json", namespace=namespace).stdout)
 
     def apply(
-        self, manifest: str | dict | Iterable[dict], namespace: str | None = None, check: bool = True
+        self,
+        manifest: str | dict | Iterable[dict],
+        namespace: str | None = None,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
         """kubectl apply -f - of YAML text, one object, or a list of objects."""
         if isinstance(manifest, str):
@@ -199,20 +203,34 @@ class Cluster:
         # the namespace's default ServiceAccount appears asynchronously
         self.wait_for(
             f"default ServiceAccount in {name}",
-            lambda: self.kubectl("get", "serviceaccount", "default", namespace=name, check=False).returncode == 0,
+            lambda: (
+                self.kubectl(
+                    "get", "serviceaccount", "default", namespace=name, check=False
+                ).returncode
+                == 0
+            ),
             timeout=60,
         )
         return name
 
     def delete_namespace(self, name: str, wait: bool = False) -> None:
-        self.kubectl("delete", "namespace", name, f"--wait={str(wait).lower()}", "--ignore-not-found", check=False)
+        self.kubectl(
+            "delete",
+            "namespace",
+            name,
+            f"--wait={str(wait).lower()}",
+            "--ignore-not-found",
+            check=False,
+        )
 
     # -- images ------------------------------------------------------------
     def base_image(self) -> str:
         """Build (cached) the Debian base image; return its ref."""
         return _last_value(_run_script([IMAGES, "--base"], 1800).stdout, "BASE_IMAGE")
 
-    def build_image(self, name: str, dockerfile: Path | str, context: Path | str | None = None) -> str:
+    def build_image(
+        self, name: str, dockerfile: Path | str, context: Path | str | None = None
+    ) -> str:
         """Build localhost/NAME from DOCKERFILE on the base image, import it, return its ref."""
         args: list[str | Path] = [IMAGES, "--build", name, dockerfile]
         if context is not None:
@@ -229,8 +247,12 @@ class Cluster:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cluster: needs the real local Kubernetes cluster (tests/cluster/up)")
-    config.addinivalue_line("markers", "cluster_down: stops the local cluster and brings it back; runs last")
+    config.addinivalue_line(
+        "markers", "cluster: needs the real local Kubernetes cluster (tests/cluster/up)"
+    )
+    config.addinivalue_line(
+        "markers", "cluster_down: stops the local cluster and brings it back; runs last"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
