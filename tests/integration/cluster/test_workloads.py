@@ -62,6 +62,17 @@ def web(cluster: Cluster, httpd_image: str):
         )
 
     cluster.wait_for("a ready endpoint for Service web", endpoint_ready, timeout=60)
+    svc_ip = cluster.get_json("service", "web", namespace=ns)["spec"]["clusterIP"]
+
+    def service_answers() -> bool:
+        # kube-proxy programs the Service's rules a moment after the endpoint is ready
+        try:
+            with urllib.request.urlopen(f"http://{svc_ip}/", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    cluster.wait_for("kube-proxy rules for Service web", service_answers, timeout=60)
     yield ns, pod
     cluster.delete_namespace(ns)
 

@@ -77,7 +77,7 @@ def test_down_leaves_nothing_and_up_restores(cluster: Cluster):
     pod_netns = {
         os.stat(f"/proc/{p}/ns/net").st_ino for p in pod_pids if Path(f"/proc/{p}").exists()
     }
-    host_netns = os.stat("/proc/1/ns/net").st_ino
+    host_netns = os.stat("/proc/self/ns/net").st_ino
     pod_netns.discard(host_netns)
     assert pod_netns, "pods should have their own network namespaces"
     veths = [

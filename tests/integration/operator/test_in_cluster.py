@@ -130,7 +130,7 @@ def in_cluster(
         )
         cluster.apply(operator_for(op_ns, vortex_images, node_minio, stack))
         env = InCluster(cluster, stack, op_ns)
-        cluster.wait_for("an operator pod Ready", env.ready_pods, timeout=120)
+        cluster.wait_for("an operator pod Ready", env.ready_pods, timeout=180)
         stack.start_api()
         yield env
     finally:

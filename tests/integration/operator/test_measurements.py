@@ -95,6 +95,9 @@ class ReadyWatch:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+        self.thread.join(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def test_apply_to_ready_and_to_first_execute(
