@@ -51,15 +51,18 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         description="Deploy and run JavaScript functions.",
         lifespan=lifespan,
     )
+    bulkhead = Bulkhead(settings.max_workers, settings.retry_after_s)
+    metrics = Metrics()
+    metrics.track_bulkhead(bulkhead)
     app.state.gateway = Gateway(
         settings=settings,
         backend=backend or make_backend(settings),
-        bulkhead=Bulkhead(settings.max_workers, settings.retry_after_s),
+        bulkhead=bulkhead,
         auth=Auth(
             settings.admin_key.get_secret_value() if settings.admin_key else None,
             settings.invoke_key_list,
         ),
-        metrics=Metrics(),
+        metrics=metrics,
     )
     install_handlers(app)
     for router in ROUTERS:

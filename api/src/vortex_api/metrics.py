@@ -8,6 +8,7 @@ helpers.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,6 +18,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+if TYPE_CHECKING:
+    from vortex_api.bulkhead import Bulkhead
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -44,6 +48,11 @@ class Metrics:
         self.inflight = Gauge(
             "vortex_inflight_executions", "Executions in flight", registry=self.registry
         )
+        self.max_inflight = Gauge(
+            "vortex_max_inflight_executions",
+            "Executions this replica admits at once (the bulkhead's capacity)",
+            registry=self.registry,
+        )
         self.rejections = Counter(
             "vortex_capacity_rejections_total",
             "Executions refused by the bulkhead",
@@ -60,6 +69,11 @@ class Metrics:
         )
         self._outcomes: dict[tuple[str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
+
+    def track_bulkhead(self, bulkhead: Bulkhead) -> None:
+        """Report the bulkhead's in-flight count and capacity at every scrape."""
+        self.inflight.set_function(lambda: bulkhead.inflight)
+        self.max_inflight.set_function(lambda: bulkhead.max_inflight)
 
     def record(self, function_id: str, outcome: str, seconds: float, cold_start: bool) -> None:
         """Count one finished execution."""

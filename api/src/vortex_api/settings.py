@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     local_workers: int = Field(default=2, ge=1)
     worker_start_timeout_s: float = Field(default=30.0, gt=0)
     worker_python: str | None = None
+    # the runtime executable workers run (`vortex-runtime`); default: this Python's vortex_runtime
+    runtime_path: str | None = None
 
     # Kubernetes backend.
     namespace: str = "default"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,3 +72,19 @@ def test_functions_survive_a_restart(api_factory: Callable[..., ApiProcess]) -> 
         response = client.post(f"/execute/{fid}")
     assert response.status_code == 200
     assert response.json()["output"] == "kept"
+
+
+def test_runtime_path_picks_the_worker_executable(
+    api_factory: Callable[..., ApiProcess], tmp_path: Path
+) -> None:
+    """VORTEX_RUNTIME_PATH (the seed's setting) names the runtime executable workers run."""
+    runtime = Path(sys.executable).with_name("vortex-runtime")
+    marker = tmp_path / "ran"
+    wrapper = tmp_path / "my-runtime"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexec {runtime} "$@"\n')
+    wrapper.chmod(0o755)
+    api = api_factory(VORTEX_LOCAL_WORKERS="1", VORTEX_RUNTIME_PATH=str(wrapper))
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        fid = client.post("/deploy", json={"code": "return 'via path';"}).json()["function_id"]
+        assert client.post(f"/execute/{fid}").json()["output"] == "via path"
+    assert marker.read_text().startswith("serve --store ")

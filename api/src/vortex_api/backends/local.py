@@ -76,6 +76,7 @@ class LocalBackend:
             max_inflight=settings.max_workers,
             start_timeout_s=settings.worker_start_timeout_s,
             python=settings.worker_python,
+            runtime_path=settings.runtime_path,
         )
         self.invoker = Invoker(
             self.transport,

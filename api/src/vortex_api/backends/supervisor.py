@@ -83,13 +83,18 @@ class WorkerSupervisor:
         max_inflight: int,
         start_timeout_s: float,
         python: str | None = None,
+        runtime_path: str | None = None,
     ) -> None:
         self.count = count
         self.store_dir = store_dir
         self.table = table
         self.transport = transport
         self.start_timeout_s = start_timeout_s
-        self.python = python or sys.executable
+        # `<runtime_path> serve ...` when a runtime executable is given (the seed's
+        # VORTEX_RUNTIME_PATH), else `<python> -m vortex_runtime serve ...`
+        self.command = (
+            [runtime_path] if runtime_path else [python or sys.executable, "-m", "vortex_runtime"]
+        )
         self.pool_size = math.ceil(max_inflight / count) + 1
         self.workers = [Worker(i) for i in range(count)]
         self._stopping = False
@@ -151,9 +156,7 @@ class WorkerSupervisor:
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             worker.process = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "vortex_runtime",
+                *self.command,
                 "serve",
                 "--store",
                 str(self.store_dir),
