@@ -15,12 +15,9 @@ def main() -> None:
 
         runtime_bench.main(args.duration)
     if args.which in ("e2e", "all"):
-        try:
-            from bench import e2e_bench
-        except ImportError:
-            print("e2e benchmark: not available")
-        else:
-            e2e_bench.main(args.duration)
+        from bench import e2e_bench
+
+        e2e_bench.main(args.duration)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,28 @@ def workerd(worker_js: str = TRIVIAL_WORKER) -> Iterator[str]:
             process.wait(10)
 
 
+def runtime_server(code_file: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start `python -m vortex_runtime serve` for the one function in `code_file`."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vortex_runtime",
+            "serve",
+            "--code-file",
+            str(code_file),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-format",
+            "text",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @dataclass
 class WrkResult:
     requests_per_s: float

@@ -13,8 +13,6 @@ import asyncio
 import gc
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,27 +73,6 @@ async def in_process(runs: int = 5000) -> dict[str, float]:
     }
 
 
-def _runtime_server(code_file: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vortex_runtime",
-            "serve",
-            "--code-file",
-            str(code_file),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-format",
-            "text",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def main(duration_s: int = 10) -> None:
     print("== runtime benchmark ==")
     figures = asyncio.run(in_process())
@@ -111,7 +88,7 @@ def main(duration_s: int = 10) -> None:
         code = Path(tmp, "trivial.js")
         code.write_text(anchors.TRIVIAL_BODY)
         port = anchors.free_port()
-        server = _runtime_server(code, port)
+        server = anchors.runtime_server(code, port)
         try:
             url = f"http://127.0.0.1:{port}"
             anchors.wait_http(url + "/readyz")

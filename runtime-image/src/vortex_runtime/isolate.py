@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +35,8 @@ from vortex_runtime.errors import (
 )
 
 _MB = 1024 * 1024
+# how old a heap measurement may be before the budget and metrics measure again
+HEAP_STATS_MAX_AGE_S = 1.0
 # The Function constructor puts two lines ahead of the body: "(async function anonymous(a,b\n) {\n".
 _LINE_OFFSET = 2
 _SOURCE_URL = "function.js"
@@ -147,6 +150,8 @@ class Isolate:
         self._notification: Any = None
         self._closed = False
         self._io: memoryview | None = None
+        self._heap_used = 0
+        self._heap_measured_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -200,11 +205,17 @@ class Isolate:
             self._notification = None
         self._mr.close()
 
-    def heap_bytes(self) -> int:
+    def heap_bytes(self, max_age_s: float = HEAP_STATS_MAX_AGE_S) -> int:
+        """Used V8 heap, measured at most every `max_age_s`: each measurement is a round trip
+        to the isolate's thread, too dear to pay on every invocation of a busy pod."""
         if self._closed:
             return 0
-        stats = self._mr.heap_stats()
-        return int(stats.get("used_heap_size", 0))
+        now = time.monotonic()
+        if self._heap_measured_at is None or now - self._heap_measured_at >= max_age_s:
+            stats = self._mr.heap_stats()
+            self._heap_used = int(stats.get("used_heap_size", 0))
+            self._heap_measured_at = now
+        return self._heap_used
 
     # ------------------------------------------------------------------ invocation
     def _on_notify(self, _args: Any) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from vortex_runtime.errors import RuntimeBusy
-from vortex_runtime.isolate import Limits
+from vortex_runtime.isolate import Isolate, Limits
 from vortex_runtime.pool import FunctionPool, FunctionRegistry
 
 from .conftest import context
@@ -108,3 +108,27 @@ async def test_new_function_ready_in_milliseconds_without_new_process(client_for
     response = await client.post("/invoke/fresh.js")
     assert response.json()["output"] == "fresh"
     assert response.headers["x-vortex-cold-start"] == "1"
+
+
+async def test_heap_is_measured_at_most_once_per_max_age() -> None:
+    """The budget reads every idle isolate's heap after each invocation; V8 is asked rarely."""
+    isolate = await Isolate.create("let big = new Array(1e5).fill(1); return big.length", Limits())
+    calls = 0
+    real = isolate._mr.heap_stats
+
+    def counting() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return real()
+
+    isolate._mr.heap_stats = counting  # type: ignore[method-assign]
+    try:
+        first = isolate.heap_bytes()
+        assert first > 0
+        for _ in range(100):
+            assert isolate.heap_bytes() == first
+        assert calls == 1
+        isolate.heap_bytes(max_age_s=0)
+        assert calls == 2
+    finally:
+        isolate.close_now()
