@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -44,7 +45,9 @@ def helm_path() -> Path:
             [str(CLUSTER_SRC / "build"), "helm"], capture_output=True, text=True, timeout=1800
         )
         if proc.returncode != 0 or not path.exists():
-            raise CommandError(f"building helm failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+            raise CommandError(
+                f"building helm failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+            )
     return path
 
 
@@ -124,7 +127,9 @@ def render(values: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-def find(objs: Iterable[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+def find(
+    objs: Iterable[dict[str, Any]], kind: str, name: str | None = None
+) -> list[dict[str, Any]]:
     return [
         o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
     ]
@@ -138,7 +143,9 @@ def one(objs: Iterable[dict[str, Any]], kind: str, name: str | None = None) -> d
 
 def split_image(ref: str) -> dict[str, str]:
     repository, _, tag = ref.rpartition(":")
-    assert repository and tag and "/" not in tag, ref
+    assert repository, ref
+    assert tag, ref
+    assert "/" not in tag, ref
     return {"repository": repository, "tag": tag}
 
 
@@ -173,7 +180,9 @@ def dashboard_queries(board: dict[str, Any] | None = None) -> list[tuple[str, st
 
 def resolve_variables(expr: str, rate_interval: str = "1m") -> str:
     """A dashboard query as Grafana sends it with every variable at its default (All)."""
-    expr = expr.replace("$__rate_interval", rate_interval).replace("${__rate_interval}", rate_interval)
+    expr = expr.replace("$__rate_interval", rate_interval).replace(
+        "${__rate_interval}", rate_interval
+    )
     expr = re.sub(r"\$\{?function\}?", ".*", expr)
     assert "$" not in expr, f"unresolved variable in {expr!r}"
     return expr
@@ -212,7 +221,10 @@ def _namespaces(monitor: dict[str, Any]) -> dict[str, Any]:
 def _keep_labels(prefix: str, match: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {
-            "source_labels": [f"{prefix}_label_{_sanitize(k)}", f"{prefix}_labelpresent_{_sanitize(k)}"],
+            "source_labels": [
+                f"{prefix}_label_{_sanitize(k)}",
+                f"{prefix}_labelpresent_{_sanitize(k)}",
+            ],
             "regex": f"({re.escape(v)});true",
             "action": "keep",
         }
@@ -237,20 +249,38 @@ def scrape_configs(monitors: Iterable[dict[str, Any]], kubeconfig: Path) -> list
             relabel = _keep_labels(prefix, match)
             if role == "endpoints":
                 relabel += [
-                    {"source_labels": ["__meta_kubernetes_endpoint_port_name"], "regex": ep["port"], "action": "keep"},
-                    {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
+                    {
+                        "source_labels": ["__meta_kubernetes_endpoint_port_name"],
+                        "regex": ep["port"],
+                        "action": "keep",
+                    },
+                    {
+                        "source_labels": ["__meta_kubernetes_service_name"],
+                        "target_label": "service",
+                    },
                     {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job"},
                 ]
             else:
                 relabel += [
-                    {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "(Failed|Succeeded)", "action": "drop"},
-                    {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": ep["port"], "action": "keep"},
+                    {
+                        "source_labels": ["__meta_kubernetes_pod_phase"],
+                        "regex": "(Failed|Succeeded)",
+                        "action": "drop",
+                    },
+                    {
+                        "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                        "regex": ep["port"],
+                        "action": "keep",
+                    },
                     {"target_label": "job", "replacement": f"{meta['namespace']}/{meta['name']}"},
                 ]
             relabel += [
                 {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
                 {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-                {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+                {
+                    "source_labels": ["__meta_kubernetes_pod_container_name"],
+                    "target_label": "container",
+                },
                 {"target_label": "endpoint", "replacement": ep["port"]},
                 *_relabelings(ep.get("relabelings", [])),
             ]
@@ -268,14 +298,233 @@ def scrape_configs(monitors: Iterable[dict[str, Any]], kubeconfig: Path) -> list
     return jobs
 
 
+def _label_meta(prefix: str, kind: str, values: dict[str, str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in (values or {}).items():
+        out[f"{prefix}_{kind}_{_sanitize(key)}"] = str(value)
+        out[f"{prefix}_{kind}present_{_sanitize(key)}"] = "true"
+    return out
+
+
+def _object_meta(prefix: str, obj: dict[str, Any]) -> dict[str, str]:
+    meta = obj["metadata"]
+    return {
+        **_label_meta(prefix, "label", meta.get("labels")),
+        **_label_meta(prefix, "annotation", meta.get("annotations")),
+    }
+
+
+def _pod_meta(pod: dict[str, Any]) -> dict[str, str]:
+    meta, status = pod["metadata"], pod.get("status", {})
+    ready = any(
+        c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
+    )
+    out = {
+        **_object_meta("__meta_kubernetes_pod", pod),
+        "__meta_kubernetes_namespace": meta["namespace"],
+        "__meta_kubernetes_pod_name": meta["name"],
+        "__meta_kubernetes_pod_ip": status.get("podIP", ""),
+        "__meta_kubernetes_pod_ready": str(ready).lower(),
+        "__meta_kubernetes_pod_phase": status.get("phase", ""),
+        "__meta_kubernetes_pod_node_name": pod.get("spec", {}).get("nodeName", ""),
+        "__meta_kubernetes_pod_host_ip": status.get("hostIP", ""),
+        "__meta_kubernetes_pod_uid": meta.get("uid", ""),
+    }
+    for owner in meta.get("ownerReferences") or []:
+        if owner.get("controller"):
+            out["__meta_kubernetes_pod_controller_kind"] = owner["kind"]
+            out["__meta_kubernetes_pod_controller_name"] = owner["name"]
+    return out
+
+
+def _container_meta(container: dict[str, Any], port: dict[str, Any] | None, init: bool) -> dict:
+    out = {
+        "__meta_kubernetes_pod_container_name": container["name"],
+        "__meta_kubernetes_pod_container_image": container.get("image", ""),
+        "__meta_kubernetes_pod_container_init": str(init).lower(),
+    }
+    if port is not None:
+        out["__meta_kubernetes_pod_container_port_name"] = port.get("name", "")
+        out["__meta_kubernetes_pod_container_port_number"] = str(port["containerPort"])
+        out["__meta_kubernetes_pod_container_port_protocol"] = port.get("protocol", "TCP")
+    return out
+
+
+def pod_targets(pods: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What kubernetes_sd role `pod` finds: a target per container port (per container without
+    ports), with Prometheus's meta labels."""
+    groups: list[dict[str, Any]] = []
+    for pod in pods:
+        ip = pod.get("status", {}).get("podIP")
+        if not ip:
+            continue
+        base = _pod_meta(pod)
+        spec = pod.get("spec", {})
+        containers = [(c, False) for c in spec.get("containers", [])]
+        containers += [(c, True) for c in spec.get("initContainers", [])]
+        for container, init in containers:
+            ports = container.get("ports") or [None]
+            for port in ports:
+                address = ip if port is None else f"{ip}:{port['containerPort']}"
+                labels = {**base, **_container_meta(container, port, init)}
+                groups.append({"targets": [address], "labels": labels})
+    return groups
+
+
+def endpoints_targets(
+    endpoints: Iterable[dict[str, Any]],
+    services: Iterable[dict[str, Any]],
+    pods: Iterable[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """What kubernetes_sd role `endpoints` finds: a target per address and port of every
+    Endpoints object, with its Service's and its Pod's meta labels."""
+    by_service = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in services}
+    by_pod = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in pods}
+    groups: list[dict[str, Any]] = []
+    for eps in endpoints:
+        meta = eps["metadata"]
+        namespace = meta["namespace"]
+        base = {
+            **_object_meta("__meta_kubernetes_endpoints", eps),
+            "__meta_kubernetes_namespace": namespace,
+            "__meta_kubernetes_endpoints_name": meta["name"],
+        }
+        service = by_service.get((namespace, meta["name"]))
+        if service is not None:
+            base["__meta_kubernetes_service_name"] = meta["name"]
+            base.update(_object_meta("__meta_kubernetes_service", service))
+        for subset in eps.get("subsets") or []:
+            addresses = [(a, True) for a in subset.get("addresses") or []]
+            addresses += [(a, False) for a in subset.get("notReadyAddresses") or []]
+            for port in subset.get("ports") or []:
+                for address, ready in addresses:
+                    labels = {
+                        **base,
+                        "__meta_kubernetes_endpoint_port_name": port.get("name", ""),
+                        "__meta_kubernetes_endpoint_port_protocol": port.get("protocol", "TCP"),
+                        "__meta_kubernetes_endpoint_ready": str(ready).lower(),
+                    }
+                    if address.get("nodeName"):
+                        labels["__meta_kubernetes_endpoint_node_name"] = address["nodeName"]
+                    ref = address.get("targetRef") or {}
+                    if ref:
+                        labels["__meta_kubernetes_endpoint_address_target_kind"] = ref["kind"]
+                        labels["__meta_kubernetes_endpoint_address_target_name"] = ref["name"]
+                    pod = (
+                        by_pod.get((namespace, ref.get("name")))
+                        if ref.get("kind") == "Pod"
+                        else None
+                    )
+                    if pod is not None:
+                        labels.update(_pod_meta(pod))
+                        for container in pod["spec"].get("containers", []):
+                            for cport in container.get("ports") or []:
+                                if cport["containerPort"] == port["port"]:
+                                    labels.update(_container_meta(container, cport, False))
+                    target = f"{address['ip']}:{port['port']}"
+                    groups.append({"targets": [target], "labels": labels})
+    return groups
+
+
+class KubernetesDiscovery:
+    """The targets of `kubernetes_sd_configs` (roles `endpoints` and `pod`), read with kubectl
+    every `interval` seconds and written as `file_sd` files that Prometheus watches."""
+
+    def __init__(self, directory: Path, jobs: list[dict[str, Any]], interval: float = 2.0):
+        self.directory = directory
+        self.jobs = jobs
+        self.interval = interval
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _file(self, job: int, sd: int) -> Path:
+        return self.directory / f"job{job}-sd{sd}.json"
+
+    def file_sd_jobs(self) -> list[dict[str, Any]]:
+        """The jobs with each kubernetes_sd config replaced by the file it is served through."""
+        out = []
+        for j, job in enumerate(self.jobs):
+            job = dict(job)
+            sds = job.pop("kubernetes_sd_configs", None) or []
+            if sds:
+                files = [str(self._file(j, i)) for i in range(len(sds))]
+                job["file_sd_configs"] = [{"files": files, "refresh_interval": "5s"}]
+            out.append(job)
+        return out
+
+    def _get(self, kubeconfig: str, kind: str, namespaces: list[str] | None) -> list[dict]:
+        kubectl = [str(state_dir() / "bin" / "kubectl"), "--kubeconfig", kubeconfig, "get", kind]
+        scopes = [["-n", n] for n in namespaces] if namespaces else [["--all-namespaces"]]
+        items: list[dict[str, Any]] = []
+        for scope in scopes:
+            proc = run([*kubectl, *scope, "-o", "json"], timeout=30)
+            items += json.loads(proc.stdout)["items"]
+        return items
+
+    def refresh(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cache: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = {}
+
+        def get(kubeconfig: str, kind: str, namespaces: list[str] | None) -> list[dict]:
+            key = (kubeconfig, kind, tuple(namespaces or ()))
+            if key not in cache:
+                cache[key] = self._get(kubeconfig, kind, namespaces)
+            return cache[key]
+
+        for j, job in enumerate(self.jobs):
+            for i, sd in enumerate(job.get("kubernetes_sd_configs") or []):
+                kubeconfig = sd["kubeconfig_file"]
+                namespaces = (sd.get("namespaces") or {}).get("names")
+                pods = get(kubeconfig, "pods", namespaces)
+                if sd["role"] == "pod":
+                    groups = pod_targets(pods)
+                elif sd["role"] == "endpoints":
+                    groups = endpoints_targets(
+                        get(kubeconfig, "endpoints", namespaces),
+                        get(kubeconfig, "services", namespaces),
+                        pods,
+                    )
+                else:
+                    raise CommandError(f"kubernetes_sd role {sd['role']!r} is not emulated")
+                path = self._file(j, i)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(groups))
+                os.replace(tmp, path)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except (CommandError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
+                self.errors.append(str(exc))
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="kubernetes-sd", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=40)
+            self._thread = None
+
+
 @dataclass
 class Prometheus:
-    """Debian's prometheus on the host, scraping pod IPs directly."""
+    """Debian's prometheus on the host, scraping pod IPs directly.
+
+    Debian builds prometheus without Kubernetes service discovery, so jobs with
+    `kubernetes_sd_configs` get their targets from a `KubernetesDiscovery` through `file_sd`,
+    with the same `__meta_kubernetes_*` labels; the jobs' relabelings apply unchanged.
+    """
 
     workdir: Path
     jobs: list[dict[str, Any]]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    discovery: KubernetesDiscovery | None = None
 
     @property
     def url(self) -> str:
@@ -285,25 +534,34 @@ class Prometheus:
         binary = shutil.which("prometheus")
         if binary is None:
             raise CommandError("prometheus is not installed (Debian package `prometheus`)")
-        config = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"}, "scrape_configs": self.jobs}
+        config = {
+            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+            "scrape_configs": self.jobs,
+        }
+        if any(job.get("kubernetes_sd_configs") for job in self.jobs):
+            self.discovery = KubernetesDiscovery(self.workdir / "sd", self.jobs)
+            config["scrape_configs"] = self.discovery.file_sd_jobs()
+            self.discovery.start()
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115  (kept open by the child)
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={self.workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.tsdb.retention.time=2h",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # the child keeps its own copy of the descriptor
+        with open(self.workdir / "prometheus.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={self.workdir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--storage.tsdb.retention.time=2h",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise CommandError(f"prometheus exited {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.url + "/-/ready", timeout=1).status_code == 200:
@@ -311,6 +569,7 @@ class Prometheus:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.stop()
         raise CommandError(f"prometheus not ready in 60s:\n{self.log()}")
 
     def log(self) -> str:
@@ -318,6 +577,8 @@ class Prometheus:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
     def stop(self) -> None:
+        if self.discovery is not None:
+            self.discovery.stop()
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -334,7 +595,9 @@ class Prometheus:
         return list(body["data"]["result"])
 
     def targets(self) -> list[dict[str, Any]]:
-        body = httpx.get(self.url + "/api/v1/targets", params={"state": "active"}, timeout=10).json()
+        body = httpx.get(
+            self.url + "/api/v1/targets", params={"state": "active"}, timeout=10
+        ).json()
         return list(body["data"]["activeTargets"])
 
 
@@ -354,7 +617,7 @@ class Api:
         name: str,
         event: Any = None,
         *,
-        key: str | None | bool = True,
+        key: str | bool | None = True,
         timeout: float = 40,
         client: httpx.Client | None = None,
     ) -> httpx.Response:

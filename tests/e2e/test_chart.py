@@ -23,7 +23,11 @@ EVERYTHING_ON: dict[str, Any] = {
     "operator": {"serviceMonitor": {"enabled": True}, "replicas": 2},
     "api": {
         "serviceMonitor": {"enabled": True},
-        "ingress": {"enabled": True, "className": "nginx", "tls": [{"hosts": ["vortex.local"], "secretName": "tls"}]},
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "tls": [{"hosts": ["vortex.local"], "secretName": "tls"}],
+        },
     },
     "runtime": {"podMonitor": {"enabled": True}},
     "minio": {"persistence": {"enabled": True}},
@@ -58,14 +62,26 @@ def test_helm_lint_strict_passes(values):
         ({"api": {"maxWorkers": "lots"}}, "at '/api/maxWorkers': got string, want integer"),
         ({"api": {"replica": 2}}, "at '/api': additional properties 'replica' not allowed"),
         ({"api": {"auth": {"adminKey": "short"}}}, "at '/api/auth/adminKey'"),
-        ({"runtime": {"image": {"pullPolicy": "Sometimes"}}}, "value must be one of 'Always', 'IfNotPresent', 'Never'"),
+        (
+            {"runtime": {"image": {"pullPolicy": "Sometimes"}}},
+            "value must be one of 'Always', 'IfNotPresent', 'Never'",
+        ),
         ({"minio": {"enabled": False}}, "at '/minio/external/endpoint': minLength: got 0, want 1"),
         ({"minio": {"bucket": "Bad_Bucket"}}, "at '/minio/bucket'"),
         ({"api": {"pdb": {"maxUnavailable": 1}}}, "at '/api/pdb'"),
-        ({"operator": {"leaderElection": False, "replicas": 2}}, "at '/operator/replicas': value must be 1"),
-        ({"operator": {"watchNamespaces": ["Not_A_Namespace"]}}, "at '/operator/watchNamespaces/0'"),
+        (
+            {"operator": {"leaderElection": False, "replicas": 2}},
+            "at '/operator/replicas': value must be 1",
+        ),
+        (
+            {"operator": {"watchNamespaces": ["Not_A_Namespace"]}},
+            "at '/operator/watchNamespaces/0'",
+        ),
         ({"api": {"service": {"type": "ExternalName"}}}, "at '/api/service/type'"),
-        ({"operator": {"serviceMonitor": {"interval": "often"}}}, "at '/operator/serviceMonitor/interval'"),
+        (
+            {"operator": {"serviceMonitor": {"interval": "often"}}},
+            "at '/operator/serviceMonitor/interval'",
+        ),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(values, message):
@@ -76,13 +92,34 @@ def test_bad_values_fail_with_a_clear_message(values, message):
 
 
 def test_external_minio_needs_endpoint_and_secret_and_then_renders():
-    external = {"minio": {"enabled": False, "external": {"endpoint": "s3.example.com:443", "secure": True, "existingSecret": "s3-keys"}}}
+    external = {
+        "minio": {
+            "enabled": False,
+            "external": {
+                "endpoint": "s3.example.com:443",
+                "secure": True,
+                "existingSecret": "s3-keys",
+            },
+        }
+    }
     objs = kit.render(external)
-    assert not [o for o in objs if "minio" in o["metadata"]["name"] and o["kind"] in ("Deployment", "Service", "Secret")]
-    env = {e["name"]: e for e in kit.one(objs, "Deployment", "vortex-operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not [
+        o
+        for o in objs
+        if "minio" in o["metadata"]["name"] and o["kind"] in ("Deployment", "Service", "Secret")
+    ]
+    env = {
+        e["name"]: e
+        for e in kit.one(objs, "Deployment", "vortex-operator")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
     assert env["MINIO_ENDPOINT"]["value"] == "s3.example.com:443"
     assert env["MINIO_SECURE"]["value"] == "true"
-    assert env["MINIO_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s3-keys", "key": "MINIO_ACCESS_KEY"}
+    assert env["MINIO_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "s3-keys",
+        "key": "MINIO_ACCESS_KEY",
+    }
 
 
 # -- drift ----------------------------------------------------------------------------------------
@@ -94,7 +131,9 @@ def test_chart_crds_are_identical_to_the_top_level_crds():
     assert top, "no CRDs in crds/"
     assert sorted(chart) == sorted(top), "helm/vortex/crds must hold exactly the files of crds/"
     for name, content in top.items():
-        assert chart[name] == content, f"helm/vortex/crds/{name} differs from crds/{name}: copy it over"
+        assert chart[name] == content, (
+            f"helm/vortex/crds/{name} differs from crds/{name}: copy it over"
+        )
 
 
 def _rules(docs: list[dict[str, Any]], kinds: tuple[str, ...]) -> set[tuple[Any, ...]]:
@@ -118,28 +157,37 @@ def test_operator_rbac_matches_the_operators_own_manifest():
     ours = [
         o
         for o in objs
-        if o["kind"] in ("ClusterRole", "Role") and o["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+        if o["kind"] in ("ClusterRole", "Role")
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
     ]
     assert _rules(ours, ("ClusterRole",)) == _rules(theirs, ("ClusterRole",))
     assert _rules(ours, ("Role",)) == _rules(theirs, ("Role",))
     lease_role = kit.one(objs, "Role", "vortex-operator-leader")
     names = [n for r in lease_role["rules"] for n in r.get("resourceNames", [])]
-    env = kit.one(objs, "Deployment", "vortex-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = kit.one(objs, "Deployment", "vortex-operator")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
     assert names == [next(e["value"] for e in env if e["name"] == "VORTEX_OPERATOR_LEASE_NAME")]
 
 
 def test_namespaced_operator_is_bound_only_in_its_namespaces():
     objs = kit.render({"operator": {"watchNamespaces": ["team-a"]}}, namespace="vx")
-    bindings = {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in kit.find(objs, "RoleBinding")}
+    bindings = {
+        (b["metadata"]["namespace"], b["roleRef"]["name"]) for b in kit.find(objs, "RoleBinding")
+    }
     assert {("vx", "vortex-operator"), ("team-a", "vortex-operator")} <= bindings
     crbs = {b["roleRef"]["name"] for b in kit.find(objs, "ClusterRoleBinding")}
     assert crbs == {"vortex-operator-crds"}, "only CRD discovery is cluster-wide"
-    env = kit.one(objs, "Deployment", "vortex-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = kit.one(objs, "Deployment", "vortex-operator")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
     assert {"name": "VORTEX_OPERATOR_NAMESPACES", "value": "vx,team-a"} in env
 
     wide = kit.render({"operator": {"clusterWide": True}}, namespace="vx")
     assert "vortex-operator" in {b["roleRef"]["name"] for b in kit.find(wide, "ClusterRoleBinding")}
-    env = kit.one(wide, "Deployment", "vortex-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = kit.one(wide, "Deployment", "vortex-operator")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
     assert {"name": "VORTEX_OPERATOR_NAMESPACES", "value": ""} in env
 
 
@@ -172,11 +220,16 @@ def test_every_pod_is_hardened_by_default():
             assert not sc.get("privileged"), name
             assert c["resources"]["limits"]["memory"], name
             assert c["resources"]["requests"], name
-            assert not c["image"].endswith(":latest") and ":" in c["image"], name
+            assert ":" in c["image"], name
+            assert not c["image"].endswith(":latest"), name
             assert c["imagePullPolicy"] in ("IfNotPresent", "Never"), name
     # Only the operator and the API talk to the Kubernetes API.
     tokens = {n for n, s in specs if s.get("automountServiceAccountToken") is not False}
-    assert tokens == {"Deployment/vortex-operator", "Deployment/vortex-api", "Job/vortex-operator-cleanup"}
+    assert tokens == {
+        "Deployment/vortex-operator",
+        "Deployment/vortex-api",
+        "Job/vortex-operator-cleanup",
+    }
 
 
 @pytest.mark.parametrize("component", ["operator", "api", "minio"])
@@ -184,14 +237,23 @@ def test_image_resources_and_security_context_are_configurable(component):
     values = {
         component: {
             "image": {"repository": "registry.example/x", "tag": "1.2.3", "pullPolicy": "Always"},
-            "resources": {"limits": {"memory": "3Gi", "cpu": 2}, "requests": {"memory": "1Gi", "cpu": "300m"}},
-            "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 4242, "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+            "resources": {
+                "limits": {"memory": "3Gi", "cpu": 2},
+                "requests": {"memory": "1Gi", "cpu": "300m"},
+            },
+            "podSecurityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 4242,
+                "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"},
+            },
             "securityContext": {"readOnlyRootFilesystem": True, "runAsGroup": 4343},
             "nodeSelector": {"pool": "vortex"},
             "tolerations": [{"key": "k", "operator": "Exists"}],
         }
     }
-    spec = kit.one(kit.render(values), "Deployment", f"vortex-{component}")["spec"]["template"]["spec"]
+    spec = kit.one(kit.render(values), "Deployment", f"vortex-{component}")["spec"]["template"][
+        "spec"
+    ]
     c = spec["containers"][0]
     assert c["image"] == "registry.example/x:1.2.3"
     assert c["imagePullPolicy"] == "Always"
@@ -209,17 +271,27 @@ def test_replicas_runtime_image_and_digests_are_configurable():
     objs = kit.render(
         {
             "operator": {"replicas": 3},
-            "api": {"replicas": 5, "image": {"repository": "r/api", "digest": digest, "pullPolicy": "IfNotPresent"}},
+            "api": {
+                "replicas": 5,
+                "image": {"repository": "r/api", "digest": digest, "pullPolicy": "IfNotPresent"},
+            },
             "runtime": {"image": {"repository": "r/runtime", "tag": "9", "pullPolicy": "Never"}},
         }
     )
     op = kit.one(objs, "Deployment", "vortex-operator")
     api = kit.one(objs, "Deployment", "vortex-api")
-    assert op["spec"]["replicas"] == 3 and api["spec"]["replicas"] == 5
+    assert op["spec"]["replicas"] == 3
+    assert api["spec"]["replicas"] == 5
     assert api["spec"]["template"]["spec"]["containers"][0]["image"] == f"r/api@{digest}"
-    op_env = {e["name"]: e.get("value") for e in op["spec"]["template"]["spec"]["containers"][0]["env"]}
-    api_env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert op_env["VORTEX_OPERATOR_RUNTIME_IMAGE"] == "r/runtime:9" == api_env["VORTEX_RUNTIME_IMAGE"]
+    op_env = {
+        e["name"]: e.get("value") for e in op["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    api_env = {
+        e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert (
+        op_env["VORTEX_OPERATOR_RUNTIME_IMAGE"] == "r/runtime:9" == api_env["VORTEX_RUNTIME_IMAGE"]
+    )
     assert op_env["VORTEX_OPERATOR_RUNTIME_IMAGE_PULL_POLICY"] == "Never"
 
 
@@ -229,10 +301,13 @@ def test_generated_keys_are_random_distinct_and_given_keys_win():
         return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
     first, second = keys(kit.render()), keys(kit.render())
-    assert len(first["admin-key"]) == 40 and len(first["invoke-keys"]) == 40
+    assert len(first["admin-key"]) == 40
+    assert len(first["invoke-keys"]) == 40
     assert first["admin-key"] != first["invoke-keys"]
     assert first != second, "helm template cannot look up, so every render generates new keys"
-    given = keys(kit.render({"api": {"auth": {"adminKey": "a" * 20, "invokeKeys": ["b" * 20, "c" * 20]}}}))
+    given = keys(
+        kit.render({"api": {"auth": {"adminKey": "a" * 20, "invokeKeys": ["b" * 20, "c" * 20]}}})
+    )
     assert given == {"admin-key": "a" * 20, "invoke-keys": f"{'b' * 20},{'c' * 20}"}
     minio = kit.one(kit.render(), "Secret", "vortex-minio")["data"]
     assert set(minio) == {"MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"}
@@ -241,11 +316,18 @@ def test_generated_keys_are_random_distinct_and_given_keys_win():
 def test_auth_off_and_existing_secret():
     off = kit.render({"api": {"auth": {"enabled": False}}})
     assert not kit.find(off, "Secret", "vortex-api-auth")
-    env = {e["name"] for e in kit.one(off, "Deployment", "vortex-api")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]
+        for e in kit.one(off, "Deployment", "vortex-api")["spec"]["template"]["spec"]["containers"][
+            0
+        ]["env"]
+    }
     assert not env & {"VORTEX_ADMIN_KEY", "VORTEX_INVOKE_KEYS"}
     existing = kit.render({"api": {"auth": {"existingSecret": "my-keys"}}})
     assert not kit.find(existing, "Secret", "vortex-api-auth")
-    env = kit.one(existing, "Deployment", "vortex-api")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = kit.one(existing, "Deployment", "vortex-api")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["env"]
     admin = next(e for e in env if e["name"] == "VORTEX_ADMIN_KEY")
     assert admin["valueFrom"]["secretKeyRef"] == {"name": "my-keys", "key": "admin-key"}
 
@@ -262,12 +344,18 @@ def test_service_monitors_select_their_service_and_port():
     for component, service in (("api", "vortex-api"), ("operator", "vortex-operator-metrics")):
         sm = kit.one(objs, "ServiceMonitor", f"vortex-{component}")
         svc = kit.one(objs, "Service", service)
-        selected = [s for s in kit.find(objs, "Service") if _matches(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+        selected = [
+            s
+            for s in kit.find(objs, "Service")
+            if _matches(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+        ]
         assert [s["metadata"]["name"] for s in selected] == [service]
         port = sm["spec"]["endpoints"][0]["port"]
         svc_port = next(p for p in svc["spec"]["ports"] if p["name"] == port)
         deploy = kit.one(objs, "Deployment", f"vortex-{component}")
-        container_ports = {p["name"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]}
+        container_ports = {
+            p["name"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]
+        }
         assert svc_port["targetPort"] in container_ports
         assert _matches(svc["spec"]["selector"], deploy["spec"]["template"]["metadata"]["labels"])
 
@@ -289,7 +377,9 @@ def test_pod_monitor_selects_the_operators_warm_pods():
     relabel = pm["spec"]["podMetricsEndpoints"][0]["relabelings"][0]
     assert relabel["targetLabel"] == "function"
     label = "vortex.dev/function"
-    assert relabel["sourceLabels"] == ["__meta_kubernetes_pod_label_" + label.replace(".", "_").replace("/", "_")]
+    assert relabel["sourceLabels"] == [
+        "__meta_kubernetes_pod_label_" + label.replace(".", "_").replace("/", "_")
+    ]
     assert pod["metadata"]["labels"][label] == "hello"
 
 
@@ -314,15 +404,28 @@ def _declared_series() -> set[str]:
     from vortex_api.metrics import Metrics
     from vortex_runtime import metrics as runtime_metrics
 
-    registries: list[CollectorRegistry] = [Metrics().registry, runtime_metrics.REGISTRY, prometheus_client.REGISTRY]
+    registries: list[CollectorRegistry] = [
+        Metrics().registry,
+        runtime_metrics.REGISTRY,
+        prometheus_client.REGISTRY,
+    ]
     # The operator's registries, wherever its modules keep them.
     for info in pkgutil.walk_packages(vortex_operator.__path__, "vortex_operator."):
         if info.name.endswith("__main__"):
             continue
         module = importlib.import_module(info.name)
-        registries += [r for r in vars(module).values() if isinstance(r, CollectorRegistry) and r not in registries]
+        registries += [
+            r
+            for r in vars(module).values()
+            if isinstance(r, CollectorRegistry) and r not in registries
+        ]
     names: set[str] = set()
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",), "summary": ("_sum", "_count", "")}
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "gauge": ("",),
+        "summary": ("_sum", "_count", ""),
+    }
     for registry in registries:
         for family in registry.collect():
             for suffix in suffixes.get(family.type, ("",)):
@@ -335,7 +438,10 @@ def test_every_dashboard_query_uses_metrics_a_component_declares():
     queries = kit.dashboard_queries()
     assert len(queries) >= 10
     missing = {
-        name: title for title, expr in queries for name in kit.metric_names(expr) if name not in declared
+        name: title
+        for title, expr in queries
+        for name in kit.metric_names(expr)
+        if name not in declared
     }
     assert not missing, f"dashboard panels use metrics no component exports: {missing}"
 

@@ -1,9 +1,10 @@
 """`python -m vortex_operator`: the operator as it runs in the cluster.
 
-Serves /healthz and /readyz from the start, waits for the leader Lease (unless
-`VORTEX_OPERATOR_LEADER_ELECTION=false`), then runs kopf with the handlers of `handlers.py` over
-the whole cluster or `VORTEX_OPERATOR_NAMESPACES`. SIGTERM stops kopf gracefully and releases the
-Lease; a lost Lease stops the operator with exit code 1 (the kubelet restarts it as a standby).
+Serves /healthz and /readyz (and /metrics on `VORTEX_OPERATOR_METRICS_PORT`) from the start,
+waits for the leader Lease (unless `VORTEX_OPERATOR_LEADER_ELECTION=false`), then runs kopf with
+the handlers of `handlers.py` over the whole cluster or `VORTEX_OPERATOR_NAMESPACES`. SIGTERM
+stops kopf gracefully and releases the Lease; a lost Lease stops the operator with exit code 1
+(the kubelet restarts it as a standby).
 
 For development, `kopf run -m vortex_operator.handlers --standalone --all-namespaces` runs the
 same handlers without leader election.
@@ -77,6 +78,7 @@ async def run(settings: Settings) -> int:
         alive=lambda: elector.healthy() if elector else True,
         ready=lambda: started.is_set() and leading(),
         details=lambda: {"leader": leading(), "identity": settings.identity},
+        metrics_port=settings.metrics_port,
     )
     await health.start()
     lost = False
@@ -98,6 +100,9 @@ async def run(settings: Settings) -> int:
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=True,
+            # Without an identity kopf derives one from the OS user name, which a uid with no
+            # passwd entry (the image's 10001) does not have: getpass raises KeyError.
+            identity=settings.identity,  # type: ignore[arg-type]  # Identity: a NewType of str
             stop_flag=stop,
             ready_flag=started,
             memo=kopf.Memo(settings=settings),

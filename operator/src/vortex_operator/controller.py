@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from vortex_operator import manifests
+from vortex_operator import manifests, metrics
 from vortex_operator.errors import (
     CodeSourceError,
     KubeError,
@@ -141,6 +141,7 @@ class Controller:
 
     def forget(self, namespace: str, name: str) -> None:
         self.states.pop((namespace, name), None)
+        metrics.forget(namespace, name)
 
     # reconcile
 
@@ -155,8 +156,24 @@ class Controller:
         """Bring the code object, the children and the status in line with the spec.
 
         `verify=False` (updates that keep the code) trusts a code object stored before. Raises
-        `Retry` for what can heal by itself (MinIO down, API errors, missing codeRef).
+        `Retry` for what can heal by itself (MinIO down, API errors, missing codeRef). Counted in
+        the operator's metrics, failures included.
         """
+        metrics.RECONCILES.inc()
+        try:
+            await self._reconcile(body, retry=retry, verify=verify, referenced=referenced)
+        except Exception:
+            metrics.RECONCILE_ERRORS.inc()
+            raise
+
+    async def _reconcile(
+        self,
+        body: dict[str, Any],
+        *,
+        retry: int,
+        verify: bool,
+        referenced: Callable[[], set[str]],
+    ) -> None:
         state = self.state(body)
         ref = FunctionRef.of(body)
         spec = FunctionSpec.parse(body.get("spec"))
@@ -294,6 +311,13 @@ class Controller:
 
     async def _publish(self, state: FunctionState) -> None:
         """Write the status if it changed; the only place that writes a function's status."""
+        warm = state.spec.isolation == "warm"
+        metrics.set_replicas(
+            state.ref.namespace,
+            state.ref.name,
+            desired=state.spec.replicas if warm else 0,
+            ready=state.deployment.ready if warm and state.deployment else 0,
+        )
         desired = function_status(
             state.ref,
             state.spec,

@@ -5,7 +5,8 @@
 - `GET /readyz` (readiness): 200 once this replica leads and kopf has started its watches,
   503 for a standby.
 
-It runs from process start, before the Lease is won, so a standby replica stays alive.
+It runs from process start, before the Lease is won, so a standby replica stays alive. With a
+`metrics_port`, `GET /metrics` (Prometheus text, `metrics.py`) is served on that port as well.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 from collections.abc import Callable
 
 from aiohttp import web
+
+from vortex_operator import metrics
 
 
 class HealthServer:
@@ -24,13 +27,16 @@ class HealthServer:
         alive: Callable[[], bool],
         ready: Callable[[], bool],
         details: Callable[[], dict[str, object]] = dict,
+        metrics_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.alive = alive
         self.ready = ready
         self.details = details
+        self.metrics_port = metrics_port
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
 
     async def _healthz(self, _: web.Request) -> web.Response:
         ok = self.alive()
@@ -44,14 +50,31 @@ class HealthServer:
             {"status": "ready" if ok else "standby", **self.details()}, status=200 if ok else 503
         )
 
-    async def start(self) -> None:
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    @staticmethod
+    async def _serve(routes: list[web.RouteDef], host: str, port: int) -> web.AppRunner:
         app = web.Application()
-        app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz)])
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        app.add_routes(routes)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner
+
+    async def start(self) -> None:
+        self._runner = await self._serve(
+            [web.get("/healthz", self._healthz), web.get("/readyz", self._readyz)],
+            self.host,
+            self.port,
+        )
+        if self.metrics_port is not None:
+            self._metrics_runner = await self._serve(
+                [web.get("/metrics", self._metrics)], self.host, self.metrics_port
+            )
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await asyncio.shield(self._runner.cleanup())
-            self._runner = None
+        for runner in (self._metrics_runner, self._runner):
+            if runner is not None:
+                await asyncio.shield(runner.cleanup())
+        self._runner = self._metrics_runner = None

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # Health endpoint (python -m vortex_operator): /healthz and /readyz.
     health_host: str = "0.0.0.0"
     health_port: int = 8081
+    # Prometheus metrics (python -m vortex_operator): /metrics on this port; off when unset.
+    metrics_port: int | None = None
 
     log_format: str = "json"
 

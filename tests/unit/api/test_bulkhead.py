@@ -131,3 +131,18 @@ async def test_settings_cap_applies_to_every_function(
 
     assert refused.status_code == 503
     assert (await held).status_code == 200
+
+
+async def test_inflight_and_capacity_are_exported(
+    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any]
+) -> None:
+    fn = await deploy()
+    held = [asyncio.create_task(client.post(f"/execute/{fn.function_id}")) for _ in range(2)]
+    await slow.until_started(2)
+
+    metrics = (await client.get("/metrics")).text
+    assert "vortex_inflight_executions 2.0" in metrics
+    assert "vortex_max_inflight_executions 3.0" in metrics
+    slow.release.set()
+    assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+    assert "vortex_inflight_executions 0.0" in (await client.get("/metrics")).text

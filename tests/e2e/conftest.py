@@ -1,0 +1,110 @@
+"""Fixtures of the end-to-end tests: images built for the local cluster, the helm CLI bound to its
+kubeconfig, and the values a test release runs with. Figures measured by the tests (install to
+ready, apply to first execute) are printed at the end of the run.
+
+`VORTEX_E2E_VALUES=<file>` merges extra values over the test release's (another registry, a
+different storage class...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.fixtures import IMAGES, Cluster
+
+from . import kit
+
+HERE = Path(__file__).resolve().parent
+FIGURES: dict[str, str] = {}
+
+
+def record_figure(name: str, text: str) -> None:
+    FIGURES[name] = text
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("end-to-end figures")
+        for name, text in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {text}")
+
+
+@dataclass
+class Helm:
+    """The helm binary against the local cluster."""
+
+    cluster: Cluster
+
+    def __call__(
+        self,
+        *args: str,
+        values: dict[str, Any] | None = None,
+        timeout: float = 600,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        with kit.values_args(values) as extra:
+            return kit.run(
+                [str(kit.helm_path()), *args, *extra],
+                env=self.cluster.env(),
+                timeout=timeout,
+                check=check,
+            )
+
+
+@pytest.fixture(scope="session")
+def helm(cluster: Cluster) -> Helm:
+    return Helm(cluster)
+
+
+def _refs(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_]+_IMAGE|IMAGE)=(\S+)$", output, re.M))
+
+
+@pytest.fixture(scope="session")
+def images(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Runtime and control-plane images of the current tree, and MinIO, in containerd."""
+    proc = subprocess.run([str(IMAGES)], capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise kit.CommandError(f"tests/cluster/images failed:\n{proc.stderr[-6000:]}")
+    refs = _refs(proc.stdout)
+    context = tmp_path_factory.mktemp("minio-image")
+    shutil.copy(HERE / "images" / "minio" / "Dockerfile", context / "Dockerfile")
+    binary = cluster.bin_dir / "minio"
+    try:
+        os.link(binary, context / "minio")
+    except OSError:
+        shutil.copy(binary, context / "minio")
+    minio = cluster.build_image("vortex-minio", context / "Dockerfile", context)
+    return {"runtime": refs["RUNTIME_IMAGE"], "operator": refs["OPERATOR_IMAGE"], "minio": minio}
+
+
+def release_values(images: dict[str, str]) -> dict[str, Any]:
+    """The test release: images from containerd (never pulled), the operator's metrics on."""
+
+    def image(ref: str) -> dict[str, str]:
+        return {**kit.split_image(ref), "pullPolicy": "Never"}
+
+    values: dict[str, Any] = {
+        "operator": {"image": image(images["operator"]), "metrics": {"enabled": True}},
+        "api": {"image": image(images["operator"])},
+        "runtime": {"image": image(images["runtime"])},
+        "minio": {"image": image(images["minio"])},
+    }
+    extra = os.environ.get("VORTEX_E2E_VALUES")
+    if extra:
+        values = kit.deep_merge(values, yaml.safe_load(Path(extra).read_text()) or {})
+    return values
+
+
+@pytest.fixture(scope="session")
+def base_values(images: dict[str, str]) -> dict[str, Any]:
+    return release_values(images)

@@ -1,0 +1,712 @@
+"""The chart on the real cluster, end to end, in one release installed once for the module:
+
+install (every pod Ready), the shipped example functions (Ready, right outputs through the API
+Service, keys enforced), the chart's monitors scraped by a real Prometheus with every dashboard
+query answering after a short load, the time from `kubectl apply` to a first successful execute,
+an upgrade with changed values, and an uninstall that leaves nothing behind.
+
+The tests run in file order and build on each other (the uninstall comes last).
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import math
+import re
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.cluster.fixtures import REPO_ROOT, Cluster, ClusterError
+
+from . import kit
+from .conftest import Helm, record_figure
+
+pytestmark = [pytest.mark.cluster]
+
+CRD = REPO_ROOT / "crds" / "vortexfunction.yaml"
+CRD_NAME = "vortexfunctions.vortex.dev"
+EXAMPLES = REPO_ROOT / "crds" / "examples"
+INSTANCE = "app.kubernetes.io/instance"
+
+# A function for the load that can time out and be busy: one isolate, a 1.5 s limit, and a
+# sleep of `event.ms`.
+SLOW = {
+    "apiVersion": "vortex.dev/v1alpha1",
+    "kind": "VortexFunction",
+    "metadata": {"name": "slow"},
+    "spec": {
+        "concurrency": 1,
+        "timeoutMs": 1500,
+        "code": (
+            "export default async function (event) {\n"
+            "  const ms = (event && event.ms) || 0;\n"
+            "  await new Promise((resolve) => setTimeout(resolve, ms));\n"
+            "  return { slept: ms };\n"
+            "}\n"
+        ),
+    },
+}
+
+# Scrape every 2 s so that rates over the dashboard's 1m window have samples within seconds.
+MONITORS_ON = {
+    "api": {"serviceMonitor": {"enabled": True, "interval": "2s", "scrapeTimeout": "2s"}},
+    "operator": {"serviceMonitor": {"enabled": True, "interval": "2s", "scrapeTimeout": "2s"}},
+    "runtime": {"podMonitor": {"enabled": True, "interval": "2s", "scrapeTimeout": "2s"}},
+}
+
+UPGRADE = {"api": {"replicas": 3, "resources": {"requests": {"cpu": "120m"}}}}
+
+
+# -- what each example answers -------------------------------------------------------------------
+
+
+def _messages(body: dict[str, Any], level: str) -> list[str]:
+    return [entry["message"] for entry in body["logs"] if entry["level"] == level]
+
+
+def _check_hello(body: dict[str, Any]) -> None:
+    assert body["output"] == 42, body
+    assert _messages(body, "log") == ["Hello Vortex!"], body
+
+
+def _check_greet(body: dict[str, Any]) -> None:
+    assert body["output"] == {"message": "Hello, e2e!", "function": "greet"}, body
+    assert _messages(body, "log") == ["greeting e2e"], body
+
+
+def _check_async(body: dict[str, Any]) -> None:
+    assert body["output"] == {"waited": True, "idLength": 36}, body
+    assert _messages(body, "info") == ["slept at least 50 ms"], body
+
+
+# name -> (event, check of the 200 body)
+EXPECTED: dict[str, tuple[Any, Callable[[dict[str, Any]], None]]] = {
+    "hello": (None, _check_hello),
+    "greet": ({"name": "e2e"}, _check_greet),
+    "async": (None, _check_async),
+}
+
+
+def _example_names() -> list[str]:
+    names = []
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                assert doc["kind"] == "VortexFunction", path
+                names.append(doc["metadata"]["name"])
+    return names
+
+
+def _check_execute(api: kit.Api, name: str) -> None:
+    event, check = EXPECTED[name]
+    response = api.execute(name, event)
+    assert response.status_code == 200, f"{name}: {response.status_code} {response.text}"
+    check(response.json())
+
+
+# -- cluster helpers -----------------------------------------------------------------------------
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+def _pods(cluster: Cluster, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+    args = ["pods", *(["-l", selector] if selector else [])]
+    return list(cluster.get_json(*args, namespace=namespace)["items"])
+
+
+def _describe(cluster: Cluster, namespace: str) -> str:
+    pods = cluster.kubectl("get", "pods", "-o", "wide", namespace=namespace, check=False).stdout
+    events = cluster.kubectl(
+        "get", "events", "--sort-by=.lastTimestamp", namespace=namespace, check=False
+    ).stdout
+    return f"{pods}\n{events[-4000:]}"
+
+
+def _release_settled(cluster: Cluster, namespace: str, release: str) -> bool:
+    """Every Deployment of the release rolled out: its pods all new, all Ready, none extra."""
+    deployments = cluster.get_json(
+        "deployments", "-l", f"{INSTANCE}={release}", namespace=namespace
+    )
+    want = 0
+    for d in deployments["items"]:
+        status, replicas = d.get("status", {}), d["spec"]["replicas"]
+        if status.get("observedGeneration", 0) < d["metadata"]["generation"]:
+            return False
+        if status.get("updatedReplicas", 0) != replicas:
+            return False
+        if status.get("readyReplicas", 0) != replicas or status.get("replicas", 0) != replicas:
+            return False
+        want += replicas
+    pods = _pods(cluster, namespace, f"{INSTANCE}={release}")
+    return bool(deployments["items"]) and len(pods) == want and all(map(_pod_ready, pods))
+
+
+def _secret_value(cluster: Cluster, namespace: str, name: str, key: str) -> str:
+    proc = cluster.kubectl(
+        "get", "secret", name, "-o", f"jsonpath={{.data.{key}}}", namespace=namespace
+    )
+    return base64.b64decode(proc.stdout).decode()
+
+
+def _functions(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
+    items = cluster.get_json("vortexfunctions", namespace=namespace)["items"]
+    return {f["metadata"]["name"]: f for f in items}
+
+
+def _is_ready(function: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in function.get("status", {}).get("conditions", [])
+    )
+
+
+def _wait_functions_ready(cluster: Cluster, namespace: str, names: list[str]) -> None:
+    def ready() -> bool:
+        found = _functions(cluster, namespace)
+        return all(name in found and _is_ready(found[name]) for name in names)
+
+    try:
+        cluster.wait_for(f"VortexFunctions {names} Ready", ready, timeout=150, interval=1)
+    except TimeoutError:
+        vfs = cluster.kubectl("get", "vf", "-o", "wide", namespace=namespace, check=False).stdout
+        raise TimeoutError(f"{vfs}\n{_describe(cluster, namespace)}") from None
+
+
+def _crd_established(cluster: Cluster) -> bool:
+    proc = cluster.kubectl("get", "crd", CRD_NAME, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return False
+    crd = json.loads(proc.stdout)
+    if crd["metadata"].get("deletionTimestamp"):
+        return False
+    return any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in crd.get("status", {}).get("conditions", [])
+    )
+
+
+def _restore_crd(cluster: Cluster) -> None:
+    """Put the CRD back (later modules of the session need it) and wait until it serves."""
+    cluster.wait_for(
+        "the old CRD to be gone",
+        lambda: (
+            cluster.kubectl("get", "crd", CRD_NAME, check=False).returncode != 0
+            or _crd_established(cluster)
+        ),
+        timeout=90,
+        interval=1,
+    )
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.wait_for("the CRD Established", lambda: _crd_established(cluster), timeout=60)
+
+
+# -- the release ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Release:
+    cluster: Cluster
+    helm: Helm
+    name: str
+    namespace: str
+    values: dict[str, Any]
+    install_seconds: float
+    api: kit.Api
+    uninstalled: bool = False
+    function_uids: dict[str, str] = field(default_factory=dict)
+
+
+def _api_from_notes(cluster: Cluster, namespace: str, notes: str) -> kit.Api:
+    """The API Service and its keys, found the way NOTES.txt tells a user to."""
+    forward = re.search(r"port-forward service/(\S+) \d+:(\d+)", notes)
+    assert forward, f"NOTES.txt names no Service to reach the API:\n{notes}"
+    service, port = forward.group(1), int(forward.group(2))
+    secret = re.search(r"get secret (\S+) -o jsonpath='\{\.data\.admin-key\}' \| base64 -d", notes)
+    assert secret, f"NOTES.txt does not say where the admin key is:\n{notes}"
+    admin = _secret_value(cluster, namespace, secret.group(1), "admin-key")
+    invoke = _secret_value(cluster, namespace, secret.group(1), "invoke-keys").split(",")[0]
+    assert len(admin) >= 32, "the generated admin key is short"
+    assert invoke, "no invoke key was generated"
+    assert invoke != admin
+    ip = cluster.get_json("service", service, namespace=namespace)["spec"]["clusterIP"]
+    return kit.Api(base=f"http://{ip}:{port}", admin_key=admin, invoke_key=invoke)
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[Release]:
+    namespace = cluster.create_namespace("vx-e2e")
+    name = f"vortex-{uuid.uuid4().hex[:6]}"
+    rel: Release | None = None
+    try:
+        started = time.monotonic()
+        installed = helm(
+            "install", name, str(kit.CHART), "--namespace", namespace, values=base_values
+        )
+        try:
+            cluster.wait_for(
+                "every pod of the release Ready",
+                lambda: _release_settled(cluster, namespace, name),
+                timeout=180,
+                interval=0.5,
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+        seconds = time.monotonic() - started
+        api = _api_from_notes(cluster, namespace, installed.stdout)
+        rel = Release(cluster, helm, name, namespace, base_values, seconds, api)
+        yield rel
+    finally:
+        _teardown(cluster, helm, namespace, name, rel)
+
+
+def _teardown(cluster: Cluster, helm: Helm, namespace: str, name: str, rel: Release | None) -> None:
+    """Whatever the tests left: the release, the namespace, and the CRD back in place."""
+    if rel is None or not rel.uninstalled:
+        helm(
+            "uninstall", name, "--namespace", namespace, "--wait", "--timeout", "120s", check=False
+        )
+        # functions whose operator is gone would keep the namespace (and the CRD) from going
+        proc = cluster.kubectl("get", "vf", "-o", "name", namespace=namespace, check=False)
+        for ref in proc.stdout.split():
+            cluster.kubectl(
+                "patch",
+                ref,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+                namespace=namespace,
+                check=False,
+            )
+    cluster.delete_namespace(namespace, wait=False)
+    if not _crd_established(cluster):
+        _restore_crd(cluster)
+
+
+@pytest.fixture(scope="module")
+def functions(release: Release) -> list[str]:
+    """The shipped examples (`kubectl apply -f crds/examples/`) and the load's slow function."""
+    cluster, namespace = release.cluster, release.namespace
+    names = _example_names()
+    assert sorted(names) == sorted(EXPECTED), "an example was added or renamed: add its output"
+    cluster.kubectl("apply", "-f", str(EXAMPLES), namespace=namespace)
+    cluster.apply(SLOW, namespace=namespace)
+    _wait_functions_ready(cluster, namespace, [*names, "slow"])
+    release.function_uids = {
+        n: f["metadata"]["uid"] for n, f in _functions(cluster, namespace).items()
+    }
+    return names
+
+
+# -- install -------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(900)  # includes building the images on a cold cache
+def test_install_brings_every_pod_ready(release: Release):
+    cluster, namespace = release.cluster, release.namespace
+    pods = _pods(cluster, namespace)
+    components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods)
+    assert components == ["api", "api", "minio", "operator"], components
+    assert all(map(_pod_ready, pods))
+    for pod in pods:
+        for status in pod["status"]["containerStatuses"]:
+            assert status["restartCount"] == 0, f"{pod['metadata']['name']} restarted"
+    assert cluster.kubectl("get", "crd", CRD_NAME, check=False).returncode == 0
+    health = httpx.get(release.api.base + "/health", timeout=10)
+    assert health.status_code == 200, health.text
+    assert health.json()["status"] == "healthy"
+    record_figure("install to ready", f"{release.install_seconds:.1f} s ({len(pods)} pods)")
+
+
+# -- the examples through the API ----------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_examples_become_ready_and_answer_through_the_api(release: Release, functions):
+    for name in functions:
+        _check_execute(release.api, name)
+    greet_default = release.api.execute("greet")
+    assert greet_default.status_code == 200, greet_default.text
+    assert greet_default.json()["output"]["message"] == "Hello, world!"
+    # greet asks for 2 warm pods; both serve
+    greet = _functions(release.cluster, release.namespace)["greet"]
+    assert greet["status"]["readyReplicas"] == 2, greet["status"]
+    pods = _pods(release.cluster, release.namespace, "vortex.dev/function=greet")
+    assert len(pods) == 2
+    assert all(map(_pod_ready, pods))
+
+
+@pytest.mark.timeout(120)
+def test_execute_needs_a_key(release: Release, functions):
+    api = release.api
+    refused = api.execute("hello", key=None)
+    assert refused.status_code in (401, 403), refused.text
+    wrong = api.execute("hello", key="not-a-key-" + "x" * 30)
+    assert wrong.status_code in (401, 403), wrong.text
+    by_invoke_key = api.execute("hello", key=api.invoke_key)
+    assert by_invoke_key.status_code == 200, by_invoke_key.text
+    assert by_invoke_key.json()["output"] == 42
+    deploy_by_invoke_key = api.deploy({"name": "sneaky", "code": "return 1;"}, key=api.invoke_key)
+    assert deploy_by_invoke_key.status_code in (401, 403), deploy_by_invoke_key.text
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def prometheus(
+    release: Release, functions, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[kit.Prometheus]:
+    values = kit.deep_merge(release.values, MONITORS_ON)
+    objs = kit.render(values, release=release.name, namespace=release.namespace)
+    monitors = [o for o in objs if o["kind"] in kit.MONITOR_KINDS]
+    assert sorted(m["kind"] for m in monitors) == ["PodMonitor", "ServiceMonitor", "ServiceMonitor"]
+    jobs = kit.scrape_configs(monitors, release.cluster.kubeconfig)
+    prom = kit.Prometheus(tmp_path_factory.mktemp("prometheus"), jobs)
+    prom.start()
+    try:
+        yield prom
+    finally:
+        prom.stop()
+
+
+def _targets_by_component(prom: kit.Prometheus) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for target in prom.targets():
+        job = target["scrapePool"]
+        component = (
+            "runtime"
+            if job.startswith("podMonitor/")
+            else "operator"
+            if "-operator/" in job
+            else "api"
+        )
+        out.setdefault(component, []).append(target)
+    return out
+
+
+def _load(api: kit.Api, names: list[str], total: int) -> None:
+    """`total` executes spread over the examples, eight at a time; every one must succeed."""
+
+    def one(i: int) -> None:
+        _check_execute(api, names[i % len(names)])
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(one, i) for i in range(total)]:
+            future.result(timeout=60)
+
+
+def _slow_outcomes(api: kit.Api) -> None:
+    """A timeout, then bursts until the one isolate of `slow` turned a request away (busy)."""
+    timed_out = api.execute("slow", {"ms": 3000})
+    assert timed_out.status_code == 504, timed_out.text
+    assert timed_out.json()["error"]["type"] == "Timeout"
+    statuses: list[int] = []
+    for _ in range(3):
+        # Each API replica admits one at a time (concurrency 1); the runtime refuses what a
+        # second replica sends while the first request still runs.
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            burst = list(pool.map(lambda _: api.execute("slow", {"ms": 1200}), range(8)))
+        statuses += [r.status_code for r in burst]
+        busy = [r for r in burst if r.status_code == 503 and "RuntimeBusy" in r.text]
+        if busy:
+            break
+    # a request that queued for the isolate has that much less time: it may time out
+    assert set(statuses) <= {200, 503, 504}, statuses
+    assert 200 in statuses, statuses
+    assert busy, f"the runtime never answered busy: {statuses}"
+    after = api.execute("slow", {"ms": 10})
+    assert after.status_code == 200, after.text
+    assert after.json()["output"] == {"slept": 10}
+
+
+@pytest.mark.timeout(300)
+def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
+    release: Release, functions, prometheus: kit.Prometheus
+):
+    cluster, namespace = release.cluster, release.namespace
+    warm_pods = len(_pods(cluster, namespace, "app.kubernetes.io/name=vortex-function"))
+    expected = {"api": 2, "operator": 1, "runtime": warm_pods}
+
+    def all_up() -> bool:
+        found = _targets_by_component(prometheus)
+        return all(
+            len(found.get(c, [])) == n and all(t["health"] == "up" for t in found[c])
+            for c, n in expected.items()
+        )
+
+    try:
+        cluster.wait_for("every target up", all_up, timeout=60, interval=1)
+    except TimeoutError:
+        pytest.fail(f"targets: {json.dumps(_targets_by_component(prometheus), indent=1)[:6000]}")
+    functions_seen = {
+        t["labels"].get("function") for t in _targets_by_component(prometheus)["runtime"]
+    }
+    assert functions_seen == {*functions, "slow"}
+
+    started = time.monotonic()
+    _load(release.api, functions, 150)
+    _slow_outcomes(release.api)
+    load_seconds = time.monotonic() - started
+    assert load_seconds < 120
+
+    queries = kit.dashboard_queries()
+    assert len(queries) >= 10
+    missing: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    for title, expr in queries:
+        promql = kit.resolve_variables(expr)
+        result = prometheus.query(promql)
+        while not result and time.monotonic() < deadline:
+            time.sleep(1)
+            result = prometheus.query(promql)
+        if not result:
+            missing[promql] = title
+    assert not missing, f"dashboard queries without data: {json.dumps(missing, indent=1)}"
+    # Latency panels show numbers (not NaN) while executions are in the window.
+    for _, expr in queries:
+        if expr.startswith("histogram_quantile"):
+            values = [float(r["value"][1]) for r in prometheus.query(kit.resolve_variables(expr))]
+            assert any(math.isfinite(v) and v > 0 for v in values), (expr, values)
+    # The `function` variable lists every function that was executed.
+    variable = next(v for v in kit.dashboard()["templating"]["list"] if v["name"] == "function")
+    metric = re.fullmatch(r"label_values\((\w+), function\)", variable["definition"])
+    assert metric, variable["definition"]
+    listed = {
+        r["metric"]["function"] for r in prometheus.query(f"count by (function) ({metric[1]})")
+    }
+    assert {*functions, "slow"} <= listed, listed
+
+    # The numbers reflect the load, not just the series' existence.
+    def value(expr: str) -> float:
+        result = prometheus.query(expr)
+        assert result, expr
+        return sum(float(r["value"][1]) for r in result)
+
+    assert value('sum(vortex_executions_total{function="hello",outcome="success"})') >= 50
+    assert value('sum(vortex_executions_total{function="slow",outcome="timeout"})') >= 1
+    assert value('sum(vortex_executions_total{function="slow",outcome="busy"})') >= 1
+    assert (
+        value('sum(vortex_runtime_isolate_recycles_total{function="slow",reason="timeout"})') >= 1
+    )
+    assert value("sum(vortex_max_inflight_executions)") == 2 * 50  # two replicas, maxWorkers 50
+    ready = prometheus.query("vortex_operator_function_ready_replicas")
+    assert {
+        (r["metric"]["namespace"], r["metric"]["function"]): float(r["value"][1]) for r in ready
+    } == {
+        (namespace, "hello"): 1,
+        (namespace, "greet"): 2,
+        (namespace, "async"): 1,
+        (namespace, "slow"): 1,
+    }
+    assert value("sum(vortex_operator_reconciles_total)") >= 4
+
+
+# -- apply to first execute ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_apply_to_first_execute(release: Release, functions):
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    seconds: list[float] = []
+    names = [f"first-{i}" for i in range(5)]
+    try:
+        for i, name in enumerate(names):
+            manifest = {
+                "apiVersion": "vortex.dev/v1alpha1",
+                "kind": "VortexFunction",
+                "metadata": {"name": name},
+                "spec": {"code": f"return {{ n: {i}, run: {json.dumps(uuid.uuid4().hex)} }};"},
+            }
+            started = time.monotonic()
+            cluster.apply(manifest, namespace=namespace)
+            deadline = started + 60
+            while True:
+                response = api.execute(name)
+                if response.status_code == 200:
+                    break
+                # 404 until the API's informer has seen the new function; 503 while it has no pod
+                assert response.status_code in (404, 503), response.text
+                assert time.monotonic() < deadline, f"{name}: still {response.status_code}"
+                time.sleep(0.1)
+            seconds.append(time.monotonic() - started)
+            assert response.json()["output"]["n"] == i
+    finally:
+        cluster.kubectl(
+            "delete",
+            "vf",
+            *names,
+            "--ignore-not-found",
+            "--wait=false",
+            namespace=namespace,
+            check=False,
+        )
+    median = statistics.median(seconds)
+    record_figure(
+        "apply to first execute",
+        f"median {median:.2f} s of 5 ({', '.join(f'{s:.2f}' for s in seconds)})",
+    )
+    assert median < 30
+
+
+# -- upgrade -------------------------------------------------------------------------------------
+
+
+class _Probe:
+    """Executes one function every 0.2 s in a thread while the block runs; keeps the statuses
+    (or the connection error's type)."""
+
+    def __init__(self, api: kit.Api, name: str) -> None:
+        self.api, self.name = api, name
+        self.results: list[int | str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                self.results.append(self.api.execute(self.name, timeout=10).status_code)
+            except httpx.HTTPError as exc:
+                self.results.append(type(exc).__name__)
+
+    def __enter__(self) -> _Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.mark.timeout(300)
+def test_upgrade_rolls_out_changed_values_and_keeps_every_function(release: Release, functions):
+    cluster, namespace, name = release.cluster, release.namespace, release.name
+    api_selector = f"{INSTANCE}={name},app.kubernetes.io/component=api"
+    before = {p["metadata"]["name"] for p in _pods(cluster, namespace, api_selector)}
+    values = kit.deep_merge(release.values, UPGRADE)
+    with _Probe(release.api, "hello") as probe:
+        release.helm(
+            "upgrade",
+            name,
+            str(kit.CHART),
+            "--namespace",
+            namespace,
+            "--wait",
+            "--timeout",
+            "180s",
+            values=values,
+        )
+        try:
+            cluster.wait_for(
+                "the upgrade rolled out",
+                lambda: _release_settled(cluster, namespace, name),
+                timeout=90,
+                interval=0.5,
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    release.values = values
+    # API pods drain before they stop (maxUnavailable 0, a preStop pause): no call failed.
+    assert len(probe.results) >= 10, probe.results
+    failed = [r for r in probe.results if r != 200]
+    assert not failed, f"{len(failed)} of {len(probe.results)} calls failed: {failed[:10]}"
+
+    deployment = cluster.get_json("deployment", f"{name}-api", namespace=namespace)
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["status"]["readyReplicas"] == 3
+    pods = _pods(cluster, namespace, api_selector)
+    assert len(pods) == 3
+    assert not before & {p["metadata"]["name"] for p in pods}, "API pods were not replaced"
+    for pod in pods:
+        assert pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "120m"
+    history = json.loads(
+        release.helm("history", name, "--namespace", namespace, "-o", "json").stdout
+    )
+    assert [(h["revision"], h["status"]) for h in history][-1] == (2, "deployed")
+
+    # The keys were kept, and so was every function (the same objects, still Ready).
+    secret = f"{name}-api-auth"
+    assert _secret_value(cluster, namespace, secret, "admin-key") == release.api.admin_key
+    found = _functions(cluster, namespace)
+    assert {n: f["metadata"]["uid"] for n, f in found.items()} == release.function_uids
+    assert all(map(_is_ready, found.values()))
+    for fn in functions:
+        _check_execute(release.api, fn)
+    slow = release.api.execute("slow", {"ms": 5})
+    assert slow.status_code == 200, slow.text
+
+
+# -- uninstall -----------------------------------------------------------------------------------
+
+
+def _leftovers(cluster: Cluster, namespace: str) -> list[str]:
+    kinds = (
+        "deployments,replicasets,pods,services,secrets,configmaps,networkpolicies,"
+        "poddisruptionbudgets,serviceaccounts,roles,rolebindings,jobs,persistentvolumeclaims"
+    )
+    proc = cluster.kubectl("get", kinds, "-o", "name", namespace=namespace)
+    expected = {"configmap/kube-root-ca.crt", "serviceaccount/default"}
+    return sorted(set(proc.stdout.split()) - expected)
+
+
+@pytest.mark.timeout(360)
+def test_uninstall_and_crd_removal_leave_nothing_behind(release: Release, functions):
+    cluster, namespace, name = release.cluster, release.namespace, release.name
+    assert _functions(cluster, namespace), "nothing to clean up"
+    release.helm("uninstall", name, "--namespace", namespace, "--wait", "--timeout", "180s")
+    release.uninstalled = True
+    try:
+        # The pre-delete hook removed every function while the operator still ran its finalizer.
+        left = _functions(cluster, namespace)
+        assert not left, {n: f["metadata"].get("finalizers") for n, f in left.items()}
+        try:
+            cluster.wait_for(
+                "no pods and no objects left in the namespace",
+                lambda: not _leftovers(cluster, namespace),
+                timeout=90,
+                interval=1,
+            )
+        except TimeoutError:
+            pytest.fail(f"left in {namespace}: {_leftovers(cluster, namespace)}")
+        cluster_scoped = cluster.kubectl(
+            "get", "clusterroles,clusterrolebindings", "-l", f"{INSTANCE}={name}", "-o", "name"
+        ).stdout.split()
+        assert not cluster_scoped, cluster_scoped
+
+        # Removing the CRD removes every VortexFunction of the cluster: none may be left, and
+        # none may hold a finalizer that nobody runs any more.
+        everywhere = cluster.get_json("vortexfunctions", "--all-namespaces")["items"]
+        left_anywhere = {
+            f"{f['metadata']['namespace']}/{f['metadata']['name']}": f["metadata"].get("finalizers")
+            for f in everywhere
+        }
+        assert not left_anywhere, f"VortexFunctions left in the cluster: {left_anywhere}"
+        cluster.kubectl("delete", "crd", CRD_NAME, "--wait=true", "--timeout=60s")
+        assert cluster.kubectl("get", "crd", CRD_NAME, check=False).returncode != 0
+
+        try:
+            cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=90s")
+        except ClusterError as exc:
+            pytest.fail(
+                f"namespace {namespace} not deletable: {exc}\n{_describe(cluster, namespace)}"
+            )
+        gone = cluster.kubectl("get", "namespace", namespace, check=False)
+        assert gone.returncode != 0, gone.stdout
+    finally:
+        _restore_crd(cluster)
+    assert _crd_established(cluster)
