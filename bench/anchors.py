@@ -99,6 +99,23 @@ def workerd(worker_js: str = TRIVIAL_WORKER) -> Iterator[str]:
             process.wait(10)
 
 
+@contextmanager
+def trivial_runtime() -> Iterator[str]:
+    """A ready `python -m vortex_runtime serve` of TRIVIAL_BODY; yields its base URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code = Path(tmp, "trivial.js")
+        code.write_text(TRIVIAL_BODY)
+        port = free_port()
+        server = runtime_server(code, port)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url + "/readyz")
+            yield url
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
 def runtime_server(code_file: Path, port: int) -> subprocess.Popen[bytes]:
     """Start `python -m vortex_runtime serve` for the one function in `code_file`."""
     return subprocess.Popen(

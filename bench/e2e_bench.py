@@ -287,21 +287,11 @@ def main(duration_s: int = 10) -> None:
             f"   (goal <= {GOAL_P99_RATIO:g}x: {_verdict(p99_ratio <= GOAL_P99_RATIO)})"
         )
 
-        with tempfile.TemporaryDirectory() as tmp:
-            code = Path(tmp, "trivial.js")
-            code.write_text(anchors.TRIVIAL_BODY)
-            port = anchors.free_port()
-            runtime = anchors.runtime_server(code, port)
-            try:
-                runtime_url = f"http://127.0.0.1:{port}"
-                anchors.wait_http(runtime_url + "/readyz")
-                targets = {"direct": runtime_url + "/invoke", "api": execute_url}
-                for i, worker_url in enumerate(api.worker_urls()):
-                    targets[f"worker {i}"] = f"{worker_url}/invoke/{trivial_key}"
-                p50, samples = serial_p50s(targets, budget_s=duration_s)
-            finally:
-                runtime.terminate()
-                runtime.wait(10)
+        with anchors.trivial_runtime() as runtime_url:
+            targets = {"direct": runtime_url + "/invoke", "api": execute_url}
+            for i, worker_url in enumerate(api.worker_urls()):
+                targets[f"worker {i}"] = f"{worker_url}/invoke/{trivial_key}"
+            p50, samples = serial_p50s(targets, budget_s=duration_s)
         hop = p50["api"] - p50["direct"]
         print(f"API hop, serial requests (at least {samples} each, p50):")
         print(f"  runtime /invoke directly (--code-file): {p50['direct']:.3f} ms")

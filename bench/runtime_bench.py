@@ -13,9 +13,7 @@ import asyncio
 import gc
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from bench import anchors
 
@@ -84,19 +82,9 @@ def main(duration_s: int = 10) -> None:
     print(f"isolate start to ready: median {figures['isolate_ready_ms']:.2f} ms   (goal <= 5 ms)")
     print(f"memory per warm isolate: {figures['isolate_mb']:.2f} MB   (goal <= 5 MB)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        code = Path(tmp, "trivial.js")
-        code.write_text(anchors.TRIVIAL_BODY)
-        port = anchors.free_port()
-        server = anchors.runtime_server(code, port)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            anchors.wait_http(url + "/readyz")
-            ours = anchors.wrk(url + "/invoke", duration_s=duration_s)
-            ours_serial = anchors.serial_latency_ms(url + "/invoke")
-        finally:
-            server.terminate()
-            server.wait(10)
+    with anchors.trivial_runtime() as url:
+        ours = anchors.wrk(url + "/invoke", duration_s=duration_s)
+        ours_serial = anchors.serial_latency_ms(url + "/invoke")
     with anchors.workerd() as url:
         theirs = anchors.wrk(url + "/", duration_s=duration_s)
         theirs_serial = anchors.serial_latency_ms(url + "/")
