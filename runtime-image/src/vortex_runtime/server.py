@@ -91,7 +91,8 @@ def _int_header(headers: dict[str, str], name: str, low: int, high: int) -> int 
     return value
 
 
-def _build_request(scope: Scope, headers: dict[str, str], body: bytes) -> InvokeRequest:
+def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     if body.strip():
         try:
             json.loads(body)
@@ -137,11 +138,10 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
     async def invoke(scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
         started = time.perf_counter()
         metrics.INFLIGHT.inc()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request: InvokeRequest | None = None
         try:
             body = await _read_body(receive, max_event)
-            request = _build_request(scope, headers, body)
+            request = _build_request(scope, body)
             result = await service.invoke(key, request)
         except RuntimeFailure as failure:
             elapsed = (time.perf_counter() - started) * 1000
@@ -188,10 +188,9 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
 
     async def warm(scope: Scope, receive: Receive, send: Send, key: str) -> None:
         """Get a function ready ahead of its first invocation (the API calls it on deploy)."""
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             await _read_body(receive, max_event)
-            started = await service.warm(key, _build_request(scope, headers, b""))
+            started = await service.warm(key, _build_request(scope, b""))
         except RuntimeFailure as failure:
             await _error(send, failure.status, failure.type, failure.message)
             return

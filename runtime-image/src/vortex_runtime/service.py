@@ -192,11 +192,14 @@ class ManyFunctionService:
     async def start(self) -> None:
         await prestart()
 
+    async def _pool_for(self, key: str, request: InvokeRequest) -> FunctionPool:
+        self._expected_sha[key] = request.sha256  # checked when the code is loaded
+        return await self._registry.pool(key, request.memory_mb)
+
     async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation:
         if not key:
             raise NotReady("This runtime serves many functions: POST /invoke/{key}")
-        self._expected_sha[key] = request.sha256
-        pool = await self._registry.pool(key, request.memory_mb)
+        pool = await self._pool_for(key, request)
         timeout_ms = request.timeout_ms or self.settings.timeout_ms
         _context(request, key, timeout_ms, {})
         try:
@@ -211,9 +214,8 @@ class ManyFunctionService:
 
     async def warm(self, key: str, request: InvokeRequest) -> bool:
         """Load `key` and keep one idle isolate ready; True if one had to be started."""
-        self._expected_sha[key] = request.sha256
-        pool = await self._registry.pool(key, request.memory_mb)
-        if pool.idle or pool.isolates:
+        pool = await self._pool_for(key, request)
+        if pool.isolates:
             return False
         await pool.warm()
         self._registry.enforce_budget(protect=pool)

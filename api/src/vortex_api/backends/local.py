@@ -136,12 +136,9 @@ class LocalBackend:
         if endpoint is None:
             return
         key = self.store.code_key(function.code_sha256 or "")
-        with contextlib.suppress(ApiError, TimeoutError):
-            await asyncio.wait_for(
-                self.transport.post(
-                    f"{endpoint.url}/warm/{key}", function.runtime_headers, b"", WARM_TIMEOUT_S
-                ),
-                WARM_TIMEOUT_S,
+        with contextlib.suppress(ApiError):  # the transport's timeout is an ApiError too
+            await self.transport.post(
+                f"{endpoint.url}/warm/{key}", function.runtime_headers, b"", WARM_TIMEOUT_S
             )
 
     async def resolve(self, function_id: str) -> Function:
