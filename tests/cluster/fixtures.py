@@ -267,7 +267,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def cluster() -> Iterator[Cluster]:
     """The local cluster, up and Ready (started by this fixture if needed)."""
     if os.geteuid() != 0:
-        pytest.skip("the local Kubernetes cluster needs root")
+        # a missing cluster is a failure, never a silent skip: these tests are the product's proof
+        pytest.fail("the local Kubernetes cluster needs root: run `make test` as root", False)
     c = Cluster(kubeconfig=cluster_up())
     yield c
     if os.environ.get("VORTEX_CLUSTER_TEARDOWN") == "1":
