@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 
 from bench import anchors
+from tests.procs import children
 
 CONNECTIONS = 16
 COLD_STARTS = 10
@@ -50,22 +51,6 @@ GOAL_COLD_MS = 10.0
 
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
-
-
-def _children(pid: int) -> list[int]:
-    """Pids whose parent is `pid` (from /proc), zombies left out."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -89,7 +74,7 @@ class LocalApi:
     workers: set[int] = field(default_factory=set)
 
     def scan_workers(self) -> None:
-        for pid in _children(self.process.pid):
+        for pid in children(self.process.pid):
             if _is_worker(pid):
                 self.workers.add(pid)
 

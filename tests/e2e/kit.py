@@ -149,6 +149,19 @@ def split_image(ref: str) -> dict[str, str]:
     return {"repository": repository, "tag": tag}
 
 
+# values pointing the chart at an external S3 endpoint instead of the bundled MinIO
+EXTERNAL_S3: dict[str, Any] = {
+    "minio": {
+        "enabled": False,
+        "external": {
+            "endpoint": "s3.example.com:443",
+            "secure": True,
+            "existingSecret": "s3-keys",
+        },
+    }
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

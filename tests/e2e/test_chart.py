@@ -92,17 +92,7 @@ def test_bad_values_fail_with_a_clear_message(values, message):
 
 
 def test_external_minio_needs_endpoint_and_secret_and_then_renders():
-    external = {
-        "minio": {
-            "enabled": False,
-            "external": {
-                "endpoint": "s3.example.com:443",
-                "secure": True,
-                "existingSecret": "s3-keys",
-            },
-        }
-    }
-    objs = kit.render(external)
+    objs = kit.render(kit.EXTERNAL_S3)
     assert not [
         o
         for o in objs

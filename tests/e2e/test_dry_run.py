@@ -49,18 +49,9 @@ CONFIGS = {
         "minio": {"persistence": {"enabled": True, "size": "1Gi"}},
         "runtime": {"minioCredentialsSecret": "runtime-readonly"},
     },
-    "external-s3": {
-        "minio": {
-            "enabled": False,
-            "external": {
-                "endpoint": "s3.example.com:443",
-                "secure": True,
-                "existingSecret": "s3-keys",
-            },
-        },
-        "api": {"auth": {"enabled": False}},
-        "dashboards": {"enabled": False},
-    },
+    "external-s3": kit.deep_merge(
+        kit.EXTERNAL_S3, {"api": {"auth": {"enabled": False}}, "dashboards": {"enabled": False}}
+    ),
 }
 
 

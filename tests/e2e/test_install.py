@@ -157,6 +157,18 @@ def _release_settled(cluster: Cluster, namespace: str, release: str) -> bool:
     return bool(deployments["items"]) and len(pods) == want and all(map(_pod_ready, pods))
 
 
+def _wait_settled(
+    cluster: Cluster, namespace: str, release: str, what: str, timeout: float
+) -> None:
+    """Wait for `_release_settled`; a timeout carries the namespace's pods and events."""
+    try:
+        cluster.wait_for(
+            what, lambda: _release_settled(cluster, namespace, release), timeout, interval=0.5
+        )
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+
+
 def _secret_value(cluster: Cluster, namespace: str, name: str, key: str) -> str:
     proc = cluster.kubectl(
         "get", "secret", name, "-o", f"jsonpath={{.data.{key}}}", namespace=namespace
@@ -258,15 +270,7 @@ def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterat
         installed = helm(
             "install", name, str(kit.CHART), "--namespace", namespace, values=base_values
         )
-        try:
-            cluster.wait_for(
-                "every pod of the release Ready",
-                lambda: _release_settled(cluster, namespace, name),
-                timeout=180,
-                interval=0.5,
-            )
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+        _wait_settled(cluster, namespace, name, "every pod of the release Ready", timeout=180)
         seconds = time.monotonic() - started
         api = _api_from_notes(cluster, namespace, installed.stdout)
         rel = Release(cluster, helm, name, namespace, base_values, seconds, api)
@@ -611,15 +615,7 @@ def test_upgrade_rolls_out_changed_values_and_keeps_every_function(release: Rele
             "180s",
             values=values,
         )
-        try:
-            cluster.wait_for(
-                "the upgrade rolled out",
-                lambda: _release_settled(cluster, namespace, name),
-                timeout=90,
-                interval=0.5,
-            )
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+        _wait_settled(cluster, namespace, name, "the upgrade rolled out", timeout=90)
     release.values = values
     # API pods drain before they stop (maxUnavailable 0, a preStop pause): no call failed.
     assert len(probe.results) >= 10, probe.results

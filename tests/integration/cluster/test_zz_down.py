@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.fixtures import Cluster
+from tests.procs import descends_from
 
 pytestmark = [pytest.mark.cluster, pytest.mark.cluster_down]
 
@@ -30,20 +31,6 @@ def proc_exes() -> dict[int, str]:
             with contextlib.suppress(OSError):
                 out[int(p.name)] = os.readlink(p / "exe")
     return out
-
-
-def started_by_us(pid: int) -> bool:
-    """Whether `pid` descends from this test process."""
-    me = os.getpid()
-    while pid > 1:
-        if pid == me:
-            return True
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-    return False
 
 
 def netns_inodes() -> set[int]:
@@ -110,7 +97,7 @@ def test_down_leaves_nothing_and_up_restores(cluster: Cluster):
     ours = {
         pid: exe
         for pid, exe in proc_exes().items()
-        if exe.startswith(str(state / "bin") + "/") and not started_by_us(pid)
+        if exe.startswith(str(state / "bin") + "/") and not descends_from(pid, os.getpid())
     }
     assert ours == {}, f"processes left: {ours}"
     assert not pod_cgroup_pids()
