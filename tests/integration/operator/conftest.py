@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -260,16 +260,20 @@ class Stack:
         status: str = "True",
         reason: str | None = None,
         timeout: float = 90,
-        generation: int | None = None,
+        generation: int | Literal["current"] | None = None,
     ) -> dict[str, Any]:
+        """Wait until condition KIND has STATUS (and REASON); with `generation`, only as observed
+        for that spec generation, or for the function's current one (`"current"`)."""
+
         def check() -> dict[str, Any] | None:
             fn = self.function(name)
+            want = fn["metadata"].get("generation") if generation == "current" else generation
             for cond in (fn.get("status") or {}).get("conditions") or []:
                 if cond["type"] != kind or cond["status"] != status:
                     continue
                 if reason is not None and cond.get("reason") != reason:
                     continue
-                if generation is not None and cond.get("observedGeneration") != generation:
+                if want is not None and cond.get("observedGeneration") != want:
                     continue
                 return fn
             return None
@@ -282,7 +286,9 @@ class Stack:
             raise TimeoutError(self.diagnose(name)) from None
 
     def wait_ready(self, name: str, timeout: float = 90) -> dict[str, Any]:
-        return self.wait_condition(name, "Ready", "True", timeout=timeout)
+        """Ready for the spec as it is now: a Ready condition left from an earlier generation (the
+        operator has not yet seen the latest change) does not count."""
+        return self.wait_condition(name, "Ready", "True", timeout=timeout, generation="current")
 
     def pods(self, name: str, isolation: str | None = "warm") -> list[dict[str, Any]]:
         """The function's pods: warm ones, one-shot ones (isolation="pod"), or all (None)."""
