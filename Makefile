@@ -1,12 +1,13 @@
-# Vortex developer entry points. `make run` starts local mode; `make test` installs what the
-# tests need and runs them all.
+# Vortex developer entry points. `make run` starts local mode; `make test` installs and builds what
+# the tests need (tests/deps.sh), starts the local cluster, then runs every test; `make test-fresh`
+# runs CI (.ci/run) as on a fresh machine, with empty caches.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install deps test unit lint fmt bench run cluster-up cluster-down cluster-status images clean
+.PHONY: install deps test test-fresh unit lint fmt bench run cluster-up cluster-down cluster-status images clean
 
 install: $(STAMP)
 
@@ -20,8 +21,13 @@ $(STAMP): runtime-image/pyproject.toml api/pyproject.toml operator/pyproject.tom
 deps:
 	tests/deps.sh
 
-test: install deps
+# Every slow, one-time step (Debian packages, Go builds, images) runs here, never under a test's
+# timeout; tests only start and use what is built.
+test: install deps cluster-up
 	$(PY) -m pytest tests
+
+test-fresh:
+	tests/fresh-machine
 
 unit: install
 	$(PY) -m pytest tests/unit
@@ -41,7 +47,8 @@ bench: install deps
 run: install
 	$(PY) -m vortex_api
 
-cluster-up:
+cluster-up: deps
+	@[ "$$(id -u)" = 0 ] || { echo "the local cluster needs root: run \`make test\` as root (\`make unit\` runs the unit tests alone)"; exit 1; }
 	tests/cluster/up
 
 cluster-down:

@@ -2,7 +2,9 @@
 
 The session fixture ``cluster`` runs ``tests/cluster/up`` (idempotent: it reuses
 a running cluster and starts what is missing) and yields a :class:`Cluster`
-with the kubeconfig path and helpers that call the real ``kubectl``.
+with the kubeconfig path and helpers that call the real ``kubectl``. Tests never
+build the cluster's binaries: ``make test`` builds them first (``tests/deps.sh``),
+and a missing one fails ``up`` at once.
 
 Markers:
   ``cluster``       the test needs the local cluster (root only).
@@ -44,7 +46,9 @@ class ClusterError(RuntimeError):
     pass
 
 
-def _run_script(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def _run_script(
+    args: list[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(a) for a in args],
         stdin=subprocess.DEVNULL,
@@ -52,6 +56,7 @@ def _run_script(args: list[str], timeout: float) -> subprocess.CompletedProcess[
         text=True,
         timeout=timeout,
         cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
     )
     if proc.returncode != 0:
         raise ClusterError(
@@ -68,9 +73,12 @@ def _last_value(output: str, key: str) -> str:
     raise ClusterError(f"no {key}= line in output:\n{output[-2000:]}")
 
 
-def cluster_up(timeout: float = 3600) -> Path:
-    """Run tests/cluster/up and return the kubeconfig path it printed last."""
-    proc = _run_script([UP], timeout)
+def cluster_up(timeout: float = 600) -> Path:
+    """Run tests/cluster/up and return the kubeconfig path it printed last.
+
+    Tests only start what `tests/deps.sh` built: a binary that is missing fails at once
+    (VORTEX_CLUSTER_NO_BUILD=1) instead of building under a test's timeout."""
+    proc = _run_script([UP], timeout, env={"VORTEX_CLUSTER_NO_BUILD": "1"})
     last = proc.stdout.strip().splitlines()[-1]
     if not last.startswith("KUBECONFIG="):
         raise ClusterError(f"up did not end with KUBECONFIG=: {last!r}")

@@ -1,4 +1,4 @@
-# Shared settings and helpers for tests/cluster/{up,down,status,images,build}.
+# Shared settings and helpers for tests/cluster/{up,down,status,images,build} and tests/deps.sh.
 # Sourced, not executed.
 
 CLUSTER_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,6 +48,54 @@ export PATH="$BIN:/usr/local/go/bin:/usr/sbin:/sbin:$PATH"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# Scripts that run under `set -e` say which command ended them, and where, instead of exiting
+# silently (a failed `x="$(...)"` prints nothing of its own).
+_on_error() {  # _on_error STATUS LINE COMMAND
+    [ "$BASH_SUBSHELL" -eq 0 ] || return 0
+    local src="${BASH_SOURCE[1]:-$0}" fn="${FUNCNAME[1]:-}"
+    local where="${src##*/}:$2"
+    [ -n "$fn" ] && [ "$fn" != main ] && where+=" in $fn"
+    log "ERROR: $(basename "$0") stopped: \`$3\` exited $1 ($where)"
+}
+if [[ $- == *e* ]]; then
+    set -E
+    trap '_on_error $? $LINENO "$BASH_COMMAND"' ERR
+fi
+
+# 75s -> "1m15s"
+fmt_secs() { local s="$1"; if [ "$s" -ge 60 ]; then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi; }
+
+# run_logged NAME CMD...: run one build step with its output in $LOGS/build-NAME.log. One line
+# when it starts and one when it ends, with the elapsed time; while it runs, a line every
+# $VORTEX_PROGRESS_S seconds (default 30) with the log's last line, so nothing looks hung. On
+# failure: the log's tail and the command that retries the step alone ($RETRY, default: this
+# script with its arguments), then exit with the step's status.
+run_logged() {
+    local name="$1"; shift
+    local lf="$LOGS/build-$name.log" t0=$SECONDS every="${VORTEX_PROGRESS_S:-30}" pid rc=0 next last
+    mkdir -p "$LOGS"
+    log "$name: started (log: $lf)"
+    "$@" >"$lf" 2>&1 </dev/null &
+    pid=$!
+    next=$((SECONDS + every))
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if [ $SECONDS -ge $next ] && kill -0 "$pid" 2>/dev/null; then
+            last="$(tail -n 1 "$lf" 2>/dev/null | tr -d '\r' | cut -c1-100)"
+            log "$name: running, $(fmt_secs $((SECONDS - t0)))${last:+ (last: $last)}"
+            next=$((SECONDS + every))
+        fi
+    done
+    wait "$pid" || rc=$?
+    if [ $rc -ne 0 ]; then
+        log "$name: FAILED after $(fmt_secs $((SECONDS - t0))) (exit $rc); last lines of $lf:"
+        tail -n 40 "$lf" | sed 's/^/    /' >&2
+        log "retry it alone: ${RETRY:-$0${SCRIPT_ARGS:+ $SCRIPT_ARGS}}"
+        exit "$rc"
+    fi
+    log "$name: done in $(fmt_secs $((SECONDS - t0)))"
+}
+
 buildah_() {
     buildah --storage-driver overlay --root "$BUILDAH_ROOT" --runroot "$BUILDAH_RUNROOT" "$@"
 }
@@ -89,4 +137,30 @@ stop_proc() {  # stop_proc NAME [TIMEOUT]: TERM, then KILL after TIMEOUT seconds
         for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
     fi
     rm -f "$RUN/pids/$name.pid" "$RUN/pids/$name.spec"
+}
+
+CLUSTER_BINS=(kubelet kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd containerd-shim-runc-v2)
+
+# our_pids and pod_pids run inside `$(...)` under `set -euo pipefail` (in `down`): each ends with
+# an explicit `return 0`, never with the status of a test that was false for the last item.
+
+# Processes whose executable is one of our cluster binaries (pidfile or not).
+our_pids() {
+    local p exe b
+    for p in /proc/[0-9]*; do
+        exe="$(readlink "$p/exe" 2>/dev/null)" || continue
+        for b in "${CLUSTER_BINS[@]}"; do
+            if [ "$exe" = "$BIN/$b" ]; then echo "${p#/proc/}"; break; fi
+        done
+    done
+    return 0
+}
+
+# Processes in pod cgroups (containers), in any cgroup v1 hierarchy.
+pod_pids() {
+    local f
+    for f in /sys/fs/cgroup/*/kubepods; do
+        if [ -d "$f" ]; then find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null || true; fi
+    done | sort -u
+    return 0
 }
