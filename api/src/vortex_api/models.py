@@ -6,7 +6,7 @@ bytes, so `ExecuteResponse` documents that shape without being built per request
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 # a DNS-1123 label short enough for the prefix.
 FUNCTION_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,58}[a-z0-9])?$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+# The VortexFunction CRD's bounds (crds/vortexfunction.yaml; tests/unit/api/test_crd_contract.py
+# holds the two equal): a body `/deploy` accepts is one the cluster accepts too.
+MAX_TIMEOUT_MS = 300_000
+MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 4096
+MAX_CONCURRENCY = 64
+MAX_REPLICAS = 100
+MAX_ENV_ENTRIES = 64
+MAX_ENV_VALUE_CHARS = 32_768
 
 
 class DeployRequest(BaseModel):
@@ -27,17 +36,23 @@ class DeployRequest(BaseModel):
         pattern=FUNCTION_NAME_PATTERN,
         description="function id to use (lower-case DNS label); a UUID is generated without it",
     )
-    timeout_ms: int | None = Field(default=None, ge=1, description="wall-clock timeout")
-    memory_mb: int | None = Field(default=None, ge=16, description="isolate heap limit")
-    env: dict[str, str] | None = Field(default=None, description="context.env of the function")
+    timeout_ms: int | None = Field(
+        default=None, ge=1, le=MAX_TIMEOUT_MS, description="wall-clock timeout"
+    )
+    memory_mb: int | None = Field(
+        default=None, ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB, description="isolate heap limit"
+    )
+    env: dict[str, Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]] | None = Field(
+        default=None, max_length=MAX_ENV_ENTRIES, description="context.env of the function"
+    )
     isolation: Literal["warm", "pod"] | None = Field(
         default=None, description="warm isolates (default) or one Pod per execution (Kubernetes)"
     )
     concurrency: int | None = Field(
-        default=None, ge=1, le=1000, description="concurrent executions per replica"
+        default=None, ge=1, le=MAX_CONCURRENCY, description="concurrent executions per replica"
     )
     replicas: int | None = Field(
-        default=None, ge=0, le=100, description="warm runtime pods (Kubernetes)"
+        default=None, ge=0, le=MAX_REPLICAS, description="warm runtime pods (Kubernetes)"
     )
 
 
