@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 
 from bench import anchors
-from tests.procs import children
+from bench.procs import children
 
 CONNECTIONS = 16
 COLD_STARTS = 10

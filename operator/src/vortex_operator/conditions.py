@@ -16,7 +16,6 @@ from typing import Any
 CODE_STORED = "CodeStored"
 AVAILABLE = "Available"
 READY = "Ready"
-TYPES = (CODE_STORED, AVAILABLE, READY)
 
 TRUE = "True"
 FALSE = "False"
@@ -48,11 +47,6 @@ def find(conditions: Iterable[dict[str, Any]] | None, kind: str) -> dict[str, An
         if cond.get("type") == kind:
             return cond
     return None
-
-
-def is_true(conditions: Iterable[dict[str, Any]] | None, kind: str) -> bool:
-    cond = find(conditions, kind)
-    return cond is not None and cond.get("status") == TRUE
 
 
 def merge(

@@ -20,10 +20,6 @@ class EventSink(Protocol):
     def warning(self, ref: FunctionRef, reason: str, message: str) -> None: ...
 
 
-def _body(ref: FunctionRef) -> kopf.Body:
-    return kopf.Body(cast(kopf.RawBody, ref.owner_body()))
-
-
 class KopfEvents:
     """Events through kopf's background poster."""
 

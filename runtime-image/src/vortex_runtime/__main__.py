@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -38,6 +37,7 @@ def settings_from(args: argparse.Namespace) -> RuntimeSettings:
         "timeout_ms": args.timeout_ms,
         "memory_mb": args.memory_mb,
         "function_name": args.name,
+        "log_format": args.log_format,
     }
     base = get_settings()
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -46,8 +46,7 @@ def settings_from(args: argparse.Namespace) -> RuntimeSettings:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_from(args)
-    log_format = args.log_format or os.environ.get("VORTEX_LOG_FORMAT", "json")
-    logs.setup(as_json=log_format == "json")
+    logs.setup(as_json=settings.log_format == "json")
     watchdog.configure(settings.watchdog_grace_ms)
 
     import uvicorn

@@ -8,7 +8,7 @@
     ├── OutputTooLarge      413     the function's result is over its limit
     ├── FunctionError       500     the function threw (name, message, stack)
     ├── CompileError        500     the code does not compile (line, column)
-    ├── CodeLoadError       503     the code object is missing or fails its checksum
+    ├── CodeLoadError       503     the code is missing, too large or fails its checksum
     ├── NotReady            503     the code is not loaded yet
     ├── RuntimeBusy         503     every isolate is busy (Retry-After)
     ├── InvocationTimeout   504     the function ran past its timeout

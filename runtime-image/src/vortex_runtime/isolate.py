@@ -324,7 +324,6 @@ class _Checker:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vortex-check")
         self._mr: MiniRacer | None = None
-        self._lock = threading.Lock()
 
     def _check(self, code: str) -> None:
         if self._mr is None or self._mr.was_hard_memory_limit_reached():
@@ -359,8 +358,3 @@ async def prestart() -> None:
     """Initialise V8 and start and close one isolate, so the first function pays neither."""
     isolate = await Isolate.create("return null", Limits())
     isolate.close_now()
-
-
-def v8_version() -> str:
-    with MiniRacer() as mr:
-        return mr.v8_version

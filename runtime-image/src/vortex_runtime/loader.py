@@ -17,6 +17,7 @@ from vortex_runtime.errors import CodeLoadError, FunctionNotFound, InvalidReques
 from vortex_runtime.settings import MinioSettings
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,250}$")
+# The largest code object S3Loader accepts; a bigger one is a CodeLoadError, never truncated.
 MAX_CODE_BYTES = 1024 * 1024 + 1024
 
 
@@ -91,8 +92,8 @@ class S3Loader:
         self.endpoint = settings.endpoint
         self._client = Minio(
             settings.endpoint,
-            access_key=settings.access_key,
-            secret_key=settings.secret_key,
+            access_key=settings.access_key.get_secret_value(),
+            secret_key=settings.secret_key.get_secret_value(),
             secure=settings.secure,
         )
 
@@ -103,7 +104,7 @@ class S3Loader:
         try:
             response = self._client.get_object(self.bucket, key)
             try:
-                return bytes(response.read(MAX_CODE_BYTES))
+                data = bytes(response.read(MAX_CODE_BYTES + 1))
             finally:
                 response.close()
                 response.release_conn()
@@ -115,6 +116,12 @@ class S3Loader:
             raise CodeLoadError(f"MinIO refused {key!r}: {exc.code}: {exc.message}") from exc
         except (MinioException, HTTPError, OSError) as exc:
             raise CodeLoadError(f"MinIO at {self.endpoint} is unreachable: {exc}") from exc
+        if len(data) > MAX_CODE_BYTES:
+            raise CodeLoadError(
+                f"The code object s3://{self.bucket}/{key} is over the limit of "
+                f"{MAX_CODE_BYTES} bytes"
+            )
+        return data
 
     async def load(self, key: str, sha256: str | None = None) -> str:
         data = await asyncio.to_thread(self._get, check_key(key))

@@ -1,4 +1,4 @@
-"""The runtime's HTTP face: a small ASGI app for /invoke, /healthz, /readyz and /metrics.
+"""The runtime's HTTP face: a small ASGI app for /invoke, /warm, /healthz, /readyz and /metrics.
 
 HTTP only, no V8 here: it parses the request into an `InvokeRequest`, hands it to the
 `Service` (service.py) and renders the outcome or the `RuntimeFailure` as JSON with the status
@@ -19,8 +19,14 @@ from urllib.parse import parse_qsl
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vortex_runtime import metrics
-from vortex_runtime.errors import InvalidJSON, InvalidRequest, PayloadTooLarge, RuntimeFailure
-from vortex_runtime.service import InvokeRequest, Service
+from vortex_runtime.errors import (
+    InvalidJSON,
+    InvalidRequest,
+    NotReady,
+    PayloadTooLarge,
+    RuntimeFailure,
+)
+from vortex_runtime.service import InvokeRequest, ManyFunctionService, Service
 
 log = logging.getLogger("vortex_runtime.server")
 
@@ -190,7 +196,13 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
         """Get a function ready ahead of its first invocation (the API calls it on deploy)."""
         try:
             await _read_body(receive, max_event)
-            started = await service.warm(key, _build_request(scope, b""))
+            request = _build_request(scope, b"")
+            if isinstance(service, ManyFunctionService):
+                started = await service.warm(key, request)
+            elif service.ready:
+                started = False  # the one function was warmed when it loaded
+            else:
+                raise NotReady(f"The function is not ready: {service.not_ready_reason}")
         except RuntimeFailure as failure:
             await _error(send, failure.status, failure.type, failure.message)
             return

@@ -2,7 +2,8 @@
 
 `SingleFunctionService` loads one code object (file or S3) at start-up, retrying with backoff
 while it is missing or fails its checksum, and reports ready once an isolate has compiled it.
-`ManyFunctionService` loads code by key on first use through a `FunctionRegistry`.
+`ManyFunctionService` loads code by key on first use through a `FunctionRegistry`, or ahead of
+it through `warm()`.
 Built by `build_service()` from settings; used by server.py and __main__.py.
 """
 
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vortex_runtime import metrics
@@ -23,8 +23,6 @@ from vortex_runtime.settings import RuntimeSettings, get_minio_settings
 
 log = logging.getLogger("vortex_runtime.service")
 
-ENV_PREFIX = "VORTEX_ENV_"
-
 
 @dataclass
 class InvokeRequest:
@@ -35,7 +33,6 @@ class InvokeRequest:
     sha256: str | None = None
     env: dict[str, str] | None = None
     function_name: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Service(Protocol):
@@ -51,8 +48,6 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation: ...
-
-    async def warm(self, key: str, request: InvokeRequest) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -88,9 +83,7 @@ class SingleFunctionService:
         self._pool: FunctionPool | None = None
         self._reason = "loading code"
         self._task: asyncio.Task[None] | None = None
-        self._env = {
-            k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)
-        }
+        self._env = settings.function_env()
 
     @property
     def ready(self) -> bool:
@@ -145,11 +138,6 @@ class SingleFunctionService:
             timeout_ms / 1000,
             self.settings.queue_timeout_ms / 1000,
         )
-
-    async def warm(self, key: str, request: InvokeRequest) -> bool:
-        if self._pool is None:
-            raise NotReady(f"The function is not ready: {self._reason}")
-        return False
 
     def close(self) -> None:
         if self._task is not None:
@@ -240,7 +228,7 @@ def build_service(settings: RuntimeSettings) -> Service:
         service = ManyFunctionService(settings, StoreLoader(settings.store_dir))
     elif settings.code_key:
         service = SingleFunctionService(settings, S3Loader(get_minio_settings()), settings.code_key)
-    elif settings.use_minio or "MINIO_ENDPOINT" in os.environ:
+    elif settings.use_minio or get_minio_settings().configured:
         service = ManyFunctionService(settings, S3Loader(get_minio_settings()))
     else:
         raise SystemExit(

@@ -1,27 +1,44 @@
 """Typed settings for the runtime, from `VORTEX_*` and `MINIO_*` environment variables.
 
 Read once through `get_settings()`; the CLI (`__main__.py`) overrides fields from its flags.
+The only module of the runtime that reads the environment: service.py asks these classes
+whether MinIO is configured and for the function's own `VORTEX_ENV_*` variables.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class MinioSettings(BaseSettings):
-    """Where code objects live; the seed's variable names."""
+    """Where code objects live, with the seed's variable names (`MINIO_ENDPOINT`, ...).
 
-    model_config = SettingsConfigDict(env_prefix="MINIO_")
+    The one definition of these settings: the runtime reads code with them, the operator stores
+    code with them, and the API tells one-shot pods where code lives (`minio` field of their
+    settings)."""
+
+    model_config = SettingsConfigDict(env_prefix="MINIO_", extra="ignore")
 
     endpoint: str = "localhost:9000"
-    access_key: str = "minioadmin"
-    secret_key: str = "minioadmin"
+    access_key: SecretStr = SecretStr("minioadmin")
+    secret_key: SecretStr = SecretStr("minioadmin")
     bucket: str = "vortex-functions"
+    # TLS to S3.
     secure: bool = False
+
+    @property
+    def configured(self) -> bool:
+        """Whether an endpoint was given (`MINIO_ENDPOINT`), rather than left at its default."""
+        return "endpoint" in self.model_fields_set
+
+
+# `VORTEX_ENV_<NAME>` variables become the function's `context.env.<NAME>`.
+ENV_PREFIX = "VORTEX_ENV_"
 
 
 class RuntimeSettings(BaseSettings):
@@ -50,6 +67,12 @@ class RuntimeSettings(BaseSettings):
     # An isolate that cannot be closed within this time takes the process down (pod restart).
     watchdog_grace_ms: int = 2000
     use_minio: bool = False
+    # "json" logs one JSON object a line; anything else logs plain text (`--log-format`).
+    log_format: str = "json"
+
+    def function_env(self) -> dict[str, str]:
+        """The `VORTEX_ENV_*` variables as they are now, without the prefix (single mode)."""
+        return {k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
 
 
 @lru_cache(maxsize=1)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import descends_from
 from tests.cluster.fixtures import Cluster
-from tests.procs import descends_from
 
 pytestmark = [pytest.mark.cluster, pytest.mark.cluster_down]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.procs import alive, children
+from bench.procs import alive, children
 
 START_TIMEOUT_S = 60.0
 

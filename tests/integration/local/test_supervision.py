@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.procs import alive
 from tests.integration.local.conftest import ApiProcess
-from tests.procs import alive
 
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30) -> None:

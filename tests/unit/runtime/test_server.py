@@ -201,3 +201,23 @@ async def test_warm_prepares_an_isolate_before_the_first_call(client_for, tmp_pa
     assert first.json()["output"] == "warm"
     assert "x-vortex-cold-start" not in first.headers
     assert (await client.post("/warm/missing.js")).status_code == 404
+
+
+async def test_warm_in_single_function_mode_starts_nothing(client_for, code_file) -> None:  # type: ignore[no-untyped-def]
+    client = await client_for(code_file=code_file("return 1"))
+    warmed = await client.post("/warm/anything")
+    assert warmed.status_code == 200
+    assert warmed.json() == {"warm": True, "started": False}
+
+
+async def test_warm_in_single_function_mode_is_503_until_ready(client_for, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    client = await client_for(code_file=tmp_path / "absent.js", wait_ready=False)
+    await asyncio.sleep(0.1)
+    response = await client.post("/warm/anything")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["type"] == "NotReady"
+    assert error["message"].startswith("The function is not ready: ")
+    assert "does not exist" in error["message"]
+    bad = await client.post("/warm/anything", headers={"x-vortex-timeout-ms": "x"})
+    assert bad.status_code == 400  # headers are checked first, as in many-function mode

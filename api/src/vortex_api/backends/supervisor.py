@@ -119,9 +119,6 @@ class WorkerSupervisor:
                     await worker.task
         await asyncio.gather(*(self._terminate(w) for w in self.workers))
 
-    def ready_count(self) -> int:
-        return len(self.table.endpoints(GROUP))
-
     def check_after_timeout(self, endpoint: Endpoint) -> None:
         """After an invocation timed out on `endpoint`, restart its worker if it hangs."""
         if self._stopping or endpoint.url in self._checking:

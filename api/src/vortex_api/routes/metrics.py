@@ -14,5 +14,4 @@ router = APIRouter(tags=["health"])
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     gw = gateway(request)
-    gw.metrics.inflight.set(gw.bulkhead.inflight)
     return Response(gw.metrics.render(), media_type=gw.metrics.content_type)

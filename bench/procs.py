@@ -1,5 +1,8 @@
 """Processes from /proc: children, parents and liveness, for tests and benchmarks that must find
-(and clean up) the processes a server started. Zombies count as gone."""
+(and clean up) the processes a server started. Zombies count as gone.
+
+Used by bench/e2e_bench.py and by the integration tests (tests/integration/local, cluster); it
+lives here so that bench/ imports nothing from tests/."""
 
 from __future__ import annotations
 
