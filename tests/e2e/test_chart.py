@@ -110,6 +110,11 @@ def test_external_minio_needs_endpoint_and_secret_and_then_renders():
         "name": "s3-keys",
         "key": "MINIO_ACCESS_KEY",
     }
+    # The API tells one-shot pods to use TLS too (they share the warm pods' pod spec builder).
+    api = kit.one(objs, "Deployment", "vortex-api")["spec"]["template"]["spec"]["containers"][0]
+    api_env = {e["name"]: e.get("value") for e in api["env"]}
+    assert api_env["MINIO_SECURE"] == "true"
+    assert api_env["MINIO_ENDPOINT"] == "s3.example.com:443"
 
 
 # -- drift ----------------------------------------------------------------------------------------
@@ -352,8 +357,9 @@ def test_service_monitors_select_their_service_and_port():
 
 def test_pod_monitor_selects_the_operators_warm_pods():
     """Built with the operator's own manifest builder, so a label change there fails here."""
+    from vortex_kube.contract import FunctionSpec
     from vortex_operator import manifests
-    from vortex_operator.model import FunctionRef, FunctionSpec
+    from vortex_operator.model import FunctionRef
     from vortex_operator.settings import Settings
 
     ref = FunctionRef(namespace="vortex", name="hello", uid="u-1")

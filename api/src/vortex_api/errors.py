@@ -6,11 +6,19 @@
     ├── Forbidden             403  a key that does not grant this action
     ├── NotFound              404  FunctionNotFound, NotFound (no such route)
     ├── MethodNotAllowed      405
+    ├── Conflict              409  Conflict (the VortexFunction changed or exists)
+    ├── FunctionNotRunnable   409  exists but cannot run: CompileError, CodeRefInvalid, StorageError
     ├── PayloadTooLarge       413
     ├── InternalError         500  a bug or an unexpected backend failure (never a traceback)
     ├── RuntimeUnavailable    502  the runtime could not be reached or broke the protocol
-    ├── Unavailable           503  CapacityExceeded, NotReady (always with Retry-After)
+    ├── KubernetesUnavailable 502  KubernetesUnavailable, KubernetesForbidden (see `from_kube`)
+    ├── Unavailable           503  CapacityExceeded, NotReady, StorageUnavailable (Retry-After)
     └── ExecutionTimeout      504  the function ran past its timeout plus the grace
+
+Kubernetes failures (`vortex_kube.errors`) become API errors in one place, `from_kube`:
+NotFound 404 FunctionNotFound, Conflict 409, Invalid 400 InvalidRequest (the API server's message
+names the field), Forbidden 502 KubernetesForbidden, Unavailable (and anything else) 502
+KubernetesUnavailable.
 
 Routes and backends raise these; `install_handlers` (called by `app.create_app`) turns them, and
 FastAPI's own validation, 404 and 405 errors, into JSON responses. Errors a runtime answered with
@@ -27,6 +35,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from vortex_kube import errors as kube
 
 log = logging.getLogger("vortex_api")
 
@@ -105,6 +115,19 @@ class MethodNotAllowed(ApiError):
     default_type = "MethodNotAllowed"
 
 
+class Conflict(ApiError):
+    status = 409
+    default_type = "Conflict"
+
+
+class FunctionNotRunnable(ApiError):
+    """The function exists but cannot run until it is changed: its code does not compile, its
+    codeRef points at nothing, or storage refuses it. Answered at once, never after a wait."""
+
+    status = 409
+    default_type = "FunctionNotRunnable"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     default_type = "PayloadTooLarge"
@@ -130,6 +153,29 @@ class RuntimeUnavailable(ApiError):
         self.reached = reached
 
 
+class KubernetesUnavailable(ApiError):
+    """The Kubernetes API failed or refused the API's own service account."""
+
+    status = 502
+    default_type = "KubernetesUnavailable"
+
+
+def from_kube(exc: kube.KubeError, function_id: str | None = None) -> ApiError:
+    """The one API answer for each kind of Kubernetes failure."""
+    if isinstance(exc, kube.NotFound) and function_id is not None:
+        return FunctionNotFound(function_id)
+    if isinstance(exc, kube.Conflict):
+        return Conflict(f"the Kubernetes API refused a conflicting change: {exc.message}")
+    if isinstance(exc, kube.Invalid):
+        return BadRequest(f"the Kubernetes API refused the function: {exc.message}")
+    if isinstance(exc, kube.Forbidden):
+        return KubernetesUnavailable(
+            f"the API's service account may not do this: {exc.message}",
+            error_type="KubernetesForbidden",
+        )
+    return KubernetesUnavailable(f"the Kubernetes API failed: {exc}")
+
+
 class Unavailable(ApiError):
     status = 503
     default_type = "Unavailable"
@@ -146,6 +192,10 @@ class CapacityExceeded(Unavailable):
 
 class NotReady(Unavailable):
     default_type = "NotReady"
+
+
+class StorageUnavailable(Unavailable):
+    default_type = "StorageUnavailable"
 
 
 class ExecutionTimeout(ApiError):

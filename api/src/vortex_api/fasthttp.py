@@ -1,17 +1,19 @@
-"""A lean HTTP/1.1 keep-alive client for the runtime hop (the default `RuntimeTransport`).
+"""A lean HTTP/1.1 keep-alive client for the runtime hop (the API's `RuntimeTransport`).
 
 Runtimes are our own, on loopback or the pod network, and speak plain HTTP/1.1; a general client
 spends more time per request than the runtime does on a trivial function, so this one does only
 what the hop needs: one pool of kept-alive connections per runtime, a request written in one
-`write`, the response read by Content-Length or chunks. Failures map like `HttpxTransport`'s:
-connect errors are `RuntimeUnavailable(reached=False)`, a broken exchange `reached=True`, and the
-deadline `ExecutionTimeout`. The backends build it; `forget` drops a departed runtime's pool.
+`write`, the response read by Content-Length or chunks. A failure before the request was written
+(no connection) is `RuntimeUnavailable(reached=False)`; once it was written the runtime may have
+run it, so a broken exchange is `reached=True` and the deadline `ExecutionTimeout`. The backends
+build it; `forget` drops a departed runtime's pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from vortex_api.errors import ExecutionTimeout, RuntimeUnavailable
 from vortex_api.transport import RuntimeReply
@@ -38,10 +40,10 @@ class _Connection:
 class _Pool:
     __slots__ = ("alive", "authority", "host", "idle", "port")
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, authority: str) -> None:
         self.host = host
         self.port = port
-        self.authority = f"{host}:{port}".encode()
+        self.authority = authority.encode()
         self.idle: list[_Connection] = []
         self.alive = True
 
@@ -53,25 +55,36 @@ def _split(url: str) -> tuple[str, str]:
 
 
 class FastTransport:
-    """`RuntimeTransport` over asyncio streams with a keep-alive pool per runtime."""
+    """`RuntimeTransport` over asyncio streams with a keep-alive pool per runtime.
 
-    def __init__(self) -> None:
+    Whether a failed request reached the runtime depends only on whether it was written: a request
+    handed to a connection in full may have run, so any failure after that, the deadline of a GET
+    included, has `reached=True` (a POST's deadline is `ExecutionTimeout`); a failure before it,
+    a refused connect or a connect that did not finish within the deadline or `_CONNECT_TIMEOUT_S`,
+    has `reached=False`, which is what lets the invoker retry elsewhere.
+
+    `connect_to(host, port)`, when given, names the address to dial instead of the URL's (the unit
+    tests send every runtime to one loopback server); requests still carry the URL's `Host`.
+    """
+
+    def __init__(self, connect_to: Callable[[str, int], tuple[str, int]] | None = None) -> None:
         self._pools: dict[str, _Pool] = {}
+        self._connect_to = connect_to
 
     def _pool(self, base: str) -> _Pool:
         pool = self._pools.get(base)
         if pool is None:
-            hostport = base.split("://", 1)[1]
-            host, _, port = hostport.rpartition(":")
-            pool = self._pools[base] = _Pool(host.strip("[]"), int(port))
+            parts = urlsplit(base)
+            pool = self._pools[base] = _Pool(parts.hostname or "", parts.port or 80, parts.netloc)
         return pool
 
     async def _connect(self, pool: _Pool) -> _Connection:
         try:
+            host, port = pool.host, pool.port
+            if self._connect_to is not None:
+                host, port = self._connect_to(host, port)
             async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-                reader, writer = await asyncio.open_connection(
-                    pool.host, pool.port, limit=_MAX_HEAD
-                )
+                reader, writer = await asyncio.open_connection(host, port, limit=_MAX_HEAD)
         except (OSError, TimeoutError) as exc:
             raise RuntimeUnavailable(f"runtime unreachable: {exc!r}", reached=False) from exc
         return _Connection(reader, writer)
@@ -93,6 +106,7 @@ class FastTransport:
                 conn = candidate
                 break
             candidate.close()
+        sent = done = False
         try:
             async with asyncio.timeout(timeout_s):
                 if conn is None:
@@ -104,19 +118,21 @@ class FastTransport:
                 parts.append(b"\r\n")
                 parts.append(body)
                 conn.writer.write(b"".join(parts))
+                sent = True
                 reply, keep = await _read_response(conn.reader)
-        except RuntimeUnavailable:
-            if conn is not None:
-                conn.close()
-            raise
+                done = True
         except TimeoutError as exc:
-            if conn is not None:
-                conn.close()
+            if not sent:
+                raise RuntimeUnavailable(
+                    "runtime unreachable: connect timed out", reached=False
+                ) from exc
             raise ExecutionTimeout("the function did not answer within its timeout") from exc
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            if conn is not None:
+            raise RuntimeUnavailable(f"runtime connection failed: {exc!r}", reached=sent) from exc
+        finally:
+            # Failed or cancelled mid-exchange, the connection is in an unknown state.
+            if not done and conn is not None:
                 conn.close()
-            raise RuntimeUnavailable(f"runtime connection failed: {exc!r}", reached=True) from exc
         if keep and pool.alive and len(pool.idle) < _MAX_IDLE:
             pool.idle.append(conn)
         else:

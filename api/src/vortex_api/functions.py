@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from vortex_api.models import FunctionInfo, FunctionSpecOut, FunctionStatusOut
+from vortex_kube.contract import Isolation
 
-Isolation = Literal["warm", "pod"]
+__all__ = ["Function", "Isolation"]
 
 
 @dataclass(slots=True, eq=False)
@@ -39,6 +40,9 @@ class Function:
     env_spec: list[dict[str, Any]] = field(default_factory=list)
     # Kubernetes resource requirements from the spec, for one-shot pods.
     resources: dict[str, Any] | None = None
+    # Why the function cannot run at all (reason, message, extra fields), from its status: code
+    # that does not compile, a broken codeRef, or storage failing, with no older code serving.
+    blocked: tuple[str, str, dict[str, Any]] | None = None
     # Per-function bulkhead cap in this API process (None: the settings' default applies).
     inflight_cap: int | None = None
     # Precomputed by `prepare`, used on every invocation.

@@ -1,7 +1,8 @@
 """List-then-watch of one kind of object, with re-list on expiry and back-off on errors.
 
 The Kubernetes backend runs two: VortexFunctions (the function cache) and EndpointSlices (the
-routing table). `on_reset` gets the full list after every (re)list, `on_event` each change after.
+routing table, only the slices of functions' Services). `on_reset` gets the full list after every
+(re)list, `on_event` each change after.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from vortex_api.kube import KubeClient, KubeError
+from vortex_kube.client import KubeApi
+from vortex_kube.errors import Expired, KubeError
 
 log = logging.getLogger("vortex_api.kubernetes")
 
@@ -23,14 +25,16 @@ class Informer:
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: KubeApi,
         kind: str,
+        namespace: str,
         on_reset: Callable[[list[dict[str, Any]]], None],
         on_event: Callable[[str, dict[str, Any]], None],
         label_selector: str | None = None,
     ) -> None:
         self.kube = kube
         self.kind = kind
+        self.namespace = namespace
         self.on_reset = on_reset
         self.on_event = on_event
         self.label_selector = label_selector
@@ -41,20 +45,22 @@ class Informer:
         backoff = 0.0
         while True:
             try:
-                items, version = await self.kube.list(self.kind, self.label_selector)
+                items, version = await self.kube.list(
+                    self.kind, self.namespace, self.label_selector
+                )
                 self.on_reset(items)
                 self.synced.set()
                 backoff = 0.0
                 while True:
                     async for event_type, obj in self.kube.watch(
-                        self.kind, version, self.label_selector
+                        self.kind, self.namespace, version, self.label_selector
                     ):
                         version = (obj.get("metadata") or {}).get("resourceVersion") or version
                         self.on_event(event_type, obj)
                     # The server closed the watch (timeout): resume from the last version.
+            except Expired:  # the version expired: re-list at once
+                continue
             except KubeError as exc:
-                if exc.status == 410:  # the version expired: re-list at once
-                    continue
                 backoff = min(_MAX_BACKOFF_S, max(0.2, backoff * 2))
                 log.warning("%s watch failed (%s); re-listing in %.1fs", self.kind, exc, backoff)
                 await asyncio.sleep(backoff)

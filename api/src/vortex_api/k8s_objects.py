@@ -10,18 +10,25 @@ The Kubernetes backend and the pod runner call these; unit tests check them dire
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from vortex_api.functions import Function, Isolation
-from vortex_api.kube import GROUP, KIND, VERSION
 from vortex_api.models import DeployRequest
 from vortex_api.settings import Settings
-
-SERVICE_PREFIX = "vf-"
-SERVICE_LABEL = "kubernetes.io/service-name"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "vortex-api"}
-_RUNTIME_OVERHEAD_MB = 128
+from vortex_kube import contract
+from vortex_kube.contract import (
+    API,
+    CODE_ANNOTATION,
+    INVOCATION_LABEL,
+    ISOLATION_LABEL,
+    SERVICE_NAME_LABEL,
+    child_name,
+    condition,
+    condition_is_true,
+    function_labels,
+    function_of_child,
+)
+from vortex_kube.podspec import RuntimeCode, one_shot_pod_spec
 
 
 def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
@@ -31,20 +38,19 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "timeoutMs": request.timeout_ms or settings.default_timeout_ms,
         "memoryMb": request.memory_mb or settings.default_memory_mb,
         "env": [{"name": k, "value": v} for k, v in (request.env or {}).items()],
-        "isolation": request.isolation or "warm",
+        "isolation": request.isolation or contract.DEFAULT_ISOLATION,
         "concurrency": request.concurrency,
         "replicas": request.replicas,
     }
 
 
-def function_body(name: str, request: DeployRequest, settings: Settings) -> dict[str, Any]:
+def function_body(
+    name: str, namespace: str, request: DeployRequest, settings: Settings
+) -> dict[str, Any]:
     spec = {k: v for k, v in function_spec(request, settings).items() if v is not None}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
-        "spec": spec,
-    }
+    body = contract.function_body(name, spec, manager=API)
+    body["metadata"]["namespace"] = namespace
+    return body
 
 
 def function_patch(request: DeployRequest, settings: Settings) -> dict[str, Any]:
@@ -52,11 +58,27 @@ def function_patch(request: DeployRequest, settings: Settings) -> dict[str, Any]
     return {"spec": {**function_spec(request, settings), "codeRef": None}}
 
 
-def _condition(status: dict[str, Any], kind: str) -> bool:
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == kind:
-            return str(cond.get("status")) == "True"
-    return False
+# CodeStored=False reasons (the operator's) that no wait can heal, and the one that can.
+NOT_RUNNABLE = ("CompileError", "CodeRefInvalid", "StorageError")
+STORAGE_UNAVAILABLE = "StorageUnavailable"
+
+
+def blocked_by(status: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """(reason, message, extra) when the status says the function cannot run now: its code was
+    never stored and the operator says why. None while code serves or is still being stored."""
+    if status.get("codeSha256"):
+        return None  # older code still serves
+    stored = condition(status, "CodeStored")
+    if stored is None or stored.get("status") != "False":
+        return None
+    reason = str(stored.get("reason") or "")
+    if reason not in (*NOT_RUNNABLE, STORAGE_UNAVAILABLE):
+        return None
+    extra: dict[str, Any] = {}
+    compile_error = status.get("compileError") or {}
+    if reason == "CompileError":
+        extra = {k: compile_error[k] for k in ("line", "column") if compile_error.get(k)}
+    return reason, str(stored.get("message") or reason), extra
 
 
 def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
@@ -83,22 +105,23 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         replicas=replicas,
         created_at=meta.get("creationTimestamp"),
         phase=str(status.get("phase") or "Pending"),
-        ready=_condition(status, "Ready")
-        or (isolation == "pod" and _condition(status, "CodeStored")),
+        ready=condition_is_true(status, "Ready")
+        or (isolation == "pod" and condition_is_true(status, "CodeStored")),
         ready_replicas=ready_replicas,
         conditions=list(status.get("conditions") or []),
         code_object=status.get("codeObject"),
         env_spec=env_spec,
         inflight_cap=cap,
         resources=spec.get("resources"),
+        blocked=blocked_by(status),
     ).prepare(send_env=False)
 
 
 def slice_endpoints(obj: dict[str, Any], default_port: int) -> tuple[str | None, list[str]]:
     """(function name, ready runtime URLs) of an EndpointSlice; no name if not a function's."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    service = labels.get(SERVICE_LABEL) or ""
-    if not service.startswith(SERVICE_PREFIX):
+    function = function_of_child(labels.get(SERVICE_NAME_LABEL) or "")
+    if function is None:
         return None, []
     ports = obj.get("ports") or []
     port = default_port
@@ -118,78 +141,40 @@ def slice_endpoints(obj: dict[str, Any], default_port: int) -> tuple[str | None,
         for address in (endpoint.get("addresses") or [])[:1]:
             host = f"[{address}]" if ":" in address else address
             urls.append(f"http://{host}:{port}")
-    return service[len(SERVICE_PREFIX) :], urls
-
-
-def _env(name: str, value: str) -> dict[str, Any]:
-    return {"name": name, "value": value}
+    return function, urls
 
 
 def one_shot_pod(
     function: Function, pod_name: str, invocation_id: str, settings: Settings
 ) -> dict[str, Any]:
-    """The Pod for one execution: deadline = the function's timeout, its resources, its code."""
-    port = settings.runtime_port
-    env = [
-        _env("VORTEX_RUNTIME_HOST", "0.0.0.0"),
-        _env("VORTEX_RUNTIME_PORT", str(port)),
-        _env("VORTEX_CODE_KEY", function.code_object or ""),
-        _env("VORTEX_CODE_SHA256", function.code_sha256 or ""),
-        _env("VORTEX_FUNCTION_NAME", function.function_id),
-        _env("VORTEX_TIMEOUT_MS", str(function.timeout_ms)),
-        _env("VORTEX_MEMORY_MB", str(function.memory_mb)),
-        _env("VORTEX_POOL_SIZE", "1"),
-        _env("MINIO_ENDPOINT", settings.minio_endpoint),
-        _env("MINIO_BUCKET", settings.minio_bucket),
-    ]
-    if settings.minio_secret_name:
-        for key in ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"):
-            ref = {"secretKeyRef": {"name": settings.minio_secret_name, "key": key}}
-            env.append({"name": key, "valueFrom": ref})
-    else:
-        env.append(_env("MINIO_ACCESS_KEY", settings.minio_access_key))
-        env.append(_env("MINIO_SECRET_KEY", settings.minio_secret_key.get_secret_value()))
-    for entry in function.env_spec:
-        item = {k: v for k, v in entry.items() if k in ("value", "valueFrom")}
-        env.append({"name": f"VORTEX_ENV_{entry['name']}", **item})
-    memory = f"{function.memory_mb + _RUNTIME_OVERHEAD_MB}Mi"
-    resources = function.resources or {"requests": {"memory": memory}, "limits": {"memory": memory}}
+    """The Pod for one execution: deadline = the function's timeout, its resources, its code.
+
+    MinIO keys come from `VORTEX_MINIO_SECRET_NAME` if set, else from the function's own Secret
+    `vf-<name>` that the operator keeps; never inline."""
+    code = RuntimeCode(
+        function=function.function_id,
+        code_key=function.code_object or "",
+        sha256=function.code_sha256 or "",
+        timeout_ms=function.timeout_ms,
+        memory_mb=function.memory_mb,
+        env=tuple(function.env_spec),
+        secret=settings.minio_secret_name or child_name(function.function_id),
+    )
+    spec = one_shot_pod_spec(
+        settings.platform(),
+        code,
+        resources=function.resources,
+        deadline_extra_s=settings.pod_deadline_extra_s,
+    )
+    labels = function_labels(function.function_id, manager=API)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": pod_name,
-            "labels": {
-                "app.kubernetes.io/name": "vortex-function",
-                "vortex.dev/function": function.function_id,
-                "vortex.dev/isolation": "pod",
-                "vortex.dev/invocation": invocation_id,
-                **MANAGED_BY,
-            },
-            "annotations": {"vortex.dev/code-sha256": function.code_sha256 or ""},
+            "namespace": settings.namespace,
+            "labels": {**labels, ISOLATION_LABEL: "pod", INVOCATION_LABEL: invocation_id},
+            "annotations": {CODE_ANNOTATION: function.code_sha256 or ""},
         },
-        "spec": {
-            "restartPolicy": "Never",
-            "activeDeadlineSeconds": math.ceil(function.timeout_ms / 1000)
-            + settings.pod_deadline_extra_s,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "containers": [
-                {
-                    "name": "runtime",
-                    "image": settings.runtime_image,
-                    "ports": [{"name": "http", "containerPort": port}],
-                    "env": env,
-                    "resources": resources,
-                    "readinessProbe": {
-                        "httpGet": {"path": "/readyz", "port": port},
-                        "periodSeconds": 1,
-                    },
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
+        "spec": spec,
     }

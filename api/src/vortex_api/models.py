@@ -1,7 +1,9 @@
 """Request and response bodies of the HTTP API, as pydantic models (they also feed `/docs`).
 
-Routes validate input with these; `/execute` answers are passed through from the runtime as
-bytes, so `ExecuteResponse` documents that shape without being built per request.
+Bounds and patterns are the VortexFunction contract's (`vortex_kube.contract`, equal to the CRD's),
+so a body `/deploy` accepts is one the cluster accepts too. Routes validate input with these;
+`/execute` answers are passed through from the runtime as bytes, so `ExecuteResponse` documents
+that shape without being built per request.
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# A function id doubles as a Kubernetes object name and, prefixed with "vf-", as a Service name:
-# a DNS-1123 label short enough for the prefix.
-FUNCTION_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,58}[a-z0-9])?$"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+from vortex_kube.contract import (
+    ENV_NAME_PATTERN,
+    FUNCTION_NAME_PATTERN,
+    MAX_CONCURRENCY,
+    MAX_ENV_ENTRIES,
+    MAX_ENV_VALUE_CHARS,
+    MAX_MEMORY_MB,
+    MAX_REPLICAS,
+    MAX_TIMEOUT_MS,
+    MIN_CONCURRENCY,
+    MIN_MEMORY_MB,
+    MIN_REPLICAS,
+    MIN_TIMEOUT_MS,
+)
 
-# The VortexFunction CRD's bounds (crds/vortexfunction.yaml; tests/unit/api/test_crd_contract.py
-# holds the two equal): a body `/deploy` accepts is one the cluster accepts too.
-MAX_TIMEOUT_MS = 300_000
-MIN_MEMORY_MB, MAX_MEMORY_MB = 16, 4096
-MAX_CONCURRENCY = 64
-MAX_REPLICAS = 100
-MAX_ENV_ENTRIES = 64
-MAX_ENV_VALUE_CHARS = 32_768
+__all__ = ["ENV_NAME_PATTERN", "FUNCTION_NAME_PATTERN", "DeployRequest"]
 
 
 class DeployRequest(BaseModel):
@@ -37,7 +42,7 @@ class DeployRequest(BaseModel):
         description="function id to use (lower-case DNS label); a UUID is generated without it",
     )
     timeout_ms: int | None = Field(
-        default=None, ge=1, le=MAX_TIMEOUT_MS, description="wall-clock timeout"
+        default=None, ge=MIN_TIMEOUT_MS, le=MAX_TIMEOUT_MS, description="wall-clock timeout"
     )
     memory_mb: int | None = Field(
         default=None, ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB, description="isolate heap limit"
@@ -49,10 +54,13 @@ class DeployRequest(BaseModel):
         default=None, description="warm isolates (default) or one Pod per execution (Kubernetes)"
     )
     concurrency: int | None = Field(
-        default=None, ge=1, le=MAX_CONCURRENCY, description="concurrent executions per replica"
+        default=None,
+        ge=MIN_CONCURRENCY,
+        le=MAX_CONCURRENCY,
+        description="concurrent executions per replica",
     )
     replicas: int | None = Field(
-        default=None, ge=0, le=MAX_REPLICAS, description="warm runtime pods (Kubernetes)"
+        default=None, ge=MIN_REPLICAS, le=MAX_REPLICAS, description="warm runtime pods (Kubernetes)"
     )
 
 

@@ -12,13 +12,15 @@ import contextlib
 import logging
 from typing import Any
 
-from vortex_api.errors import InternalError, NotReady, RuntimeUnavailable
+from vortex_api.errors import NotReady, RuntimeUnavailable, from_kube
 from vortex_api.functions import Function
 from vortex_api.invoker import Invocation, InvocationResult, to_result
-from vortex_api.k8s_objects import SERVICE_PREFIX, one_shot_pod
-from vortex_api.kube import KubeClient, KubeError
+from vortex_api.k8s_objects import one_shot_pod
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeTransport
+from vortex_kube.client import KubeApi
+from vortex_kube.contract import child_name
+from vortex_kube.errors import KubeError
 
 log = logging.getLogger("vortex_api.kubernetes")
 
@@ -27,16 +29,17 @@ _READY_POLL_S = 0.02
 
 
 def pod_name(function_id: str, invocation_id: str) -> str:
-    return f"{SERVICE_PREFIX}{function_id[:40].rstrip('-')}-{invocation_id[:12]}"
+    return f"{child_name(function_id[:40].rstrip('-'))}-{invocation_id[:12]}"
 
 
 class PodRunner:
     """One-shot Pods for executions that must not share a process."""
 
-    def __init__(self, kube: KubeClient, transport: RuntimeTransport, settings: Settings) -> None:
+    def __init__(self, kube: KubeApi, transport: RuntimeTransport, settings: Settings) -> None:
         self.kube = kube
         self.transport = transport
         self.settings = settings
+        self.namespace = settings.namespace
         self._cleanup: set[asyncio.Task[None]] = set()
 
     async def run(self, function: Function, invocation: Invocation) -> InvocationResult:
@@ -48,9 +51,10 @@ class PodRunner:
         name = pod_name(function.function_id, invocation.invocation_id)
         body = one_shot_pod(function, name, invocation.invocation_id, self.settings)
         try:
-            await self.kube.create_pod(body)
+            await self.kube.create(body)
         except KubeError as exc:
-            raise InternalError(f"could not create the execution pod: {exc}") from exc
+            log.warning("could not create execution pod %s: %s", name, exc)
+            raise from_kube(exc) from exc
         try:
             url = await self._wait_ready(name)
             reply = await self.transport.post(
@@ -99,16 +103,16 @@ class PodRunner:
 
     async def _get(self, name: str) -> dict[str, Any]:
         try:
-            pod = await self.kube.get_pod(name)
+            pod = await self.kube.get("Pod", self.namespace, name)
         except KubeError as exc:
-            raise InternalError(f"could not read the execution pod: {exc}") from exc
+            raise from_kube(exc) from exc
         if pod is None:
             raise RuntimeUnavailable("the execution pod disappeared", reached=False)
         return pod
 
     async def _delete(self, name: str) -> None:
         try:
-            await self.kube.delete_pod(name)
+            await self.kube.delete("Pod", self.namespace, name, grace_period_s=0)
         except KubeError as exc:
             log.warning("could not delete execution pod %s: %s", name, exc)
 

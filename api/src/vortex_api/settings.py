@@ -1,7 +1,8 @@
 """Typed settings of the API, read from the environment through one cached getter.
 
 Everything is prefixed `VORTEX_` except the seed's MinIO variables (`MINIO_ENDPOINT`,
-`MINIO_ACCESS_KEY`, `MINIO_SECRET_KEY`, `MINIO_BUCKET`), which keep their names. `app.create_app`,
+`MINIO_BUCKET`, `MINIO_SECURE`, ...), which keep their names and are read by the one
+`vortex_runtime.settings.MinioSettings`. `app.create_app`,
 `__main__` and the backends read a `Settings`; tests build one directly.
 """
 
@@ -11,8 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vortex_kube import contract
+from vortex_kube.podspec import Platform
+from vortex_runtime.settings import MinioSettings
 
 
 class Settings(BaseSettings):
@@ -30,12 +35,12 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(default=1, ge=1)
 
     # Function defaults and limits.
-    default_timeout_ms: int = Field(default=5000, ge=1)
-    max_timeout_ms: int = Field(default=300_000, ge=1)
-    default_memory_mb: int = Field(default=128, ge=16)
-    max_memory_mb: int = Field(default=4096, ge=16)
+    default_timeout_ms: int = Field(default=contract.DEFAULT_TIMEOUT_MS, ge=1)
+    max_timeout_ms: int = Field(default=contract.MAX_TIMEOUT_MS, ge=1)
+    default_memory_mb: int = Field(default=contract.DEFAULT_MEMORY_MB, ge=contract.MIN_MEMORY_MB)
+    max_memory_mb: int = Field(default=contract.MAX_MEMORY_MB, ge=contract.MIN_MEMORY_MB)
     timeout_grace_ms: int = Field(default=1000, ge=0)
-    max_code_bytes: int = Field(default=1 << 20, ge=1)
+    max_code_bytes: int = Field(default=contract.MAX_CODE_BYTES, ge=1)
     max_event_bytes: int = Field(default=6 << 20, ge=1)
 
     # Auth: Bearer keys. No admin key means deploy/delete are open; no invoke keys means execute
@@ -53,26 +58,23 @@ class Settings(BaseSettings):
 
     # Kubernetes backend.
     namespace: str = "default"
-    runtime_image: str = "vortex-runtime:latest"
-    runtime_port: int = 8080
+    runtime_image: str = contract.DEFAULT_RUNTIME_IMAGE
+    runtime_port: int = contract.RUNTIME_PORT
     readiness_wait_s: float = Field(default=30.0, ge=0)
     pod_deadline_extra_s: int = Field(default=0, ge=0)
     minio_secret_name: str | None = None
-    minio_endpoint: str = Field(
-        default="localhost:9000", validation_alias=AliasChoices("MINIO_ENDPOINT", "minio_endpoint")
-    )
-    minio_access_key: str = Field(
-        default="minioadmin",
-        validation_alias=AliasChoices("MINIO_ACCESS_KEY", "minio_access_key"),
-    )
-    minio_secret_key: SecretStr = Field(
-        default=SecretStr("minioadmin"),
-        validation_alias=AliasChoices("MINIO_SECRET_KEY", "minio_secret_key"),
-    )
-    minio_bucket: str = Field(
-        default="vortex-functions",
-        validation_alias=AliasChoices("MINIO_BUCKET", "minio_bucket"),
-    )
+    # Where code lives (MINIO_*), for one-shot pods; their keys come from a Secret.
+    minio: MinioSettings = Field(default_factory=MinioSettings)
+
+    def platform(self) -> Platform:
+        """What the one-shot pods the API creates share with every runtime pod."""
+        return Platform(
+            image=self.runtime_image,
+            port=self.runtime_port,
+            minio_endpoint=self.minio.endpoint,
+            minio_bucket=self.minio.bucket,
+            minio_secure=self.minio.secure,
+        )
 
     @property
     def invoke_key_list(self) -> list[str]:

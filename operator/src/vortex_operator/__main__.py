@@ -20,8 +20,9 @@ import sys
 
 import kopf
 
+from vortex_kube.client import KubeApi
+from vortex_kube.contract import OPERATOR
 from vortex_operator.health import HealthServer
-from vortex_operator.kube import KubeApi
 from vortex_operator.leader import LeaderElector
 from vortex_operator.settings import Settings, get_settings
 
@@ -55,7 +56,7 @@ def _lease_namespace(settings: Settings) -> str:
 async def run(settings: Settings) -> int:
     from vortex_operator import handlers  # noqa: F401  (registers the handlers)
 
-    kube = await KubeApi.connect()
+    kube = await KubeApi.connect(OPERATOR)
     elector: LeaderElector | None = None
     if settings.leader_election:
         elector = LeaderElector(

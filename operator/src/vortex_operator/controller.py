@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from vortex_kube.contract import MAX_CODE_BYTES, FunctionSpec, code_key, sha_of_key
 from vortex_operator import manifests, metrics
 from vortex_operator.errors import (
     CodeSourceError,
@@ -31,13 +32,7 @@ from vortex_operator.errors import (
     StorageUnavailable,
 )
 from vortex_operator.events import EventSink
-from vortex_operator.model import (
-    MAX_CODE_BYTES,
-    FunctionRef,
-    FunctionSpec,
-    code_key,
-    sha_of_key,
-)
+from vortex_operator.model import FunctionRef
 from vortex_operator.reconcile import (
     CodeOutcome,
     DeploymentView,

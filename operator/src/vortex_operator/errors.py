@@ -4,15 +4,20 @@
     ├── StorageError              MinIO answered with an error we cannot retry away
     │   └── StorageUnavailable    MinIO is unreachable, timed out, or answered 5xx (retry)
     ├── ObjectMissing             a code object (codeRef.s3) does not exist
-    ├── CodeSourceError           codeRef points at nothing usable (missing ConfigMap/key, too big)
-    └── KubeError                 a Kubernetes API call failed (.status; 0 when unreachable)
+    └── CodeSourceError           codeRef points at nothing usable (missing ConfigMap/key, too big)
 
-`storage.py` maps minio/urllib3 errors, `kube.py` maps kubernetes_asyncio/aiohttp errors. The
-controller turns the retryable ones into `kopf.TemporaryError(delay=...)` through `handlers.py`
-(`Retry`), and reports the others as False conditions.
+    vortex_kube.errors.KubeError  a Kubernetes API call failed (.status; 0 when unreachable), with
+                                  one subclass per kind (NotFound, Conflict, Invalid, ...)
+
+`storage.py` maps minio/urllib3 errors; `vortex_kube.client`, shared with the API, maps
+kubernetes_asyncio/aiohttp errors. The controller turns the retryable ones into
+`kopf.TemporaryError(delay=...)` through `handlers.py` (`Retry`), and reports the others as False
+conditions.
 """
 
 from __future__ import annotations
+
+from vortex_kube.errors import KubeError
 
 
 class OperatorError(Exception):
@@ -35,17 +40,20 @@ class CodeSourceError(OperatorError):
     """`codeRef` cannot be resolved to code: a missing ConfigMap or key, or code over 1 MiB."""
 
 
-class KubeError(OperatorError):
-    """A failed Kubernetes API call; `status` is its HTTP status, or 0 when unreachable."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Kubernetes API error {status}: {message}")
-        self.status = status
-
-
 class Retry(OperatorError):
     """Try the whole reconciliation again after `delay` seconds (kopf.TemporaryError)."""
 
     def __init__(self, message: str, delay: float) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+__all__ = [
+    "CodeSourceError",
+    "KubeError",
+    "ObjectMissing",
+    "OperatorError",
+    "Retry",
+    "StorageError",
+    "StorageUnavailable",
+]

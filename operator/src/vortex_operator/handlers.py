@@ -15,18 +15,18 @@ from typing import Any
 
 import kopf
 
+from vortex_kube.client import KubeApi
+from vortex_kube.contract import FUNCTION_LABEL, GROUP, MANAGED_BY_LABEL, OPERATOR, PLURAL, VERSION
 from vortex_operator import kopfconfig
 from vortex_operator.controller import Controller
 from vortex_operator.errors import Retry
 from vortex_operator.events import KopfEvents
-from vortex_operator.kube import KubeApi
-from vortex_operator.model import FUNCTION_LABEL, GROUP, MANAGED_BY_LABEL, MANAGER, PLURAL, VERSION
 from vortex_operator.reconcile import referenced_objects
 from vortex_operator.settings import Settings, get_settings
 from vortex_operator.storage import CodeStore
 
 VF = (GROUP, VERSION, PLURAL)
-OWNED = {MANAGED_BY_LABEL: MANAGER}
+OWNED = {MANAGED_BY_LABEL: OPERATOR}
 _CODE_FIELDS = (("spec", "code"), ("spec", "codeRef"))
 
 
@@ -35,7 +35,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # `python -m vortex_operator` passes its settings in the memo; `kopf run` reads the environment.
     config: Settings = getattr(memo, "settings", None) or get_settings()
     kopfconfig.configure(settings, namespaced=bool(config.namespaces))
-    memo.kube = await KubeApi.connect()
+    memo.kube = await KubeApi.connect(OPERATOR)
     memo.controller = Controller(config, memo.kube, CodeStore(config), KopfEvents())
 
 

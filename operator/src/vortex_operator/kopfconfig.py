@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from vortex_operator.model import FINALIZER, MANAGED_BY_LABEL, MANAGER
+from vortex_kube.contract import FINALIZER, MANAGED_BY_LABEL, OPERATOR
 from vortex_runtime import sha256_hex
 
 CHILDREN = (
@@ -63,14 +63,14 @@ def configure(settings: kopf.OperatorSettings, namespaced: bool = False) -> None
         prefix=PREFIX, key="last-handled-configuration"
     )
     for child in CHILDREN:
-        settings.watching.label_selectors[child] = f"{MANAGED_BY_LABEL}={MANAGER}"
+        settings.watching.label_selectors[child] = f"{MANAGED_BY_LABEL}={OPERATOR}"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 5
     settings.watching.reconnect_backoff = 0.5
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
-    settings.posting.reporting_component = MANAGER
+    settings.posting.reporting_component = OPERATOR
     settings.posting.level = 20  # INFO: Normal and Warning events
     settings.execution.max_workers = 4
     objects = logging.getLogger("kopf.objects")

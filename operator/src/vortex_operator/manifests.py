@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import math
 from typing import Any, cast
 
 import kopf
 
-from vortex_operator.model import (
+from vortex_kube.contract import (
     CODE_ANNOTATION,
+    FUNCTION_LABEL,
     ISOLATION_LABEL,
-    FunctionRef,
+    SECRET_KEYS,
     FunctionSpec,
     code_key,
     function_labels,
     warm_selector,
 )
+from vortex_kube.podspec import RuntimeCode, warm_pod_spec
+from vortex_operator.model import FunctionRef
 from vortex_operator.settings import Settings
-
-CONTAINER = "runtime"
-SECRET_KEYS = ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")
 
 
 def _meta(ref: FunctionRef, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -44,10 +43,9 @@ def _meta(ref: FunctionRef, extra_labels: dict[str, str] | None = None) -> dict[
 
 
 def secret(ref: FunctionRef, settings: Settings) -> dict[str, Any]:
-    access, secret_key = settings.runtime_credentials()
+    values = settings.runtime_credentials()
     data = {
-        "MINIO_ACCESS_KEY": base64.b64encode(access.encode()).decode(),
-        "MINIO_SECRET_KEY": base64.b64encode(secret_key.encode()).decode(),
+        k: base64.b64encode(v.encode()).decode() for k, v in zip(SECRET_KEYS, values, strict=True)
     }
     return {
         "apiVersion": "v1",
@@ -58,86 +56,30 @@ def secret(ref: FunctionRef, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _env(name: str, value: str) -> dict[str, Any]:
-    return {"name": name, "value": value}
-
-
-def runtime_env(
-    ref: FunctionRef, spec: FunctionSpec, sha256: str, settings: Settings
-) -> list[dict[str, Any]]:
-    """The runtime's environment: its code object, limits, MinIO (keys from the Secret), env."""
-    env = [
-        _env("VORTEX_RUNTIME_HOST", "0.0.0.0"),
-        _env("VORTEX_RUNTIME_PORT", str(settings.runtime_port)),
-        _env("VORTEX_LOG_FORMAT", "json"),
-        _env("VORTEX_FUNCTION_NAME", ref.name),
-        _env("VORTEX_CODE_KEY", code_key(sha256)),
-        _env("VORTEX_CODE_SHA256", sha256),
-        _env("VORTEX_TIMEOUT_MS", str(spec.timeout_ms)),
-        _env("VORTEX_MEMORY_MB", str(spec.memory_mb)),
-        _env("VORTEX_POOL_SIZE", str(spec.concurrency)),
-        _env("MINIO_ENDPOINT", settings.minio_endpoint),
-        _env("MINIO_BUCKET", settings.minio_bucket),
-        _env("MINIO_SECURE", "true" if settings.minio_secure else "false"),
-    ]
-    for key in SECRET_KEYS:
-        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": ref.child, "key": key}}})
-    for item in spec.env:
-        entry: dict[str, Any] = {"name": f"VORTEX_ENV_{item['name']}"}
-        if "valueFrom" in item:
-            entry["valueFrom"] = item["valueFrom"]
-        else:
-            entry["value"] = str(item.get("value", ""))
-        env.append(entry)
-    return env
-
-
-def _security_context(settings: Settings) -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": settings.runtime_user,
-        "runAsGroup": settings.runtime_user,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+def runtime_code(ref: FunctionRef, spec: FunctionSpec, sha256: str) -> RuntimeCode:
+    """The code object and limits the function's runtime pods run; keys from its Secret."""
+    return RuntimeCode(
+        function=ref.name,
+        code_key=code_key(sha256),
+        sha256=sha256,
+        timeout_ms=spec.timeout_ms,
+        memory_mb=spec.memory_mb,
+        env=spec.env,
+        secret=ref.child,
+    )
 
 
 def deployment(
     ref: FunctionRef, spec: FunctionSpec, sha256: str, settings: Settings
 ) -> dict[str, Any]:
-    port = settings.runtime_port
     pod_labels = {**function_labels(ref.name), **warm_selector(ref.name)}
-    # In-flight invocations finish within their timeout after SIGTERM; the drain comes first.
-    grace = settings.drain_seconds + math.ceil(spec.timeout_ms / 1000) + 2
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": settings.runtime_image,
-        "imagePullPolicy": settings.runtime_image_pull_policy,
-        "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "env": runtime_env(ref, spec, sha256, settings),
-        "resources": spec.resources,
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": "http"},
-            "periodSeconds": 1,
-            "timeoutSeconds": 1,
-            "successThreshold": 1,
-            "failureThreshold": 2,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": "http"},
-            "periodSeconds": 10,
-            "timeoutSeconds": 2,
-            "failureThreshold": 3,
-        },
-        "securityContext": _security_context(settings),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    if settings.drain_seconds:
-        container["lifecycle"] = {"preStop": {"sleep": {"seconds": settings.drain_seconds}}}
+    pod_spec = warm_pod_spec(
+        settings.platform(),
+        runtime_code(ref, spec, sha256),
+        pool_size=spec.concurrency,
+        resources=spec.resources,
+        drain_s=settings.drain_seconds,
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -156,22 +98,7 @@ def deployment(
                     "labels": pod_labels,
                     "annotations": {CODE_ANNOTATION: sha256},
                 },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": grace,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": settings.runtime_user,
-                        "runAsGroup": settings.runtime_user,
-                        "fsGroup": settings.runtime_user,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}
-                    ],
-                },
+                "spec": pod_spec,
             },
         },
     }
@@ -192,10 +119,10 @@ def service(ref: FunctionRef, settings: Settings) -> dict[str, Any]:
 
 def minio_peers(settings: Settings) -> tuple[list[dict[str, Any]], int]:
     """NetworkPolicy peers and port of MinIO, from the settings or derived from the endpoint."""
-    host, _, port_text = settings.minio_endpoint.rpartition(":")
+    host, _, port_text = settings.minio.endpoint.rpartition(":")
     if not host:  # no port in the endpoint
         host, port_text = port_text, ""
-    port = settings.minio_port or int(port_text or (443 if settings.minio_secure else 80))
+    port = settings.minio_port or int(port_text or (443 if settings.minio.secure else 80))
     if settings.minio_peers:
         return list(settings.minio_peers), port
     host = host.strip("[]")
@@ -224,7 +151,7 @@ def network_policy(ref: FunctionRef, settings: Settings) -> dict[str, Any]:
         "metadata": _meta(ref),
         "spec": {
             # Warm pods and the API's one-shot pods of this function alike.
-            "podSelector": {"matchLabels": {"vortex.dev/function": ref.name}},
+            "podSelector": {"matchLabels": {FUNCTION_LABEL: ref.name}},
             "policyTypes": ["Egress"],
             "egress": [
                 {

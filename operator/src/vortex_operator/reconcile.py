@@ -19,14 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from vortex_kube.contract import CODE_ANNOTATION, FunctionSpec, child_name, code_key
 from vortex_operator import conditions as cond
-from vortex_operator.model import (
-    CODE_ANNOTATION,
-    FunctionRef,
-    FunctionSpec,
-    child_name,
-    code_key,
-)
+from vortex_operator.model import FunctionRef
 
 OutcomeKind = Literal[
     "stored", "compile_error", "source_error", "storage_unavailable", "storage_error"
@@ -146,10 +141,12 @@ def _warm_conditions(
 ) -> tuple[cond.Condition, cond.Condition]:
     if deployment is None:
         waiting = "waiting for the code to be stored" if serving is None else "no Deployment yet"
-        return (
-            cond.Condition(cond.AVAILABLE, cond.FALSE, "NoDeployment", waiting),
-            cond.Condition(cond.READY, cond.FALSE, "NoDeployment", waiting),
-        )
+        available = cond.Condition(cond.AVAILABLE, cond.FALSE, "NoDeployment", waiting)
+        if outcome is not None and not outcome.stored:
+            # The real cause (e.g. CompileError with its line), not the missing Deployment.
+            reason = _REASONS[outcome.kind]
+            return available, cond.Condition(cond.READY, cond.FALSE, reason, outcome.message)
+        return available, cond.Condition(cond.READY, cond.FALSE, "NoDeployment", waiting)
     counts = f"{deployment.ready} of {spec.replicas} warm pods ready"
     if spec.replicas == 0:
         available = cond.Condition(cond.AVAILABLE, cond.FALSE, "ScaledToZero", "replicas is 0")

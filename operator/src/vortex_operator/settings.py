@@ -2,9 +2,9 @@
 
 Fields are read from `VORTEX_OPERATOR_<FIELD>`, except the MinIO connection, which keeps the names
 the runtime and the API use (`MINIO_ENDPOINT`, `MINIO_ACCESS_KEY`, `MINIO_SECRET_KEY`,
-`MINIO_BUCKET`, `MINIO_SECURE`). In the cluster the MinIO keys come from a Secret through
-`secretKeyRef` in the operator's own Deployment. `__main__`, the kopf startup handler and the
-controller read a `Settings`; tests build one directly.
+`MINIO_BUCKET`, `MINIO_SECURE`), read by the one `vortex_runtime.settings.MinioSettings`. In the
+cluster the MinIO keys come from a Secret through `secretKeyRef` in the operator's own Deployment.
+`__main__`, the kopf startup handler and the controller read a `Settings`; tests build one directly.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import socket
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
-def _minio(name: str) -> AliasChoices:
-    return AliasChoices(f"MINIO_{name.upper()}", f"VORTEX_OPERATOR_MINIO_{name.upper()}")
+from vortex_kube.contract import DEFAULT_RUNTIME_IMAGE, RUNTIME_PORT, RUNTIME_USER
+from vortex_kube.podspec import Platform
+from vortex_runtime.settings import MinioSettings
 
 
 class Settings(BaseSettings):
@@ -33,24 +33,16 @@ class Settings(BaseSettings):
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Runtime pods.
-    runtime_image: str = "localhost/vortex-runtime:dev"
+    runtime_image: str = DEFAULT_RUNTIME_IMAGE
     runtime_image_pull_policy: str = "IfNotPresent"
-    runtime_port: int = 8080
-    runtime_user: int = 10001
+    runtime_port: int = RUNTIME_PORT
+    runtime_user: int = RUNTIME_USER
     # Seconds a terminating warm pod keeps serving, so routers drop it before it stops listening.
     drain_seconds: int = Field(default=2, ge=0, le=30)
     cluster_domain: str = "cluster.local"
 
-    # MinIO: where code objects live. The operator writes; runtime pods only read.
-    minio_endpoint: str = Field(default="localhost:9000", validation_alias=_minio("endpoint"))
-    minio_access_key: SecretStr = Field(
-        default=SecretStr("minioadmin"), validation_alias=_minio("access_key")
-    )
-    minio_secret_key: SecretStr = Field(
-        default=SecretStr("minioadmin"), validation_alias=_minio("secret_key")
-    )
-    minio_bucket: str = Field(default="vortex-functions", validation_alias=_minio("bucket"))
-    minio_secure: bool = Field(default=False, validation_alias=_minio("secure"))
+    # MinIO (MINIO_*): where code objects live. The operator writes; runtime pods only read.
+    minio: MinioSettings = Field(default_factory=MinioSettings)
     # Credentials handed to runtime pods (through a per-function Secret); the operator's own when
     # unset. Give pods a read-only MinIO user in production.
     runtime_minio_access_key: SecretStr | None = None
@@ -112,10 +104,22 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else []
         return value
 
+    def platform(self) -> Platform:
+        """What every runtime pod the operator creates shares."""
+        return Platform(
+            image=self.runtime_image,
+            pull_policy=self.runtime_image_pull_policy,
+            port=self.runtime_port,
+            user=self.runtime_user,
+            minio_endpoint=self.minio.endpoint,
+            minio_bucket=self.minio.bucket,
+            minio_secure=self.minio.secure,
+        )
+
     def runtime_credentials(self) -> tuple[str, str]:
         """The access and secret key runtime pods get."""
-        access = self.runtime_minio_access_key or self.minio_access_key
-        secret = self.runtime_minio_secret_key or self.minio_secret_key
+        access = self.runtime_minio_access_key or self.minio.access_key
+        secret = self.runtime_minio_secret_key or self.minio.secret_key
         return access.get_secret_value(), secret.get_secret_value()
 
 

@@ -33,14 +33,14 @@ class CodeStore:
     """The code bucket, written by the operator."""
 
     def __init__(self, settings: Settings, client: Minio | None = None) -> None:
-        self.bucket = settings.minio_bucket
+        self.bucket = settings.minio.bucket
         self.timeout_s = settings.storage_timeout_s
         self._bucket_ready = False
         self.client = client or Minio(
-            settings.minio_endpoint,
-            access_key=settings.minio_access_key.get_secret_value(),
-            secret_key=settings.minio_secret_key.get_secret_value(),
-            secure=settings.minio_secure,
+            settings.minio.endpoint,
+            access_key=settings.minio.access_key.get_secret_value(),
+            secret_key=settings.minio.secret_key.get_secret_value(),
+            secure=settings.minio.secure,
             http_client=urllib3.PoolManager(
                 timeout=urllib3.Timeout(connect=min(2.0, self.timeout_s), read=self.timeout_s),
                 retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0),

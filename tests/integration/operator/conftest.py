@@ -204,7 +204,9 @@ class Stack:
         wait_http(f"http://127.0.0.1:{self.liveness_port}/healthz", 60, self.operator)
         return self.operator
 
-    def start_api(self) -> Process:
+    def start_api(self, minio_secret: str | None = MINIO_SECRET) -> Process:
+        """The API; one-shot pods read MinIO keys from `minio_secret`, or without one from the
+        function's own Secret `vf-<name>`."""
         port = free_port()
         env = {
             **os.environ,
@@ -214,8 +216,9 @@ class Stack:
             "VORTEX_NAMESPACE": self.namespace,
             "VORTEX_PORT": str(port),
             "VORTEX_RUNTIME_IMAGE": self.images.runtime,
-            "VORTEX_MINIO_SECRET_NAME": MINIO_SECRET,
         }
+        if minio_secret:
+            env["VORTEX_MINIO_SECRET_NAME"] = minio_secret
         self.api = Process("api", [sys.executable, "-m", "vortex_api"], env, self.log_dir)
         self.api.start()
         self.api_url = f"http://127.0.0.1:{port}"
@@ -429,10 +432,27 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """A namespace with a local `kopf run` operator and a local API."""
-    s = new_stack(cluster, node_minio, vortex_images, tmp_path_factory, "vx-op")
+    with running_stack(cluster, node_minio, vortex_images, tmp_path_factory, "vx-op") as s:
+        yield s
+
+
+@contextlib.contextmanager
+def running_stack(
+    cluster: Cluster,
+    node_minio: MinioServer,
+    vortex_images: Images,
+    tmp_path_factory: pytest.TempPathFactory,
+    prefix: str,
+    namespace_labels: tuple[str, ...] = (),
+    minio_secret: str | None = MINIO_SECRET,
+) -> Iterator[Stack]:
+    """`new_stack` with its namespace labelled, a local operator and the API running."""
+    s = new_stack(cluster, node_minio, vortex_images, tmp_path_factory, prefix)
     try:
+        for label in namespace_labels:
+            cluster.kubectl("label", "namespace", s.namespace, label)
         s.start_local_operator()
-        s.start_api()
+        s.start_api(minio_secret=minio_secret)
         yield s
     finally:
         s.close()

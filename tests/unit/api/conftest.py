@@ -1,14 +1,15 @@
-"""Fixtures for the API unit tests: the app over httpx.ASGITransport, runtimes over MockTransport.
+"""Fixtures for the API unit tests: the app over httpx.ASGITransport, runtimes over loopback.
 
 The local backend runs with its real data dir (a temporary directory) but starts no worker
 processes: the tests register fake worker URLs in its endpoint table, and a `FakeRuntime` answers
-the runtime protocol for them through `httpx.MockTransport`.
+the runtime protocol for them from a real loopback server (`loopback.py`), which the backends'
+production `FastTransport` dials for every runtime URL.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.unit.api.loopback import Handler, LoopbackServer
 from vortex_api.app import create_app, lifespan
 from vortex_api.backends.local import LocalBackend
 from vortex_api.backends.supervisor import GROUP
+from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.models import DeployRequest
 from vortex_api.settings import Settings
-from vortex_api.transport import HttpxTransport
-
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def ok(output: Any = None, *, logs: list[dict[str, str]] | None = None) -> httpx.Response:
@@ -40,8 +40,13 @@ class FakeRuntime:
         self.requests: list[httpx.Request] = []
         self.warms: list[httpx.Request] = []  # deploy's warm-ups, apart from invocations
         self.handler: Handler = lambda request: ok(json.loads(request.content or b"null"))
+        self.server = LoopbackServer(self)
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def transport(self) -> FastTransport:
+        """A `FastTransport` whose connections to any runtime URL come to this fake."""
+        return self.server.transport()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
         if request.url.path.startswith("/warm/"):
             self.warms.append(request)
             return httpx.Response(200, json={"warm": True, "started": True})
@@ -59,13 +64,15 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
+async def runtime() -> AsyncIterator[FakeRuntime]:
+    fake = FakeRuntime()
+    async with fake.server:
+        yield fake
 
 
 @pytest.fixture
 def backend(settings: Settings, runtime: FakeRuntime) -> LocalBackend:
-    backend = LocalBackend(settings, HttpxTransport(httpx.MockTransport(runtime)), supervise=False)
+    backend = LocalBackend(settings, runtime.transport(), supervise=False)
     backend.table.add(GROUP, "http://worker-0")
     return backend
 

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 from fastapi import FastAPI
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from tests.unit.api.conftest import FakeRuntime
-from tests.unit.api.fake_kube import FakeKube
+from tests.unit.fake_kube import FakeKube, serve
 from vortex_api.app import create_app, lifespan
 from vortex_api.backends.kubernetes import KubernetesBackend
-from vortex_api.kube import KubeClient
 from vortex_api.settings import Settings
-from vortex_api.transport import HttpxTransport
+from vortex_kube.client import KubeApi
 
 NS = "vortex-test"
 FUNCTIONS = FakeKube.key("/apis/vortex.dev/v1alpha1", NS, "vortexfunctions")
@@ -27,16 +25,8 @@ PODS = FakeKube.key("/api/v1", NS, "pods")
 
 @pytest.fixture
 async def fake_kube() -> AsyncIterator[FakeKube]:
-    fake = FakeKube()
-    runner = web.AppRunner(fake.app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serve() as fake:
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
@@ -57,8 +47,8 @@ async def k8s_backend(
     api_client = ApiClient(Configuration(host=fake_kube.url))
     return KubernetesBackend(
         k8s_settings,
-        HttpxTransport(httpx.MockTransport(runtime)),
-        KubeClient(api_client, NS),
+        runtime.transport(),
+        KubeApi(api_client, "vortex-api"),
     )
 
 
@@ -81,7 +71,13 @@ def endpoint_slice(function: str, *ips: str, ready: bool | None = True, suffix: 
         "kind": "EndpointSlice",
         "metadata": {
             "name": f"vf-{function}-{suffix}",
-            "labels": {"kubernetes.io/service-name": f"vf-{function}"},
+            # The EndpointSlice controller copies the Service's labels (the operator's).
+            "labels": {
+                "kubernetes.io/service-name": f"vf-{function}",
+                "app.kubernetes.io/name": "vortex-function",
+                "app.kubernetes.io/managed-by": "vortex-operator",
+                "vortex.dev/function": function,
+            },
         },
         "addressType": "IPv4",
         "endpoints": [{"addresses": [ip], "conditions": conditions} for ip in ips],

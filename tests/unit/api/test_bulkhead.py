@@ -14,7 +14,6 @@ from vortex_api.backends.local import LocalBackend
 from vortex_api.bulkhead import Bulkhead
 from vortex_api.errors import CapacityExceeded
 from vortex_api.settings import Settings
-from vortex_api.transport import HttpxTransport, RuntimeReply
 
 
 def test_global_cap() -> None:
@@ -42,23 +41,20 @@ def test_per_function_cap_leaves_other_functions_alone() -> None:
     assert bulkhead.function_inflight("a") == 0
 
 
-class SlowTransport(HttpxTransport):
-    """Holds every invocation until released, to fill the bulkhead."""
+class SlowRuntime:
+    """Holds every invocation until released, to fill the bulkhead (warm-ups are `FakeRuntime`'s)."""
 
     def __init__(self) -> None:
-        super().__init__(httpx.MockTransport(lambda r: httpx.Response(500)))
         self.release = asyncio.Event()
         self.started = 0
         self._changed = asyncio.Condition()
 
-    async def post(self, url: str, headers: Any, body: bytes, timeout_s: float) -> RuntimeReply:
-        if "/warm/" in url:  # deploy's warm-up is not an invocation
-            return RuntimeReply(200, b'{"warm":true,"started":true}')
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
         async with self._changed:
             self.started += 1
             self._changed.notify_all()
         await self.release.wait()
-        return RuntimeReply(200, b'{"output":null,"logs":[],"execution_time_ms":0}')
+        return httpx.Response(200, content=b'{"output":null,"logs":[],"execution_time_ms":0}')
 
     async def until_started(self, count: int) -> None:
         async with asyncio.timeout(5), self._changed:
@@ -66,20 +62,21 @@ class SlowTransport(HttpxTransport):
 
 
 @pytest.fixture
-def slow() -> SlowTransport:
-    return SlowTransport()
+def slow(runtime: FakeRuntime) -> SlowRuntime:
+    runtime.handler = slow = SlowRuntime()
+    return slow
 
 
 @pytest.fixture
-def backend(settings: Settings, runtime: FakeRuntime, slow: SlowTransport) -> LocalBackend:
+def backend(settings: Settings, runtime: FakeRuntime, slow: SlowRuntime) -> LocalBackend:
     settings.max_workers = 3
-    backend = LocalBackend(settings, slow, supervise=False)
+    backend = LocalBackend(settings, runtime.transport(), supervise=False)
     backend.table.add("local", "http://worker-0")
     return backend
 
 
 async def test_over_capacity_answers_503_at_once(
-    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any]
+    client: httpx.AsyncClient, slow: SlowRuntime, deploy: Callable[..., Any]
 ) -> None:
     fn = await deploy()
     held = [asyncio.create_task(client.post(f"/execute/{fn.function_id}")) for _ in range(3)]
@@ -101,7 +98,7 @@ async def test_over_capacity_answers_503_at_once(
 
 
 async def test_function_concurrency_caps_that_function(
-    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any]
+    client: httpx.AsyncClient, slow: SlowRuntime, deploy: Callable[..., Any]
 ) -> None:
     capped = await deploy(name="capped", concurrency=1)
     other = await deploy(name="other")
@@ -119,7 +116,7 @@ async def test_function_concurrency_caps_that_function(
 
 
 async def test_settings_cap_applies_to_every_function(
-    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any], settings: Settings
+    client: httpx.AsyncClient, slow: SlowRuntime, deploy: Callable[..., Any], settings: Settings
 ) -> None:
     settings.max_inflight_per_function = 1
     fn = await deploy()
@@ -134,7 +131,7 @@ async def test_settings_cap_applies_to_every_function(
 
 
 async def test_inflight_and_capacity_are_exported(
-    client: httpx.AsyncClient, slow: SlowTransport, deploy: Callable[..., Any]
+    client: httpx.AsyncClient, slow: SlowRuntime, deploy: Callable[..., Any]
 ) -> None:
     fn = await deploy()
     held = [asyncio.create_task(client.post(f"/execute/{fn.function_id}")) for _ in range(2)]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from tests.unit.api.helpers import eventually
 from vortex_api.errors import ExecutionTimeout, RuntimeUnavailable
 from vortex_api.fasthttp import FastTransport
 
@@ -19,6 +21,7 @@ class Server:
     def __init__(self) -> None:
         self.requests: list[bytes] = []
         self.connections = 0
+        self.closed = 0
         self.respond: Respond = self.json_ok
         self.url = ""
 
@@ -44,6 +47,7 @@ class Server:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.closed += 1
             writer.close()
 
 
@@ -164,8 +168,69 @@ async def test_silence_past_the_deadline_times_out(
     server.respond = silent
     with pytest.raises(ExecutionTimeout):
         await transport.post(server.url + "/x", [], b"", 0.1)
-    with pytest.raises(RuntimeUnavailable):
+    with pytest.raises(RuntimeUnavailable) as caught:
         await transport.get(server.url + "/healthz", 0.1)
+    assert caught.value.reached is True  # written, so the runtime may be running it
+
+
+async def test_connect_past_the_deadline_never_reached(transport: FastTransport) -> None:
+    """A connect that does not complete in time sent nothing: not reached, for POST and GET."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        host, port = full.getsockname()
+        held = []
+        for _ in range(8):  # fill the accept queue: further connects then hang
+            try:
+                async with asyncio.timeout(0.2):
+                    held.append((await asyncio.open_connection(host, port))[1])
+            except TimeoutError:
+                break
+        url = f"http://{host}:{port}"
+        try:
+            with pytest.raises(RuntimeUnavailable) as posted:
+                await transport.post(url + "/invoke", [], b"", 0.1)
+            with pytest.raises(RuntimeUnavailable) as probed:
+                await transport.get(url + "/readyz", 0.1)
+        finally:
+            for writer in held:
+                writer.close()
+    assert posted.value.reached is False
+    assert probed.value.reached is False
+
+
+async def test_cancelled_request_closes_its_connection(
+    server: Server, transport: FastTransport
+) -> None:
+    async def never(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        return True  # reads on without answering
+
+    server.respond = never
+    call = asyncio.create_task(transport.post(server.url + "/x", [], b"", 5))
+    await eventually(lambda: server.requests)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await eventually(lambda: server.closed == 1)
+
+
+async def test_connect_to_dials_elsewhere_and_keeps_the_host(server: Server) -> None:
+    dialed: list[tuple[str, int]] = []
+    host, port = server.url.removeprefix("http://").split(":")
+
+    def connect_to(runtime_host: str, runtime_port: int) -> tuple[str, int]:
+        dialed.append((runtime_host, runtime_port))
+        return host, int(port)
+
+    transport = FastTransport(connect_to=connect_to)
+    try:
+        await transport.post("http://worker-0/invoke", [], b"", 5)
+        await transport.get("http://[fd00::5]:8081/readyz", 5)
+    finally:
+        await transport.aclose()
+    assert dialed == [("worker-0", 80), ("fd00::5", 8081)]
+    assert server.requests[0].startswith(b"POST /invoke HTTP/1.1\r\nhost: worker-0\r\n")
+    assert server.requests[1].startswith(b"GET /readyz HTTP/1.1\r\nhost: [fd00::5]:8081\r\n")
 
 
 async def test_forget_closes_idle_connections(server: Server, transport: FastTransport) -> None:

@@ -10,7 +10,6 @@ import httpx
 from tests.unit.api.conftest import FakeRuntime
 from vortex_api.backends.local import LocalBackend
 from vortex_api.settings import Settings
-from vortex_api.transport import HttpxTransport
 
 
 async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any]) -> None:
@@ -82,7 +81,7 @@ async def test_functions_survive_a_restart(
     fn = await deploy("return 1;", timeout_ms=900, env={"A": "b"})
     (settings.data_dir / "functions" / "garbage.json").write_text("{not json")
 
-    again = LocalBackend(settings, HttpxTransport(httpx.MockTransport(runtime)), supervise=False)
+    again = LocalBackend(settings, runtime.transport(), supervise=False)
     await again.start()
     try:
         restored = await again.resolve(fn.function_id)

@@ -74,7 +74,7 @@ def test_defaults_for_a_bare_object() -> None:
 
 
 def test_function_body_omits_unset_fields() -> None:
-    body = function_body("n", DeployRequest(code="return 1;"), Settings())
+    body = function_body("n", "ns", DeployRequest(code="return 1;"), Settings())
     assert body["spec"] == {
         "code": "return 1;",
         "timeoutMs": 5000,

@@ -7,9 +7,9 @@ import asyncio
 import httpx
 
 from tests.unit.api.conftest import FakeRuntime, ok
-from tests.unit.api.fake_kube import FakeKube
 from tests.unit.api.helpers import eventually
 from tests.unit.api.kube_fixtures import FUNCTIONS, SLICES, endpoint_slice
+from tests.unit.fake_kube import FakeKube
 from vortex_api.backends.kubernetes import KubernetesBackend
 
 

@@ -8,18 +8,18 @@ import httpx
 import pytest
 
 from tests.unit.api.conftest import FakeRuntime, ok
-from tests.unit.api.fake_kube import FakeKube
 from tests.unit.api.helpers import eventually
 from tests.unit.api.kube_fixtures import FUNCTIONS, PODS
 from tests.unit.api.test_kubernetes_backend import ready_status
+from tests.unit.fake_kube import FakeKube
 from vortex_api.backends.kubernetes import KubernetesBackend
 from vortex_api.settings import Settings
+from vortex_runtime.settings import MinioSettings
 
 
 @pytest.fixture
 def k8s_settings(k8s_settings: Settings) -> Settings:
-    k8s_settings.minio_endpoint = "minio.vortex:9000"
-    k8s_settings.minio_bucket = "fns"
+    k8s_settings.minio = MinioSettings(endpoint="minio.vortex:9000", bucket="fns")
     return k8s_settings
 
 

@@ -40,10 +40,10 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.admin_key.get_secret_value() == "adm"
     assert settings.invoke_key_list == ["a", "b", "c"]
     assert settings.backend == "kubernetes"
-    assert settings.minio_endpoint == "minio:9000"
-    assert settings.minio_access_key == "ak"
-    assert settings.minio_secret_key.get_secret_value() == "sk"
-    assert settings.minio_bucket == "b"
+    assert settings.minio.endpoint == "minio:9000"
+    assert settings.minio.access_key.get_secret_value() == "ak"
+    assert settings.minio.secret_key.get_secret_value() == "sk"
+    assert settings.minio.bucket == "b"
 
 
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

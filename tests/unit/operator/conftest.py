@@ -1,16 +1,20 @@
-"""Fixtures for operator unit tests: a controller over in-memory clients and a fixed clock."""
+"""Fixtures for operator unit tests: a controller over the fake API server and a fixed clock."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.unit.operator.fakes import FakeKube, FakeStore
+from tests.unit.fake_kube import FakeKube, serve
+from tests.unit.operator.fakes import FakeStore
+from vortex_kube.client import KubeApi
 from vortex_operator.controller import Controller
 from vortex_operator.events import RecordedEvents
 from vortex_operator.settings import Settings
+from vortex_runtime.settings import MinioSettings
 
 
 class Clock:
@@ -27,17 +31,28 @@ class Clock:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
-        minio_endpoint="10.201.0.1:9000",
-        minio_access_key="operator-key",
-        minio_secret_key="operator-secret",
+        minio=MinioSettings(
+            endpoint="10.201.0.1:9000", access_key="operator-key", secret_key="operator-secret"
+        ),
         runtime_image="localhost/vortex-runtime:test",
         delete_timeout_s=10,
     )
 
 
 @pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
+async def kube() -> AsyncIterator[FakeKube]:
+    async with serve() as fake:
+        fake.implicit_functions = True  # tests hand the controller bodies directly
+        yield fake
+
+
+@pytest.fixture
+async def kube_api(kube: FakeKube) -> AsyncIterator[KubeApi]:
+    api = KubeApi.for_host(kube.url, "vortex-operator")
+    try:
+        yield api
+    finally:
+        await api.close()
 
 
 @pytest.fixture
@@ -57,9 +72,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def controller(
-    settings: Settings, kube: FakeKube, store: FakeStore, events: RecordedEvents, clock: Clock
+    settings: Settings, kube_api: KubeApi, store: FakeStore, events: RecordedEvents, clock: Clock
 ) -> Controller:
-    return Controller(settings, kube, store, events, clock=clock)
+    return Controller(settings, kube_api, store, events, clock=clock)
 
 
 def function(

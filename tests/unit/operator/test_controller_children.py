@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tests.unit.fake_kube import FakeKube
 from tests.unit.operator.conftest import function
-from tests.unit.operator.fakes import FakeKube
+from vortex_kube.client import KubeApi
 from vortex_operator.controller import Controller
 from vortex_operator.events import RecordedEvents
 from vortex_runtime import sha256_hex
@@ -122,7 +123,7 @@ async def test_deleted_network_policy_is_restored(controller: Controller, kube: 
     gone = kube.obj("NetworkPolicy", "fns", "vf-hello")
     await kube.delete("NetworkPolicy", "fns", "vf-hello")
     await controller.child_event("NetworkPolicy", "DELETED", gone, snapshot(kube))
-    assert ("NetworkPolicy", "fns", "vf-hello") in kube.objects
+    assert ("NetworkPolicy", "fns", "vf-hello") in kube.children()
 
 
 async def test_children_of_deleting_or_unknown_functions_are_left_alone(
@@ -137,7 +138,7 @@ async def test_children_of_deleting_or_unknown_functions_are_left_alone(
     await controller.child_event("Deployment", "DELETED", gone, deleting)
     await controller.child_event("Deployment", "DELETED", gone, None)
 
-    assert ("Deployment", "fns", "vf-hello") not in kube.objects
+    assert ("Deployment", "fns", "vf-hello") not in kube.children()
 
 
 async def test_children_of_an_earlier_function_with_that_name_are_ignored(
@@ -154,9 +155,9 @@ async def test_children_of_an_earlier_function_with_that_name_are_ignored(
 
 
 async def test_restart_resumes_with_conditions_from_the_status(
-    settings, kube: FakeKube, store, events: RecordedEvents, clock
+    settings, kube: FakeKube, kube_api: KubeApi, store, events: RecordedEvents, clock
 ) -> None:
-    first = Controller(settings, kube, store, events, clock=clock)
+    first = Controller(settings, kube_api, store, events, clock=clock)
     await first.reconcile(function())
     dep = kube.set_deployment_status(
         "fns", "vf-hello", replicas=1, updatedReplicas=1, readyReplicas=1, availableReplicas=1
@@ -165,7 +166,7 @@ async def test_restart_resumes_with_conditions_from_the_status(
     ready_since = condition(kube.statuses[("fns", "hello")], "Ready")["lastTransitionTime"]
 
     clock.advance(300)
-    second = Controller(settings, kube, store, events, clock=clock)  # a new operator process
+    second = Controller(settings, kube_api, store, events, clock=clock)  # a new operator process
     await second.child_event("Deployment", None, dep, snapshot(kube))
     await second.reconcile({**function(), "status": kube.statuses[("fns", "hello")]})
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.fake_kube import FakeKube
 from tests.unit.operator.conftest import function
-from tests.unit.operator.fakes import FakeKube, FakeStore
+from tests.unit.operator.fakes import FakeStore
 from vortex_operator.controller import Controller
 from vortex_operator.errors import Retry
 from vortex_operator.events import RecordedEvents

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.fake_kube import FakeKube
 from tests.unit.operator.conftest import Clock, function
-from tests.unit.operator.fakes import FakeKube, FakeStore
+from tests.unit.operator.fakes import FakeStore
 from vortex_operator.controller import Controller
 from vortex_operator.errors import Retry
 from vortex_operator.events import RecordedEvents
@@ -90,7 +91,7 @@ async def test_compile_error_on_a_new_function_creates_no_children(
 ) -> None:
     await controller.reconcile(function(code="export default function ( {"))
 
-    assert kube.objects == {}
+    assert kube.children() == set()
     assert store.objects == {}
     status = kube.statuses[("fns", "hello")]
     assert status["phase"] == "Failed"
@@ -109,7 +110,7 @@ async def test_storage_outage_is_reported_then_recovers(
     assert condition(status, "CodeStored")["reason"] == "StorageUnavailable"
     assert condition(status, "CodeStored")["status"] == "False"
     assert status["phase"] == "Pending"
-    assert kube.objects == {}
+    assert kube.children() == set()
 
     with pytest.raises(Retry) as raised:
         await controller.reconcile(function(), retry=5)
@@ -198,8 +199,8 @@ async def test_switching_to_isolation_pod_removes_warm_pods(
     await controller.reconcile(function())
     await controller.reconcile(function(isolation="pod", generation=2))
 
-    assert ("Deployment", "fns", "vf-hello") not in kube.objects
-    assert ("Service", "fns", "vf-hello") not in kube.objects
+    assert ("Deployment", "fns", "vf-hello") not in kube.children()
+    assert ("Service", "fns", "vf-hello") not in kube.children()
     assert events.reasons().count("Removed") == 2
 
 
@@ -222,7 +223,7 @@ async def test_config_map_code_ref(
     assert stored["reason"] == "CodeRefInvalid"
     assert "ConfigMap src not found" in stored["message"]
 
-    kube.config_maps[("fns", "src")] = {"data": {"index.js": "return 'from a ConfigMap';"}}
+    kube.config_map("fns", "src", {"index.js": "return 'from a ConfigMap';"})
     await controller.reconcile(function(code=None, codeRef=ref))
     assert list(store.objects.values()) == [b"return 'from a ConfigMap';"]
 

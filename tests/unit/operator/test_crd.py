@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vortex_operator.model import DEFAULT_RESOURCES, FunctionSpec
+from vortex_kube.contract import DEFAULT_RESOURCES, FunctionSpec
 from vortex_runtime import check
 
 ROOT = Path(__file__).resolve().parents[3]

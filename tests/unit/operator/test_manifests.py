@@ -5,22 +5,26 @@ from __future__ import annotations
 import base64
 import json
 
+from vortex_kube.contract import FunctionSpec
 from vortex_operator import manifests
-from vortex_operator.model import FunctionRef, FunctionSpec
+from vortex_operator.model import FunctionRef
 from vortex_operator.settings import Settings
+from vortex_runtime.settings import MinioSettings
 
 REF = FunctionRef("fns", "hello", "uid-1", 1)
 SHA = "b" * 64
 
 
-def settings(**overrides) -> Settings:
-    fields = {
-        "minio_endpoint": "10.201.0.1:9000",
-        "minio_access_key": "op-access",
-        "minio_secret_key": "op-secret",
-        **overrides,
-    }
-    return Settings(**fields)
+def settings(
+    minio_endpoint: str = "10.201.0.1:9000", minio_secure: bool = False, **overrides
+) -> Settings:
+    minio = MinioSettings(
+        endpoint=minio_endpoint,
+        access_key="op-access",
+        secret_key="op-secret",
+        secure=minio_secure,
+    )
+    return Settings(minio=minio, **overrides)
 
 
 def spec(**fields) -> FunctionSpec:
@@ -104,7 +108,10 @@ def test_runtime_environment() -> None:
             {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
         ],
     )
-    env = {e["name"]: e for e in manifests.runtime_env(REF, fn, SHA, settings())}
+    [container] = manifests.deployment(REF, fn, SHA, settings())["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e for e in container["env"]}
     assert env["VORTEX_CODE_KEY"]["value"] == f"functions/{SHA}.js"
     assert env["VORTEX_CODE_SHA256"]["value"] == SHA
     assert env["VORTEX_TIMEOUT_MS"]["value"] == "900"

@@ -7,8 +7,9 @@ import socket
 import aiohttp
 import pytest
 
+from tests.unit.fake_kube import FakeKube
 from tests.unit.operator.conftest import function
-from tests.unit.operator.fakes import FakeKube, FakeStore
+from tests.unit.operator.fakes import FakeStore
 from vortex_operator import metrics
 from vortex_operator.controller import Controller
 from vortex_operator.errors import Retry

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from vortex_operator.model import FunctionRef, FunctionSpec
+from vortex_kube.contract import FunctionSpec
+from vortex_operator.model import FunctionRef
 from vortex_operator.reconcile import (
     CodeOutcome,
     DeploymentView,
@@ -129,6 +130,25 @@ def test_compile_error_keeps_serving_hash_and_says_so() -> None:
         "message": ready(status)["message"].split(";")[0],
     }
     assert status["codeSha256"] == SHA
+
+
+def test_a_new_function_that_does_not_compile_says_so_in_ready() -> None:
+    spec = FunctionSpec.parse({"code": "x"})
+    outcome = CodeOutcome.compile_error(1, 9, "Unexpected token")
+    status = function_status(
+        REF,
+        spec,
+        generation=1,
+        outcome=outcome,
+        serving=None,
+        code_objects=[],
+        deployment=None,
+        previous={},
+        now=NOW,
+    )
+    assert (ready(status)["reason"], ready(status)["status"]) == ("CompileError", "False")
+    assert ready(status)["message"] == "line 1, column 9: Unexpected token"
+    assert status["phase"] == "Failed"
 
 
 def test_outcome_round_trips_through_the_status() -> None:

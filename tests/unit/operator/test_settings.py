@@ -16,8 +16,8 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VORTEX_OPERATOR_RUNTIME_IMAGE", "localhost/vortex-runtime:dev-1")
     monkeypatch.setenv("VORTEX_OPERATOR_MINIO_PEERS", '[{"ipBlock": {"cidr": "10.0.0.0/8"}}]')
     settings = Settings()
-    assert settings.minio_endpoint == "minio.storage.svc:9000"
-    assert settings.minio_bucket == "code"
+    assert settings.minio.endpoint == "minio.storage.svc:9000"
+    assert settings.minio.bucket == "code"
     assert settings.namespaces == ["team-a", "team-b"]
     assert settings.runtime_image == "localhost/vortex-runtime:dev-1"
     assert settings.minio_peers == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]

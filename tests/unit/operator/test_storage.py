@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.minio import MinioServer
+from vortex_kube.contract import code_key
 from vortex_operator.errors import ObjectMissing, StorageUnavailable
-from vortex_operator.model import code_key
 from vortex_operator.settings import Settings
 from vortex_operator.storage import CodeStore
 from vortex_runtime import sha256_hex
+from vortex_runtime.settings import MinioSettings
 
 pytestmark = pytest.mark.minio
 
@@ -31,10 +32,12 @@ def own_minio(tmp_path: Path) -> Iterator[MinioServer]:
 def store_for(server: MinioServer, bucket: str) -> CodeStore:
     return CodeStore(
         Settings(
-            minio_endpoint=server.endpoint,
-            minio_access_key=server.access_key,
-            minio_secret_key=server.secret_key,
-            minio_bucket=bucket,
+            minio=MinioSettings(
+                endpoint=server.endpoint,
+                access_key=server.access_key,
+                secret_key=server.secret_key,
+                bucket=bucket,
+            ),
             storage_timeout_s=2,
         )
     )

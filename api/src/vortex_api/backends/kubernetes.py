@@ -16,36 +16,41 @@ import logging
 import uuid
 from typing import Any
 
-from vortex_api.errors import ApiError, FunctionNotFound, InternalError
+from vortex_api.errors import (
+    ApiError,
+    FunctionNotFound,
+    FunctionNotRunnable,
+    InternalError,
+    StorageUnavailable,
+    from_kube,
+)
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.informer import Informer
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.k8s_objects import (
+    STORAGE_UNAVAILABLE,
     function_body,
     function_from_object,
     function_patch,
     slice_endpoints,
 )
-from vortex_api.kube import KubeClient, KubeError
 from vortex_api.models import DeployRequest
 from vortex_api.pod_runner import PodRunner
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeTransport
+from vortex_kube.client import KubeApi
+from vortex_kube.contract import API, FUNCTION_APP, FUNCTION_LABEL, KIND, NAME_LABEL
+from vortex_kube.errors import Conflict, KubeError
 
 log = logging.getLogger("vortex_api.kubernetes")
 
 _SYNC_TIMEOUT_S = 30.0
 
 
-class KubernetesUnavailable(ApiError):
-    status = 502
-    default_type = "KubernetesUnavailable"
-
-
-def _kube_failure(exc: KubeError) -> ApiError:
-    return KubernetesUnavailable(f"the Kubernetes API failed: {exc}")
+# The EndpointSlice controller copies a Service's labels to its slices: only functions' slices.
+SLICE_SELECTOR = f"{NAME_LABEL}={FUNCTION_APP},{FUNCTION_LABEL}"
 
 
 class KubernetesBackend:
@@ -55,11 +60,12 @@ class KubernetesBackend:
         self,
         settings: Settings,
         transport: RuntimeTransport | None = None,
-        kube: KubeClient | None = None,
+        kube: KubeApi | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport or FastTransport()
         self.kube = kube
+        self.namespace = settings.namespace
         self.table = EndpointTable(on_remove=self.transport.forget)
         self.functions: dict[str, Function] = {}
         self.invoker = Invoker(
@@ -78,11 +84,19 @@ class KubernetesBackend:
 
     async def start(self) -> None:
         if self.kube is None:
-            self.kube = await KubeClient.connect(self.settings.namespace)
+            self.kube = await KubeApi.connect(API)
         self.pods = PodRunner(self.kube, self.transport, self.settings)
+        ns = self.namespace
         self._informers = [
-            Informer(self.kube, "functions", self._reset_functions, self._function_event),
-            Informer(self.kube, "endpointslices", self._reset_slices, self._slice_event),
+            Informer(self.kube, KIND, ns, self._reset_functions, self._function_event),
+            Informer(
+                self.kube,
+                "EndpointSlice",
+                ns,
+                self._reset_slices,
+                self._slice_event,
+                SLICE_SELECTOR,
+            ),
         ]
         self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
         try:
@@ -148,9 +162,21 @@ class KubernetesBackend:
             merged = [u for f, us in self._slices.values() if f == fn for u in us]
             self.table.replace(fn, merged)
 
+    def _not_runnable(
+        self, function_id: str, reason: str, message: str, extra: dict[str, Any]
+    ) -> ApiError:
+        if reason == STORAGE_UNAVAILABLE:
+            return StorageUnavailable(
+                f"the code of {function_id!r} cannot be stored: {message}",
+                retry_after_s=self.settings.retry_after_s,
+            )
+        return FunctionNotRunnable(
+            f"function {function_id!r} cannot run: {message}", error_type=reason, **extra
+        )
+
     # Backend
 
-    def _client(self) -> KubeClient:
+    def _client(self) -> KubeApi:
         if self.kube is None:
             raise InternalError("the Kubernetes backend is not started")
         return self.kube
@@ -160,13 +186,14 @@ class KubernetesBackend:
         name = request.name or str(uuid.uuid4())
         try:
             try:
-                obj = await kube.create_function(function_body(name, request, self.settings))
-            except KubeError as exc:
-                if exc.status != 409 or request.name is None:
+                obj = await kube.create(function_body(name, self.namespace, request, self.settings))
+            except Conflict:
+                if request.name is None:
                     raise
-                obj = await kube.patch_function(name, function_patch(request, self.settings))
+                patch = function_patch(request, self.settings)
+                obj = await kube.merge_patch(KIND, self.namespace, name, patch)
         except KubeError as exc:
-            raise _kube_failure(exc) from exc
+            raise from_kube(exc) from exc
         obj.setdefault("metadata", {}).setdefault("name", name)
         function = self._store(obj)
         if function is None:
@@ -179,9 +206,9 @@ class KubernetesBackend:
             return function
         # Not (yet) seen by the watch: ask once.
         try:
-            obj = await self._client().get_function(function_id)
+            obj = await self._client().get(KIND, self.namespace, function_id)
         except KubeError as exc:
-            raise _kube_failure(exc) from exc
+            raise from_kube(exc, function_id) from exc
         if obj is None:
             raise FunctionNotFound(function_id)
         function = self._store(obj)
@@ -194,14 +221,16 @@ class KubernetesBackend:
 
     async def delete(self, function_id: str) -> None:
         try:
-            found = await self._client().delete_function(function_id)
+            found = await self._client().delete(KIND, self.namespace, function_id)
         except KubeError as exc:
-            raise _kube_failure(exc) from exc
+            raise from_kube(exc, function_id) from exc
         self.functions.pop(function_id, None)
         if not found:
             raise FunctionNotFound(function_id)
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
+        if function.blocked is not None:
+            raise self._not_runnable(function.function_id, *function.blocked)
         if function.isolation == "pod":
             assert self.pods is not None
             return await self.pods.run(function, invocation)

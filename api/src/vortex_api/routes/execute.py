@@ -118,7 +118,7 @@ async def _execute(function_id: str, request: Request) -> Response:
 
 _ROUTE = {
     "response_model": ExecuteResponse,
-    "responses": errors(400, 401, 404, 413, 500, 502, 503, 504),
+    "responses": errors(400, 401, 404, 409, 413, 500, 502, 503, 504),
 }
 
 

@@ -11,10 +11,12 @@ _DESCRIPTIONS = {
     401: "missing or unknown API key",
     403: "the key does not grant this action",
     404: "unknown function",
+    409: "the function exists but cannot run (CompileError, CodeRefInvalid, StorageError) or "
+    "the change conflicts (Conflict)",
     413: "request, code, event or result too large",
     500: "the function threw or hit its memory limit",
-    502: "the runtime could not be reached",
-    503: "over capacity or not ready (see Retry-After)",
+    502: "the runtime or the Kubernetes API could not be reached",
+    503: "over capacity, not ready or storage unavailable (see Retry-After)",
     504: "the function ran past its timeout",
 }
 

@@ -1,0 +1,249 @@
+"""The one module that imports `kubernetes_asyncio`: the Kubernetes calls of the API and operator.
+
+`KubeApi` speaks plain dicts (camelCase, as the API server does) for the kinds in `_PATHS`: get,
+list, watch, create, server-side apply (field manager given per client, forced), merge patch,
+status patch, replace (compare-and-swap on resourceVersion) and delete. Every failure is raised as
+one of `errors.py`'s kinds, so no `kubernetes_asyncio` or `aiohttp` type leaks out. Callers: the
+API's Kubernetes backend, informers and pod runner; the operator's controller and leader
+election (kopf keeps its own client for watching and patching handlers' bodies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from vortex_kube.contract import GROUP, PLURAL, VERSION
+from vortex_kube.errors import KubeError, NotFound, Unavailable, kube_error
+
+_PATHS = {
+    "Pod": "/api/v1/namespaces/{namespace}/pods/{name}",
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "Secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
+    "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps/{name}",
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    "EndpointSlice": "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{name}",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}",
+    "Lease": "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
+    "VortexFunction": f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}",
+}
+_TIMEOUT_S = 15
+_JSON = "application/json"
+_MERGE = "application/merge-patch+json"
+
+
+def path_of(kind: str, namespace: str, name: str = "") -> str:
+    """The REST path of an object, or of its collection without a name."""
+    path = _PATHS[kind].format(namespace=namespace, name=name)
+    return path if name else path.rstrip("/")
+
+
+def _message(exc: ApiException) -> tuple[str, str]:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return str(exc.reason), ""
+    if not isinstance(body, dict):
+        return str(exc.reason), ""
+    return str(body.get("message") or exc.reason), str(body.get("reason") or "")
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        message, reason = _message(exc)
+        raise kube_error(int(exc.status or 0), message, reason) from exc
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise Unavailable(0, repr(exc)) from exc
+
+
+class KubeApi:
+    """Plain-dict calls against the API server; `field_manager` owns what `apply` writes."""
+
+    def __init__(self, api_client: Any, field_manager: str) -> None:
+        self.api_client = api_client
+        self.field_manager = field_manager
+
+    @classmethod
+    async def connect(cls, field_manager: str) -> KubeApi:
+        """In-cluster config if there is one, else the kubeconfig ($KUBECONFIG)."""
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            await config.load_kube_config()
+        return cls(client.ApiClient(), field_manager)
+
+    @classmethod
+    def for_host(cls, host: str, field_manager: str) -> KubeApi:
+        """A client of the API server at `host` without credentials (tests, kubectl proxy)."""
+        return cls(client.ApiClient(client.Configuration(host=host)), field_manager)
+
+    async def close(self) -> None:
+        await self.api_client.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = _JSON,
+        query: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        with _mapped():
+            result = await self.api_client.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Accept": _JSON, "Content-Type": content_type},
+                body=body,
+                response_types_map={200: "object", 201: "object", 202: "object"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=_TIMEOUT_S,
+            )
+        return dict(result or {})
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None if it does not exist."""
+        try:
+            return await self._request("GET", path_of(kind, namespace, name))
+        except NotFound:
+            return None
+
+    async def list(
+        self, kind: str, namespace: str, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Every object of `kind` in the namespace and the list's resourceVersion."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        result = await self._request("GET", path_of(kind, namespace), query=query)
+        version = (result.get("metadata") or {}).get("resourceVersion")
+        return list(result.get("items") or []), version
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str,
+        resource_version: str | None,
+        label_selector: str | None = None,
+        timeout_s: int = 300,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event type, object) pairs after `resource_version`, until the server ends the watch.
+
+        An ERROR event (e.g. 410 when the version is too old) is raised as its `KubeError`."""
+        query = [("watch", "true"), ("timeoutSeconds", str(timeout_s))]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        with _mapped():
+            response = await self.api_client.call_api(
+                path_of(kind, namespace),
+                "GET",
+                query_params=query,
+                header_params={"Accept": _JSON},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout_s + _TIMEOUT_S,
+            )
+        try:
+            if not 200 <= response.status <= 299:
+                text = await response.text()
+                raise kube_error(response.status, text[:500])
+            while True:
+                with _mapped():
+                    line = await response.content.readline()
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj = dict(event.get("object") or {})
+                if event.get("type") == "ERROR":
+                    raise kube_error(
+                        int(obj.get("code") or 500),
+                        str(obj.get("message")),
+                        str(obj.get("reason") or ""),
+                    )
+                yield str(event["type"]), obj
+        finally:
+            response.release()
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST; `Conflict` if the name is taken."""
+        meta = obj["metadata"]
+        return await self._request("POST", path_of(obj["kind"], meta["namespace"]), obj) or obj
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of a whole object (forced); returns the object as stored.
+
+        Applying the same desired object twice changes nothing, and a hand edit of a field this
+        manager owns is taken back."""
+        meta = obj["metadata"]
+        return await self._request(
+            "PATCH",
+            path_of(obj["kind"], meta["namespace"], meta["name"]),
+            obj,
+            content_type="application/apply-patch+yaml",
+            query=[("fieldManager", self.field_manager), ("force", "true")],
+        )
+
+    async def merge_patch(
+        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """RFC 7386 merge patch (nulls remove fields, lists are replaced whole)."""
+        return await self._request(
+            "PATCH",
+            path_of(kind, namespace, name),
+            patch,
+            content_type=_MERGE,
+            query=[("fieldManager", self.field_manager)],
+        )
+
+    async def merge_spec(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Merge patch of an object's labels and spec. For a hand edit that server-side apply
+        cannot merge (e.g. a Service port changed, which is a list-map key)."""
+        meta = obj["metadata"]
+        patch = {"metadata": {"labels": meta.get("labels") or {}}, "spec": obj.get("spec") or {}}
+        return await self.merge_patch(obj["kind"], meta["namespace"], meta["name"], patch)
+
+    async def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch a VortexFunction's status; None if the function is gone."""
+        path = path_of("VortexFunction", namespace, name) + "/status"
+        try:
+            return await self._request("PATCH", path, {"status": patch}, content_type=_MERGE)
+        except NotFound:
+            return None
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT; the object's resourceVersion makes it a compare-and-swap (`Conflict`)."""
+        meta = obj["metadata"]
+        return await self._request(
+            "PUT", path_of(obj["kind"], meta["namespace"], meta["name"]), obj
+        )
+
+    async def delete(
+        self, kind: str, namespace: str, name: str, grace_period_s: int | None = None
+    ) -> bool:
+        """Delete (background propagation); False if it was not there."""
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if grace_period_s is not None:
+            options["gracePeriodSeconds"] = grace_period_s
+        try:
+            await self._request("DELETE", path_of(kind, namespace, name), options)
+        except NotFound:
+            return False
+        return True
+
+
+__all__ = ["KubeApi", "KubeError", "path_of"]

@@ -1,0 +1,183 @@
+"""The VortexFunction contract: names, labels, children, and the spec with its defaults and bounds.
+
+The CRD (crds/vortexfunction.yaml) carries the same defaults and bounds as `FunctionSpec`;
+tests/unit/kube/test_contract.py holds the two equal, and `/deploy` validates with the same
+constants, so a body the API accepts is one the API server accepts. The API's Kubernetes backend,
+its one-shot pods and the operator's reconciler all read a VortexFunction through
+`FunctionSpec.parse` (pure, no I/O).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+GROUP = "vortex.dev"
+VERSION = "v1alpha1"
+PLURAL = "vortexfunctions"
+KIND = "VortexFunction"
+SHORT_NAME = "vf"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Children (Deployment, Service, NetworkPolicy, Secret, one-shot Pods) are `vf-<name>`.
+CHILD_PREFIX = "vf-"
+CODE_PREFIX = "functions/"
+CODE_ANNOTATION = "vortex.dev/code-sha256"
+FUNCTION_LABEL = "vortex.dev/function"
+ISOLATION_LABEL = "vortex.dev/isolation"
+INVOCATION_LABEL = "vortex.dev/invocation"
+NAME_LABEL = "app.kubernetes.io/name"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+FUNCTION_APP = "vortex-function"
+OPERATOR = "vortex-operator"
+API = "vortex-api"
+FINALIZER = "vortex.dev/code-objects"
+
+# The runtime image every component defaults to (the chart's `runtime.image` too).
+DEFAULT_RUNTIME_IMAGE = "vortex-runtime:0.1.0"
+RUNTIME_PORT = 8080
+RUNTIME_USER = 10001
+# The MinIO keys a runtime pod reads code with; the operator's Secret `vf-<name>` holds them.
+SECRET_KEYS = ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")
+
+# A function id doubles as a Kubernetes object name and, prefixed with "vf-", as a Service name:
+# a DNS-1123 label short enough for the prefix.
+FUNCTION_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,58}[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+# Defaults and bounds of the spec (the CRD's `default`, `minimum`, `maximum`, `maxItems`, ...).
+DEFAULT_TIMEOUT_MS, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 5000, 1, 300_000
+DEFAULT_MEMORY_MB, MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 16, 4096
+DEFAULT_CONCURRENCY, MIN_CONCURRENCY, MAX_CONCURRENCY = 4, 1, 64
+DEFAULT_REPLICAS, MIN_REPLICAS, MAX_REPLICAS = 1, 0, 100
+MAX_ENV_ENTRIES = 64
+MAX_ENV_NAME_CHARS = 128
+MAX_ENV_VALUE_CHARS = 32_768
+MAX_CODE_BYTES = 1 << 20
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "25m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "512Mi"},
+}
+
+Isolation = Literal["warm", "pod"]
+ISOLATIONS: tuple[Isolation, ...] = ("warm", "pod")
+DEFAULT_ISOLATION: Isolation = "warm"
+
+
+def child_name(function: str) -> str:
+    """`vf-<name>`: the Deployment, Service, NetworkPolicy and Secret of a function."""
+    return f"{CHILD_PREFIX}{function}"
+
+
+def function_of_child(name: str) -> str | None:
+    """The function a `vf-<name>` child belongs to, or None if the name is not a child's."""
+    return name[len(CHILD_PREFIX) :] if name.startswith(CHILD_PREFIX) else None
+
+
+def code_key(sha256: str) -> str:
+    """The content-addressed object key of a code object."""
+    return f"{CODE_PREFIX}{sha256}.js"
+
+
+def sha_of_key(key: str) -> str | None:
+    """The SHA-256 in a code object key, or None if it is not one of ours."""
+    if key.startswith(CODE_PREFIX) and key.endswith(".js"):
+        digest = key[len(CODE_PREFIX) : -len(".js")]
+        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            return digest
+    return None
+
+
+def function_labels(function: str, manager: str = OPERATOR) -> dict[str, str]:
+    """Labels every child (and every runtime pod) of a function carries."""
+    return {NAME_LABEL: FUNCTION_APP, MANAGED_BY_LABEL: manager, FUNCTION_LABEL: function}
+
+
+def warm_selector(function: str) -> dict[str, str]:
+    """The label selector of a function's warm pods (one-shot pods carry isolation=pod)."""
+    return {FUNCTION_LABEL: function, ISOLATION_LABEL: "warm"}
+
+
+def function_body(name: str, spec: dict[str, Any], manager: str = API) -> dict[str, Any]:
+    """A whole VortexFunction object for `spec` (camelCase, as the API server speaks)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: manager}},
+        "spec": spec,
+    }
+
+
+def condition_is_true(status: dict[str, Any], kind: str) -> bool:
+    """Whether `status.conditions` has `kind` with status "True"."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind:
+            return str(cond.get("status")) == "True"
+    return False
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The condition `kind` of `status.conditions`, if present."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return None
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    config_map: str | None = None
+    config_map_key: str | None = None
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """`spec` of a VortexFunction with the CRD's defaults applied.
+
+    The API server applies the CRD's defaults; `parse` applies the same ones again, so neither the
+    API nor the operator depends on them (older objects, unit tests).
+    """
+
+    code: str | None = None
+    code_ref: CodeRef | None = None
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    memory_mb: int = DEFAULT_MEMORY_MB
+    resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+    replicas: int = DEFAULT_REPLICAS
+    concurrency: int = DEFAULT_CONCURRENCY
+    env: tuple[dict[str, Any], ...] = ()
+    isolation: Isolation = DEFAULT_ISOLATION
+    # Which fields the object itself set (the rest are defaults), by spec key.
+    given: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, spec: dict[str, Any] | None) -> FunctionSpec:
+        spec = spec or {}
+        ref = spec.get("codeRef")
+        code_ref = None
+        if isinstance(ref, dict):
+            cm = ref.get("configMapKeyRef") or {}
+            s3 = ref.get("s3") or {}
+            code_ref = CodeRef(
+                config_map=cm.get("name"),
+                config_map_key=cm.get("key"),
+                s3_bucket=s3.get("bucket"),
+                s3_key=s3.get("key"),
+            )
+        env = tuple(e for e in spec.get("env") or [] if isinstance(e, dict) and e.get("name"))
+        isolation: Isolation = "pod" if spec.get("isolation") == "pod" else "warm"
+        return cls(
+            code=spec.get("code") if isinstance(spec.get("code"), str) else None,
+            code_ref=code_ref,
+            timeout_ms=int(spec.get("timeoutMs") or DEFAULT_TIMEOUT_MS),
+            memory_mb=int(spec.get("memoryMb") or DEFAULT_MEMORY_MB),
+            resources=dict(spec.get("resources") or DEFAULT_RESOURCES),
+            replicas=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
+            concurrency=int(spec.get("concurrency") or DEFAULT_CONCURRENCY),
+            env=env,
+            isolation=isolation,
+            given=frozenset(k for k, v in spec.items() if v is not None),
+        )

@@ -1,0 +1,90 @@
+"""The one VortexFunction contract equals the CRD: names, every default and bound, and the chart's
+runtime image default; `FunctionSpec.parse` applies the CRD's defaults itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vortex_kube import contract
+from vortex_kube.contract import FunctionSpec
+
+ROOT = Path(__file__).resolve().parents[3]
+CRD = yaml.safe_load((ROOT / "crds" / "vortexfunction.yaml").read_text())
+VERSION = CRD["spec"]["versions"][0]
+SPEC = VERSION["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+# CRD spec property -> (default, minimum, maximum) in the contract
+NUMBERS: dict[str, tuple[int, int, int]] = {
+    "timeoutMs": (contract.DEFAULT_TIMEOUT_MS, contract.MIN_TIMEOUT_MS, contract.MAX_TIMEOUT_MS),
+    "memoryMb": (contract.DEFAULT_MEMORY_MB, contract.MIN_MEMORY_MB, contract.MAX_MEMORY_MB),
+    "concurrency": (
+        contract.DEFAULT_CONCURRENCY,
+        contract.MIN_CONCURRENCY,
+        contract.MAX_CONCURRENCY,
+    ),
+    "replicas": (contract.DEFAULT_REPLICAS, contract.MIN_REPLICAS, contract.MAX_REPLICAS),
+}
+
+
+def test_names_equal_the_crd() -> None:
+    assert CRD["spec"]["group"] == contract.GROUP
+    assert VERSION["name"] == contract.VERSION
+    names = CRD["spec"]["names"]
+    assert (names["plural"], names["kind"]) == (contract.PLURAL, contract.KIND)
+    assert names["shortNames"] == [contract.SHORT_NAME]
+    assert CRD["metadata"]["name"] == f"{contract.PLURAL}.{contract.GROUP}"
+
+
+@pytest.mark.parametrize(("prop", "bounds"), NUMBERS.items())
+def test_numeric_defaults_and_bounds_equal_the_crd(prop: str, bounds: tuple[int, int, int]) -> None:
+    crd = SPEC[prop]
+    assert (crd["default"], crd["minimum"], crd["maximum"]) == bounds
+
+
+def test_other_bounds_equal_the_crd() -> None:
+    assert SPEC["code"]["maxLength"] == contract.MAX_CODE_BYTES
+    env = SPEC["env"]
+    assert env["maxItems"] == contract.MAX_ENV_ENTRIES
+    item = env["items"]["properties"]
+    assert item["name"]["maxLength"] == contract.MAX_ENV_NAME_CHARS
+    assert item["value"]["maxLength"] == contract.MAX_ENV_VALUE_CHARS
+    assert tuple(SPEC["isolation"]["enum"]) == contract.ISOLATIONS
+    assert SPEC["isolation"]["default"] == contract.DEFAULT_ISOLATION
+    assert SPEC["resources"]["default"] == contract.DEFAULT_RESOURCES
+
+
+def test_parse_applies_the_crd_defaults() -> None:
+    spec = FunctionSpec.parse({"code": "return 1;"})
+    assert spec.timeout_ms == SPEC["timeoutMs"]["default"]
+    assert spec.memory_mb == SPEC["memoryMb"]["default"]
+    assert spec.concurrency == SPEC["concurrency"]["default"]
+    assert spec.replicas == SPEC["replicas"]["default"]
+    assert spec.isolation == SPEC["isolation"]["default"]
+    assert spec.resources == SPEC["resources"]["default"]
+    assert spec.given == frozenset({"code"})
+
+
+def test_one_default_runtime_image_across_api_operator_and_chart() -> None:
+    from vortex_api.settings import Settings as ApiSettings
+    from vortex_operator.settings import Settings as OperatorSettings
+
+    chart = yaml.safe_load((ROOT / "helm" / "vortex" / "Chart.yaml").read_text())
+    values = yaml.safe_load((ROOT / "helm" / "vortex" / "values.yaml").read_text())
+    image: dict[str, Any] = values["runtime"]["image"]
+    chart_default = f"{image['repository']}:{image['tag'] or chart['appVersion']}"
+    assert chart_default == contract.DEFAULT_RUNTIME_IMAGE
+    assert ApiSettings().runtime_image == contract.DEFAULT_RUNTIME_IMAGE
+    assert OperatorSettings().runtime_image == contract.DEFAULT_RUNTIME_IMAGE
+
+
+def test_child_names_and_code_keys() -> None:
+    assert contract.child_name("hello") == "vf-hello"
+    assert contract.function_of_child("vf-hello") == "hello"
+    assert contract.function_of_child("other") is None
+    key = contract.code_key("a" * 64)
+    assert key == f"functions/{'a' * 64}.js"
+    assert contract.sha_of_key(key) == "a" * 64
+    assert contract.sha_of_key("functions/xyz.js") is None
