@@ -16,11 +16,55 @@
 
 Foreign exceptions (py_mini_racer's, minio's) are mapped at the module that owns the client
 (isolate.py, loader.py), with `raise X from exc`.
+
+Text that comes from a function (a `FunctionError`'s name, message and stack, a
+`CompileError`'s reason) is bounded in bytes as it goes on the wire (UTF-8 inside a JSON
+string, escapes included) and cut with the `TRUNCATED` marker: the name to 256 bytes, the
+message to 8 KiB, the stack to 16 KiB. js/bootstrap.js applies the same bounds before the text
+leaves the isolate (isolate.py passes them in); the constructors here apply them again to text
+from anywhere else, such as V8's own report of an exception.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
+
+MAX_ERROR_NAME_BYTES = 256
+MAX_ERROR_MESSAGE_BYTES = 8 * 1024
+MAX_ERROR_STACK_BYTES = 16 * 1024
+# Ends a log message or error text that was cut to its bound.
+TRUNCATED = "... [truncated]"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def wire_bytes(text: str) -> int:
+    """The size of `text` inside a JSON string sent as UTF-8, escapes included."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text` with lone surrogates (which UTF-8 cannot carry) replaced by U+FFFD, cut with the
+    `TRUNCATED` marker to at most `limit` bytes on the wire (see `wire_bytes`)."""
+    # Every character takes at least one byte: what lies past `limit` of them is cut anyway.
+    cut = len(text) > limit
+    if cut:
+        text = text[:limit]
+    # JSON decoding has already joined each valid surrogate pair into one character.
+    text = _SURROGATE.sub("\ufffd", text)
+    # An escaped control character is the widest, at six bytes.
+    if not cut and (len(text) * 6 <= limit or wire_bytes(text) <= limit):
+        return text
+    room = limit - len(TRUNCATED)
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix that fits with the marker
+        mid = (low + high + 1) // 2
+        if wire_bytes(text[:mid]) <= room:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low] + TRUNCATED
 
 
 class RuntimeFailure(Exception):
@@ -65,9 +109,9 @@ class FunctionError(RuntimeFailure):
     type = "FunctionError"
 
     def __init__(self, name: str, message: str, stack: str = "") -> None:
-        super().__init__(message)
-        self.name = name
-        self.stack = stack
+        super().__init__(bounded(message, MAX_ERROR_MESSAGE_BYTES))
+        self.name = bounded(name, MAX_ERROR_NAME_BYTES)
+        self.stack = bounded(stack, MAX_ERROR_STACK_BYTES)
 
     def details(self) -> dict[str, Any]:
         return {**super().details(), "name": self.name, "stack": self.stack}
@@ -78,6 +122,7 @@ class CompileError(RuntimeFailure):
     type = "CompileError"
 
     def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        message = bounded(message, MAX_ERROR_MESSAGE_BYTES)
         where = f" (line {line}, column {column})" if line is not None else ""
         super().__init__(f"{message}{where}")
         self.reason = message

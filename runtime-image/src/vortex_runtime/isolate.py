@@ -7,7 +7,10 @@ result back through a one-way notification from JavaScript. A timeout, a memory-
 termination marks the isolate `broken`; the pool then closes it (through `watchdog.close`) and
 starts a fresh one.
 
-`check(code)` compiles code in a private isolate without running it.
+`check(code)` compiles code in a private isolate without running it; the API calls it on every
+deploy. Both forms of a function (a body, or a module with `export default`) become a function
+body in time linear in the code's size, and compile errors name the line and column in the
+user's code.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from typing import Any
 from py_mini_racer import JSEvalException, JSOOMException, JSTimeoutException, MiniRacer
 
 from vortex_runtime.errors import (
+    MAX_ERROR_MESSAGE_BYTES,
+    MAX_ERROR_NAME_BYTES,
+    MAX_ERROR_STACK_BYTES,
     CompileError,
     FunctionError,
     InvocationTimeout,
@@ -40,19 +46,19 @@ HEAP_STATS_MAX_AGE_S = 1.0
 # The Function constructor puts two lines ahead of the body: "(async function anonymous(a,b\n) {\n".
 _LINE_OFFSET = 2
 _SOURCE_URL = "function.js"
-_EXPORT_DEFAULT = re.compile(r"^(\s*)export\s+default\s+", re.MULTILINE)
-_EXPORT_DECL = re.compile(
-    r"^(\s*)export\s+(?=(?:async\s+function|function|class|const|let|var)\b)", re.MULTILINE
-)
 _SOURCE_SUFFIX = f"\n//# sourceURL={_SOURCE_URL}"
-_RUN_IO = "__vortex_run_io()"
 _AWAIT = re.compile(r"\bawait\b")
 _LOCATION = re.compile(re.escape(_SOURCE_URL) + r":(\d+)(?::(\d+))?")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-function limits; defaults come from settings, overrides from the function spec."""
+    """Per-function limits; defaults come from settings, overrides from the function spec.
+
+    Byte limits count what goes on the wire: UTF-8, and for log messages the JSON escapes too.
+    A result nested deeper than `max_result_depth` is refused, so that a client's JSON parser
+    (Python's stops near 1,000 levels) can always read it.
+    """
 
     timeout_ms: int = 5000
     memory_mb: int = 128
@@ -61,6 +67,7 @@ class Limits:
     max_log_bytes: int = 256 * 1024
     max_timers: int = 1000
     io_bytes: int = 64 * 1024
+    max_result_depth: int = 512
 
     def js(self) -> str:
         return json.dumps(
@@ -70,13 +77,19 @@ class Limits:
                 "maxLogEntries": self.max_log_entries,
                 "maxLogBytes": self.max_log_bytes,
                 "maxTimers": self.max_timers,
+                "maxResultDepth": self.max_result_depth,
+                "maxErrorNameBytes": MAX_ERROR_NAME_BYTES,
+                "maxErrorMessageBytes": MAX_ERROR_MESSAGE_BYTES,
+                "maxErrorStackBytes": MAX_ERROR_STACK_BYTES,
             }
         )
 
 
 @dataclass
 class Outcome:
-    """A finished invocation: `output_json` is the result as JSON text."""
+    """A finished invocation: `output_json` is the result as JSON text, exactly as it goes on
+    the wire (non-ASCII characters as themselves, so its UTF-8 size is what the limit counted).
+    """
 
     output_json: str
     logs: list[dict[str, Any]]
@@ -90,56 +103,345 @@ _BOOTSTRAP = _js_asset("bootstrap.js")
 _URL = _js_asset("url.js")
 
 
+# ---------------------------------------------------------------------- code forms
+# All of this runs on code straight from a deploy, in the API process too (`check`), so each
+# step is linear in the size of the code: no pattern can retry across lines, and the scanner
+# looks at each character a bounded number of times.
+
+# V8 names the script of a compile error after its sourceURL comment only once its scanner has
+# got that far; an error found earlier is reported against "undefined".
+_COMPILE_LOCATION = re.compile(r"(?:" + re.escape(_SOURCE_URL) + r"|undefined):(\d+): (.*)")
+_ANY_LOCATION = re.compile(r"\S+:\d+: ")
+# JavaScript's line terminators: lines and columns are counted the way V8 counts them.
+_JS_NEWLINE = re.compile(r"\r\n?|[\n\u2028\u2029]")
+_LINE_CHAR = r"[^\n\r\u2028\u2029]"
+_BOM = "\ufeff"
+# The module's exports object: four characters, so that `export` becomes `__vx.d` in place
+# and every column of the rewritten module is the user's own.
+_EXPORTS = "__vx"
+_ASYNC_FUNCTION = "(async function () {}).constructor"
+
+# After these words a `/` starts a regular expression; after any other word it divides.
+_BEFORE_EXPRESSION = frozenset(
+    {"return", "typeof", "instanceof", "in", "of", "new", "delete", "void", "throw", "case"}
+    | {"do", "else", "yield", "await"}
+)
+# What the scanner steps over whole, or acts on; between two matches there is only code. Every
+# branch starts with a literal character and none captures, so that the engine skips plain code
+# at full speed; the scanner tells the branches apart by their first characters. A `/` right
+# after a name, a number, `)` or `]` divides (unless the name is one of the words above), so the
+# pattern passes over it without a stop.
+_COMMENT = rf"//{_LINE_CHAR}*+|<!--{_LINE_CHAR}*+|/\*(?:[^*]++|\*(?!/))*+(?:\*/)?"
+_STRING = (
+    r"'(?:[^'\\\n\r]++|\\(?:\r\n|[\s\S]))*+'?"
+    r"|\"(?:[^\"\\\n\r]++|\\(?:\r\n|[\s\S]))*+\"?"
+)
+# Code between two strings that changes nothing the scanner tracks (no brace, slash, quote,
+# backtick, backslash or `export`): strings with only such code and comments between them are
+# one token, which ends with a string.
+_BETWEEN = r"(?:[^{}/`'\"\\<e]++|<(?!!--)|e(?!xport))*+"
+_STRINGS = rf"(?:{_STRING})(?:(?:{_BETWEEN}(?:{_COMMENT}))*+{_BETWEEN}(?:{_STRING}))*+"
+_NOT_SLASH = rf"{_COMMENT}|{_STRINGS}|`|export(?<![\w$.\\]export)(?![\w$\\])"
+_SLASH = (
+    r"|/(?:(?<![\w$)\]]/)" + "".join(f"|(?<={word}/)" for word in sorted(_BEFORE_EXPRESSION)) + ")"
+)
+# Inside a template's `${...}` braces are tokens too, to find the `}` that closes it.
+_BRACES = r"|\{|\}"
+# [inside a template][a `/` may start a regex]; where it cannot (see `no_regex_before`), the
+# slashes of a line are plain code, not one stop each.
+_TOKENS = (
+    (re.compile(_NOT_SLASH), re.compile(_NOT_SLASH + _SLASH)),
+    (re.compile(_NOT_SLASH + _BRACES), re.compile(_NOT_SLASH + _SLASH + _BRACES)),
+)
+_TEMPLATE_REST = re.compile(r"(?:[^`\\$]++|\\[\s\S]|\$(?!\{))*+(`|\$\{)?")
+_REGEX_REST = re.compile(
+    rf"(?:[^/\\\[\n\r\u2028\u2029]++|\\{_LINE_CHAR}"
+    rf"|\[(?:[^\]\\\n\r\u2028\u2029]++|\\{_LINE_CHAR})*+\]?)*+(/[\w$]*+)?"
+)
+_LAST_WORD = re.compile(r"[\w$]{1,11}\Z")
+_AFTER_EXPORT = re.compile(
+    r"\s*+(?:(default)(?![\w$])"
+    r"|(?=(?:async[^\S\n\r\u2028\u2029]++function|function|class|const|let|var)(?![\w$])))"
+)
+# `export default function name` (or `class name`) declares `name` in the module's scope too.
+_NAMED_DECLARATION = re.compile(
+    r"\s*+(?:async[^\S\n\r\u2028\u2029]++)?(?:function\s*+\*?\s*+|class\s++)"
+    r"(?!extends(?![\w$]))((?:[^\W\d]|\$)[\w$]*+)"
+)
+
+
+@dataclass(frozen=True)
+class _Module:
+    """Handler-form code rewritten as a function body, character for character in place."""
+
+    body: str
+    default_name: str | None  # a declared default export, read once the body has run
+    # where a second `export default` starts: left as it is, for V8 to refuse in source order
+    duplicate_at: int | None
+
+
+def _user_code(code: str) -> str:
+    # A leading byte-order mark is not part of the code an editor shows: columns on line 1
+    # count from after it.
+    return code[1:] if code.startswith(_BOM) else code
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _position(code: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of `offset`, as V8 counts them (columns in UTF-16 units)."""
+    start = 0
+    line = 1
+    for newline in _JS_NEWLINE.finditer(code, 0, offset):
+        start = newline.end()
+        line += 1
+    return line, _utf16_length(code[start:offset]) + 1
+
+
+def _regex_may_follow(prev: str) -> bool:
+    """Whether a `/` after the code `prev` starts a regular expression rather than dividing."""
+    if not prev:
+        return True
+    last = prev[-1]
+    if last.isalnum() or last in "_$":
+        return prev in _BEFORE_EXPRESSION
+    return prev not in ("++", "--") and last not in ")]'"
+
+
+def _scan_module(code: str) -> _Module | None:
+    """Rewrite a module's `export`s in one pass; None when it has no `export default`.
+
+    A small lexer: it steps over comments, strings, templates and regular expressions, so an
+    `export` inside any of them is left alone, and rewrites only an `export` outside every
+    brace. Where a `/` is ambiguous it guesses; V8, which compiles the result, has the last
+    word. `export {...}` and `export *` stay as they are, for V8 to refuse where they stand.
+    """
+    last_export = code.rfind("export")
+    if last_export < 0:
+        return None
+    edits: list[tuple[int, str]] = []
+    default_at: int | None = None
+    default_name: str | None = None
+    duplicate_at: int | None = None
+    depth = 0  # braces open at the top level, counted in the code between tokens
+    stack: list[str] = []  # inside templates: "`" for each `${`, "{" for each brace in one
+    # The end of the last significant code ("" at the start): set by each token, and read from
+    # the code before a comment or a `/`, the only tokens that need it.
+    prev = ""
+    no_regex_before = 0  # a `/` before this offset divides: a regex guess there ran off the line
+    pos = 0
+    stop = last_export + 7  # nothing after the last `export` can change the rewrite
+    while pos < stop:
+        tokens = _TOKENS[bool(stack)]
+        match = None
+        if pos < no_regex_before:
+            found = tokens[0].search(code, pos, min(no_regex_before, stop))
+            # the whole token, which may run on past the line (a comment, say)
+            match = tokens[1].match(code, found.start(), stop) if found else None
+        if match is None:
+            match = tokens[1].search(code, max(pos, no_regex_before), stop)
+        if match is None:
+            break
+        start = match.start()
+        kind = code[start]
+        if kind in "/<" and start > pos:
+            if not stack:
+                depth += code.count("{", pos, start) - code.count("}", pos, start)
+            tail = code[pos:start].rstrip()
+            if tail:
+                word = _LAST_WORD.search(tail, max(0, len(tail) - 11))
+                prev = word.group() if word else tail[-2:]
+        elif not stack and start > pos:
+            depth += code.count("{", pos, start) - code.count("}", pos, start)
+        pos = match.end()
+        if kind in "/<" and pos - start > 1:  # a comment
+            continue
+        if kind == "/":
+            if start >= no_regex_before and _regex_may_follow(prev):
+                rest = _REGEX_REST.match(code, pos)
+                assert rest is not None  # the pattern matches the empty string
+                if rest.group(1) is not None:
+                    pos = rest.end()
+                    prev = "'"
+                    continue
+                no_regex_before = rest.end()
+            prev = "/"
+        elif kind == "{":
+            stack.append("{")
+            prev = "{"
+        elif kind == "}" and stack.pop() == "{":
+            prev = "}"
+        elif kind in "`}":  # a template starts, or goes on after a `${...}`
+            rest = _TEMPLATE_REST.match(code, pos)  # up to its end or its next `${`
+            assert rest is not None
+            pos = rest.end()
+            if rest.group(1) == "${":
+                stack.append("`")
+                prev = "{"
+            else:
+                prev = "'"
+        elif kind in "'\"":
+            prev = "'"
+        else:  # export
+            prev = "export"
+            after = None if stack or depth else _AFTER_EXPORT.match(code, pos)
+            if after is None:
+                continue
+            if after.group(1) is None:  # export const, let, var, function, class
+                edits.append((start, " " * 6))
+                continue
+            if default_at is not None:
+                # V8 refuses this `export` (or something before it): the rest cannot matter.
+                duplicate_at = start
+                break
+            default_at = start
+            named = _NAMED_DECLARATION.match(code, after.end())
+            if named is not None:
+                default_name = named.group(1)
+                edits.append((start, " " * 6))
+                edits.append((after.start(1), " " * 7))
+            else:
+                edits.append((start, f"{_EXPORTS}.d"))
+                edits.append((after.start(1), "=" + " " * 6))
+            pos = after.end()
+            prev = "="
+    if default_at is None:
+        return None
+    parts: list[str] = []
+    last = 0
+    for offset, text in edits:
+        parts += (code[last:offset], text)
+        last = offset + len(text)
+    parts.append(code[last:])
+    return _Module("".join(parts), default_name, duplicate_at)
+
+
 def is_handler_form(code: str) -> bool:
-    return _EXPORT_DEFAULT.search(code) is not None
+    """Whether `code` is a module with a default export, rather than a function body."""
+    return _scan_module(_user_code(code)) is not None
+
+
+def _compiled(params: str, literal: str, may_await: bool) -> str:
+    """An expression for the function with this body: plain if it compiles so, else async.
+
+    A plain function hands a synchronous result back with the call that started it.
+    """
+    if not may_await:
+        return f"new Function({params}, {literal})"
+    return (
+        f"(function () {{ try {{ return new Function({params}, {literal}); }}"
+        " catch (e) { if (!(e instanceof SyntaxError)) throw e; }"
+        f" return new ({_ASYNC_FUNCTION})({params}, {literal}); }})()"
+    )
 
 
 def _handler_source(code: str, run_module: bool = True) -> str:
     """JavaScript that builds the handler from user code without letting it escape its wrapper.
 
-    The body form becomes the body of an async function built by the AsyncFunction
-    constructor, which parses it as a function body only. The handler form (`export default`)
-    becomes the body of a plain function whose default export is read back; with
-    `run_module=False` that function is only built, never called (for `check`).
+    The body form becomes the body of a function built by the Function constructor (or the
+    AsyncFunction one), which parses it as a function body only. The handler form (`export
+    default`) becomes the body of a function too, its `export`s rewritten in place, and its
+    default export is read back once the body has run. A module with top-level `await` needs an
+    async body: its handler then waits for the body to settle before its first call (it has,
+    unless the top level awaits more than promises already resolved). With `run_module=False`
+    the function is only built, never called (for `check`).
     """
-    if is_handler_form(code):
-        body = _EXPORT_DECL.sub(r"\1", _EXPORT_DEFAULT.sub(r"\1__vortex_exports.default = ", code))
-        module = f"new Function('__vortex_exports', {json.dumps(body + _SOURCE_SUFFIX)})"
-        if not run_module:
-            return module
-        return f"(function () {{ const e = {{}}; ({module})(e); return e.default; }})()"
-    literal = json.dumps(code + _SOURCE_SUFFIX)
-    if _AWAIT.search(code) is None:
-        # No await anywhere: a plain function, so that a synchronous result comes back with the
-        # call that started it. A syntax error here (say, `for await`) falls back to async.
+    code = _user_code(code)
+    module = _scan_module(code)
+    if module is None:
+        literal = json.dumps(code + _SOURCE_SUFFIX)
+        if _AWAIT.search(code) is None:
+            # No await anywhere: a plain function, so that a synchronous result comes back with
+            # the call that started it. A syntax error here (say, `for await`) falls back to
+            # async.
+            return (
+                f"(function () {{ try {{ return new Function('event', 'context', {literal}); }}"
+                f" catch (e) {{ if (!(e instanceof SyntaxError)) throw e; }}"
+                f" return new ({_ASYNC_FUNCTION})('event', 'context', {literal});"
+                " })()"
+            )
+        return f"new ({_ASYNC_FUNCTION})('event', 'context', {literal})"
+    body = module.body
+    if module.default_name is not None:
+        # After the user's last line, so that no line or column of theirs moves.
+        body += f"\n;{_EXPORTS}.d = {module.default_name};"
+    literal = json.dumps(body + _SOURCE_SUFFIX)
+    params = f"'{_EXPORTS}'"
+    may_await = _AWAIT.search(code) is not None
+    if not run_module:
+        return _compiled(params, literal, may_await)
+    if not may_await:
         return (
-            f"(function () {{ try {{ return new Function('event', 'context', {literal}); }}"
-            f" catch (e) {{ if (!(e instanceof SyntaxError)) throw e; }}"
-            f" return new ((async function () {{}}).constructor)('event', 'context', {literal});"
-            " })()"
+            f"(function () {{ const e = {{}}; new Function({params}, {literal})(e);"
+            " return e.d; })()"
         )
-    return f"new ((async function () {{}}).constructor)('event', 'context', {literal})"
+    # The same contract as a plain module: a function for `__vortex_set_handler`. Until the
+    # async body settles, a call waits for it; afterwards a failure of the body is every call's.
+    return (
+        "(function () { const e = {}; let m;"
+        f" try {{ m = new Function({params}, {literal}); }}"
+        " catch (x) { if (!(x instanceof SyntaxError)) throw x; }"
+        " if (m !== undefined) { m(e); return e.d; }"
+        " let state = 0, failure;"
+        f" const ready = new ({_ASYNC_FUNCTION})({params}, {literal})(e)"
+        ".then(() => { state = 1; }, (x) => { state = 2; failure = x; });"
+        " const run = (event, context) => { if (state === 2) throw failure; const h = e.d;"
+        " if (typeof h !== 'function')"
+        " throw new TypeError('The default export must be a function');"
+        " return h(event, context); };"
+        " return function (event, context) {"
+        " return state === 0 ? ready.then(() => run(event, context)) : run(event, context); };"
+        " })()"
+    )
 
 
 def _compile_error(exc: JSEvalException, code: str) -> CompileError:
-    """Turn V8's report ("function.js:5: SyntaxError: ...\\n<line>\\n   ^") into line/column."""
-    text = str(exc)
-    lines = text.split("\n")
-    match = _LOCATION.search(lines[0])
-    message = lines[0]
-    if ": " in message and match:
-        message = message.split(": ", 1)[1]
-    if not match:
-        return CompileError(message.strip() or "The code does not compile")
-    line = min(max(1, int(match.group(1)) - _LINE_OFFSET), code.count("\n") + 1)
+    """Turn V8's report ("function.js:5: SyntaxError: ...\\n<line>\\n   ^") into the line and
+    column in the user's code: V8's line less the wrapper's two, and the caret's column."""
+    first, *rest = str(exc).split("\n", 3)
+    match = _COMPILE_LOCATION.match(first)
+    if match is None:
+        where = _ANY_LOCATION.match(first)  # anchored: the line may be as long as the code
+        message = first[where.end() if where else 0 :].strip()
+        if "Maximum call stack size exceeded" in message:
+            # V8's parser recurses per nesting level; the location is the wrapper's.
+            message = "RangeError: The code is nested too deeply to compile"
+        return CompileError(message or "The code does not compile")
+    code = _user_code(code)
+    lines = _JS_NEWLINE.split(code)
+    line = max(1, int(match.group(1)) - _LINE_OFFSET)
+    message = match.group(2).strip()
+    if line > len(lines):
+        # The parser ran on into the wrapper's closing lines: the code ended too soon.
+        return CompileError(
+            "SyntaxError: Unexpected end of input",
+            line=len(lines),
+            column=_utf16_length(lines[-1]) + 1,
+        )
     column = None
-    if len(lines) > 2 and "^" in lines[2]:
-        column = lines[2].index("^") + 1
-    return CompileError(message.strip(), line=line, column=column)
+    if len(rest) > 1 and "^" in rest[1]:
+        column = rest[1].index("^") + 1
+    if message == "SyntaxError: Unexpected token 'export'":
+        # One more pass on this error only: is that `export` a second default export?
+        module = _scan_module(code)
+        duplicate = module.duplicate_at if module else None
+        if duplicate is not None and _position(code, duplicate) == (line, column):
+            message = "SyntaxError: Duplicate export of 'default'"
+    return CompileError(message, line=line, column=column)
 
 
 class Isolate:
-    """A warm V8 isolate holding one function's handler. Not thread-safe: one event loop."""
+    """A warm V8 isolate holding one function's handler. Not thread-safe: one event loop.
+
+    The host's scripts call the driver's entry points with a random token of this isolate,
+    which function code never sees, so a function can call none of them itself; the `install`
+    function that hands over the token and the I/O buffer is held only here.
+    """
+
+    # How long to wait for the logs of an invocation the heap limit stopped.
+    _SALVAGE_TIMEOUT_S = 0.25
 
     def __init__(self, mr: MiniRacer, limits: Limits) -> None:
         self._mr = mr
@@ -152,6 +454,12 @@ class Isolate:
         self._io: memoryview | None = None
         self._heap_used = 0
         self._heap_measured_at: float | None = None
+        self._token = os.urandom(16).hex()
+        self._token_js = json.dumps(self._token)
+        # Constant per isolate, so V8 compiles each once.
+        self._run_io = f"__vortex_run_io({self._token_js})"
+        self._take_source = f"__vortex_take({self._token_js})"
+        self._logs_source = f"__vortex_logs({self._token_js})"
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -162,14 +470,13 @@ class Isolate:
         try:
             mr.set_hard_memory_limit(limits.memory_mb * _MB)
             mr.set_soft_memory_limit(limits.memory_mb * _MB * 3 // 4)
-            mr.eval(_BOOTSTRAP.replace("__VORTEX_LIMITS__", limits.js()))
+            install = mr.eval(_BOOTSTRAP.replace("__VORTEX_LIMITS__", limits.js()))
             mr.eval(_URL)
             ctx: Any = mr._ctx  # the notification API is internal to mini-racer 0.14
             isolate._notification = ctx._register_js_notification(isolate._on_notify)
             notify_fn = isolate._notification.__enter__()
-            ctx.call_function(mr.eval("__vortex_install"), notify_fn)
             # A view straight onto the isolate's I/O buffer; the isolate keeps it alive.
-            isolate._io = memoryview(mr.eval("const io = __vortex_io(); delete __vortex_io; io"))  # type: ignore[arg-type]
+            isolate._io = memoryview(ctx.call_function(install, notify_fn, isolate._token))
             source = f"__vortex_set_handler({_handler_source(code)}); 0"
             try:
                 await asyncio.wait_for(mr.eval_cancelable(source), limits.timeout_ms / 1000)
@@ -223,17 +530,16 @@ class Isolate:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    async def _take(self) -> dict[str, Any]:
+    async def _take(self) -> str:
         """Collect the finished invocation's report, waiting for JavaScript if needed."""
         loop = asyncio.get_running_loop()
         while True:
             # Arm the wake-up before asking, so a notification cannot slip in between.
             self._wakeup = loop.create_future()
-            text = await self._mr.eval_cancelable("__vortex_take()")
+            text = await self._mr.eval_cancelable(self._take_source)
             if isinstance(text, str):
-                report = json.loads(text)
-                if isinstance(report, dict):
-                    return report
+                return text
+            if text is not None:
                 raise FunctionError("Error", "The function produced an unreadable result")
             while not self._wakeup.done():
                 await asyncio.wait((self._wakeup,), timeout=0.1)
@@ -253,32 +559,26 @@ class Isolate:
             if len(payload) + 4 <= len(io):
                 io[:4] = len(payload).to_bytes(4, "little")
                 io[4 : 4 + len(payload)] = payload
-                source = _RUN_IO
+                source = self._run_io
         if source is None:  # large or non-ASCII: pass the data in the script itself
             source = (
-                f"__vortex_run({inv_id},{json.dumps(event_json)},"
+                f"__vortex_run({self._token_js},{inv_id},{json.dumps(event_json)},"
                 f'{json.dumps(context_json)},"{seed}")'
             )
         try:
             async with asyncio.timeout(timeout_s):
                 text = await self._mr.eval_cancelable(source)
-                report = json.loads(text) if isinstance(text, str) else await self._take()
-                if report.get("id") != inv_id:
-                    raise FunctionError("Error", "The function produced a result out of turn")
+                if not isinstance(text, str):
+                    text = await self._take()
         except TimeoutError as exc:
-            self.broken = "memory" if self._mr.was_hard_memory_limit_reached() else "timeout"
-            if self.broken == "memory":
-                raise MemoryLimitExceeded(
-                    f"The function exceeded its heap limit of {self.limits.memory_mb} MB"
-                ) from exc
+            if self._mr.was_hard_memory_limit_reached():
+                raise await self._memory_failure() from exc
+            self.broken = "timeout"
             raise InvocationTimeout(
                 f"The function ran past its timeout of {round(timeout_s * 1000)} ms"
             ) from exc
         except JSOOMException as exc:
-            self.broken = "memory"
-            raise MemoryLimitExceeded(
-                f"The function exceeded its heap limit of {self.limits.memory_mb} MB"
-            ) from exc
+            raise await self._memory_failure() from exc
         except JSTimeoutException as exc:
             self.broken = "timeout"
             raise InvocationTimeout("The function was terminated") from exc
@@ -287,16 +587,39 @@ class Isolate:
             raise FunctionError("Error", str(exc).strip()) from exc
         finally:
             self._wakeup = None
+        return self._outcome(text, inv_id)
+
+    def _outcome(self, text: str, inv_id: int) -> Outcome:
+        """Read a report: a line of JSON, then for a success the output's JSON text, which is
+        passed on as it is (never parsed here, so no depth or size of it can trip Python)."""
+        head, newline, output = text.partition("\n")
+        try:
+            report = json.loads(head)
+        except ValueError:
+            report = None
+        if not isinstance(report, dict) or (report.get("ok") is True and not newline):
+            raise FunctionError("Error", "The function produced an unreadable result")
+        if report.get("id") != inv_id:
+            raise FunctionError("Error", "The function produced a result out of turn")
         raw_logs = report.get("logs")
         logs: list[dict[str, Any]] = raw_logs if isinstance(raw_logs, list) else []
-        if report.get("ok") is True:
-            return Outcome(json.dumps(report.get("output")), logs)
-        raw_error = report.get("error")
-        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         failure: RuntimeFailure
-        if report.get("kind") == "OutputTooLarge":
-            failure = OutputTooLarge(str(error.get("message", "The result is too large")))
+        if report.get("ok") is True:
+            limit = self.limits.max_output_bytes
+            # bootstrap.js has counted the bytes already; this only guards that count.
+            size = len(output.encode()) if len(output) * 3 > limit else 0
+            if size <= limit:
+                return Outcome(output, logs)
+            failure = OutputTooLarge(
+                f"The result is {size} bytes of JSON, over the limit of {limit} bytes"
+            )
+        elif report.get("kind") == "OutputTooLarge":
+            raw_error = report.get("error")
+            message = raw_error.get("message") if isinstance(raw_error, dict) else None
+            failure = OutputTooLarge(str(message or "The result is too large"))
         else:
+            raw_error = report.get("error")
+            error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
             failure = FunctionError(
                 str(error.get("name", "Error")),
                 str(error.get("message", "")),
@@ -304,6 +627,28 @@ class Isolate:
             )
         failure.logs = logs
         raise failure
+
+    async def _memory_failure(self) -> MemoryLimitExceeded:
+        """The failure of an invocation that hit the heap limit, with the logs it wrote first.
+
+        V8 stops the script at the limit, but the isolate still answers a small script until
+        it is closed, so the logs are read back from it; if even that fails, they are lost.
+        (A V8 collection would hit the limit again: none is asked for before reading.)
+        """
+        self.broken = "memory"
+        failure = MemoryLimitExceeded(
+            f"The function exceeded its heap limit of {self.limits.memory_mb} MB"
+        )
+        try:
+            text = await asyncio.wait_for(
+                self._mr.eval_cancelable(self._logs_source), self._SALVAGE_TIMEOUT_S
+            )
+            logs = json.loads(text) if isinstance(text, str) else []
+        except (TimeoutError, JSEvalException, ValueError):
+            logs = []
+        if isinstance(logs, list):
+            failure.logs = [entry for entry in logs if isinstance(entry, dict)]
+        return failure
 
 
 def _fix_stack(stack: str) -> str:

@@ -27,7 +27,7 @@ HEAP_BYTES = Gauge(
 ISOLATES = Gauge("vortex_runtime_isolates", "Isolates alive", registry=REGISTRY)
 RECYCLES = Counter(
     "vortex_runtime_isolate_recycles",
-    "Isolates closed, by reason (timeout, memory, terminated, evicted, shutdown)",
+    "Isolates closed, by reason (timeout, memory, terminated, evicted, retired, shutdown)",
     ["reason"],
     registry=REGISTRY,
 )

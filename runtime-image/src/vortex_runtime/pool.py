@@ -3,14 +3,19 @@
 `FunctionPool` hands each invocation an idle isolate of its function (or starts one, up to
 `size`), so invocations of one function run side by side, each in its own isolate, and one that
 awaits a timer never blocks the others. Broken isolates (timeout, memory limit) are closed
-through `watchdog.close` and replaced on demand. `FunctionRegistry` keeps one pool per code key,
-in least-recently-used order, and closes idle isolates of the coldest functions when the
-estimated memory goes over the budget. Used by service.py.
+through `watchdog.close` and replaced on demand. `FunctionRegistry` keeps one pool per
+`PoolKey` (the code key and the function's identity and effective spec: name, env, timeout,
+memory), so two functions deployed with the same code never share an isolate, its globals or
+its env. It keeps them in least-recently-used order, closes idle isolates of the coldest
+functions when the estimated memory goes over the budget, and retires a function's older pool
+once it is invoked with another code or spec. Used by service.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -47,7 +52,7 @@ class FunctionPool:
         self._waiters: deque[asyncio.Future[Isolate | None]] = deque()
         self.last_used = time.monotonic()
         self.inflight = 0
-        self._closed = False
+        self._closed: str | None = None  # why no isolate is kept any more: shutdown, retired
 
     @property
     def isolates(self) -> int:
@@ -103,7 +108,7 @@ class FunctionPool:
     def _release(self, isolate: Isolate) -> None:
         if isolate.broken or self._closed:
             self._count -= 1
-            reason = isolate.broken or "shutdown"
+            reason = isolate.broken or self._closed or "shutdown"
             metrics.RECYCLES.labels(reason=reason).inc()
             watchdog.close(isolate, what=f"isolate of {self.name} ({reason})")
             self._wake_one()
@@ -133,13 +138,13 @@ class FunctionPool:
             self.inflight -= 1
             self.last_used = time.monotonic()
 
-    def trim(self, keep: int) -> int:
+    def trim(self, keep: int, reason: str = "evicted") -> int:
         """Close idle isolates beyond `keep`; returns how many were closed."""
         closed = 0
         while len(self._idle) > keep:
             isolate = self._idle.pop(0)
             self._count -= 1
-            metrics.RECYCLES.labels(reason="evicted").inc()
+            metrics.RECYCLES.labels(reason=reason).inc()
             watchdog.close(isolate, what=f"idle isolate of {self.name}")
             closed += 1
         return closed
@@ -147,9 +152,15 @@ class FunctionPool:
     def heap_bytes(self) -> int:
         return sum(isolate.heap_bytes() for isolate in self._idle)
 
+    def retire(self) -> None:
+        """Keep no isolate any more, but let invocations already here finish: idle isolates
+        close now, busy ones when released, and a waiter gets a fresh isolate for its turn."""
+        self._closed = "retired"
+        self.trim(0, reason="retired")
+
     def close(self) -> None:
-        self._closed = True
-        self.trim(0)
+        self._closed = self._closed or "shutdown"
+        self.trim(0, reason=self._closed)
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -159,8 +170,27 @@ class FunctionPool:
 CodeSource = Callable[[str], Awaitable[str]]
 
 
+@dataclass(frozen=True)
+class PoolKey:
+    """What a pool's isolates are for: the code, and the function with its effective spec.
+
+    Everything that makes one function's isolate differ from another's is here, so that an
+    isolate (its globals, the env it was handed) is only ever reused by the same function.
+    """
+
+    code_key: str
+    function: str | None  # the X-Vortex-Function name; None for a caller that sends none
+    env: str  # context.env as canonical JSON
+    timeout_ms: int
+    memory_mb: int
+
+    @property
+    def name(self) -> str:
+        return self.function or self.code_key
+
+
 class FunctionRegistry:
-    """Pools by code key for many-function mode, evicting the least recently used."""
+    """Pools by `PoolKey` for many-function mode, evicting the least recently used."""
 
     def __init__(
         self, load: CodeSource, default_limits: Limits, pool_size: int, budget_bytes: int
@@ -169,37 +199,82 @@ class FunctionRegistry:
         self._default_limits = default_limits
         self._pool_size = pool_size
         self._budget = budget_bytes
-        self._pools: OrderedDict[str, FunctionPool] = OrderedDict()
-        self._loading: dict[str, asyncio.Task[FunctionPool]] = {}
+        self._pools: OrderedDict[PoolKey, FunctionPool] = OrderedDict()
+        self._loading: dict[PoolKey, asyncio.Task[FunctionPool]] = {}
+        self._current: dict[str, PoolKey] = {}  # function name -> the key of its newest pool
 
     @property
     def pools(self) -> list[FunctionPool]:
         return list(self._pools.values())
 
-    async def pool(self, key: str, memory_mb: int | None) -> FunctionPool:
+    def pool_key(
+        self,
+        code_key: str,
+        memory_mb: int | None = None,
+        *,
+        function: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> PoolKey:
+        """The pool key of an invocation; limits it does not set take the defaults."""
+        return PoolKey(
+            code_key=code_key,
+            function=function,
+            env=json.dumps(env or {}, sort_keys=True, separators=(",", ":")),
+            timeout_ms=timeout_ms or self._default_limits.timeout_ms,
+            memory_mb=memory_mb or self._default_limits.memory_mb,
+        )
+
+    async def pool(
+        self,
+        code_key: str,
+        memory_mb: int | None = None,
+        *,
+        function: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> FunctionPool:
+        key = self.pool_key(code_key, memory_mb, function=function, env=env, timeout_ms=timeout_ms)
         pool = self._pools.get(key)
-        if pool is not None and (memory_mb is None or pool.limits.memory_mb == memory_mb):
+        if pool is not None:
             self._pools.move_to_end(key)
             return pool
         task = self._loading.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._new_pool(key, memory_mb))
+            task = asyncio.ensure_future(self._new_pool(key))
             self._loading[key] = task
             task.add_done_callback(lambda _t: self._loading.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _new_pool(self, key: str, memory_mb: int | None) -> FunctionPool:
-        code = await self._load(key)
-        limits = self._default_limits
-        if memory_mb is not None:
-            limits = Limits(**{**limits.__dict__, "memory_mb": memory_mb})
-        old = self._pools.pop(key, None)
-        if old is not None:
-            old.close()
-        pool = FunctionPool(key, code, limits, self._pool_size)
+    async def _new_pool(self, key: PoolKey) -> FunctionPool:
+        # Each pool loads its code (the loader checks it against the caller's checksum); what
+        # is shared between pools of the same code is at most the text, never an isolate.
+        code = await self._load(key.code_key)
+        limits = dataclasses.replace(
+            self._default_limits, timeout_ms=key.timeout_ms, memory_mb=key.memory_mb
+        )
+        pool = FunctionPool(key.name, code, limits, self._pool_size)
         self._pools[key] = pool
+        if key.function is not None:
+            # The function now runs other code or another spec (a redeploy): its older pool's
+            # isolates, and the env they hold, go now rather than when the budget needs room.
+            older = self._current.get(key.function)
+            self._current[key.function] = key
+            if older is not None and older != key:
+                self._retire(older)
         self.enforce_budget(protect=pool)
         return pool
+
+    def _retire(self, key: PoolKey) -> None:
+        pool = self._pools.pop(key, None)
+        if pool is not None:
+            pool.retire()
+            log.info("retired an older pool of function %s (code %s)", key.name, key.code_key)
+
+    def _forget(self, key: PoolKey) -> None:
+        del self._pools[key]
+        if key.function is not None and self._current.get(key.function) == key:
+            del self._current[key.function]
 
     def estimated_bytes(self) -> int:
         return sum(p.isolates for p in self._pools.values()) * _ISOLATE_OVERHEAD_BYTES + sum(
@@ -215,10 +290,11 @@ class FunctionRegistry:
                 continue
             pool.trim(0)
             if pool.isolates == 0 and pool.inflight == 0:
-                del self._pools[key]
-                log.info("evicted function %s", key)
+                self._forget(key)
+                log.info("evicted function %s (code %s)", key.name, key.code_key)
 
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        self._current.clear()

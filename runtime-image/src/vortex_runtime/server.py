@@ -1,8 +1,10 @@
 """The runtime's HTTP face: a small ASGI app for /invoke, /warm, /healthz, /readyz and /metrics.
 
-HTTP only, no V8 here: it parses the request into an `InvokeRequest`, hands it to the
-`Service` (service.py) and renders the outcome or the `RuntimeFailure` as JSON with the status
-from errors.py. Plain ASGI rather than a framework, because this is the hot path.
+HTTP only, no V8 here: it parses the request into an `InvokeRequest` (the event checked by
+events.py), hands it to the `Service` (service.py) and renders the outcome or the
+`RuntimeFailure` as JSON with the status from errors.py. Any other exception is a JSON 500
+`InternalError` (logged, never sent), and the in-flight gauge falls on every path.
+Plain ASGI rather than a framework, because this is the hot path.
 Built by `create_app()`; served by uvicorn from __main__.py.
 """
 
@@ -20,12 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vortex_runtime import metrics
 from vortex_runtime.errors import (
-    InvalidJSON,
     InvalidRequest,
     NotReady,
     PayloadTooLarge,
     RuntimeFailure,
 )
+from vortex_runtime.events import event_json
 from vortex_runtime.service import InvokeRequest, ManyFunctionService, Service
 
 log = logging.getLogger("vortex_runtime.server")
@@ -36,6 +38,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+# What an unexpected exception is answered with; the exception itself goes to the log only.
+_INTERNAL = "The runtime failed unexpectedly; the failure is in its log"
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -60,6 +64,12 @@ _OUTCOME = {
 }
 
 
+def _utf8_json(value: Any) -> bytes:
+    """JSON as UTF-8 bytes, non-ASCII unescaped, so its size on the wire is what the runtime's
+    byte limits counted; a stray lone surrogate becomes "?" rather than an error."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")
+
+
 async def _send_json(
     send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
 ) -> None:
@@ -73,7 +83,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            # Never run a truncated event ("12" of "123" is JSON too); the answer goes nowhere.
+            raise InvalidRequest("The client disconnected before sending the whole event")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -99,19 +110,12 @@ def _int_header(headers: dict[str, str], name: str, low: int, high: int) -> int 
 
 def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    if body.strip():
-        try:
-            json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidJSON(f"The request body is not valid JSON: {exc}") from exc
-        event_json = body.decode("utf-8")
-    else:
-        event_json = "null"
+    event = event_json(body)
     env = None
     if "x-vortex-env" in headers:
         try:
             env = json.loads(headers["x-vortex-env"])
-        except ValueError:
+        except (ValueError, RecursionError):
             env = None
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise InvalidRequest("Header x-vortex-env must be a JSON object of strings")
@@ -128,7 +132,7 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
         "invocationId": headers.get("x-vortex-invocation-id") or uuid.uuid4().hex,
     }
     return InvokeRequest(
-        event_json=event_json,
+        event_json=event,
         context=context,
         timeout_ms=_int_header(headers, "x-vortex-timeout-ms", 1, 15 * 60 * 1000),
         memory_mb=_int_header(headers, "x-vortex-memory-mb", 8, 4096),
@@ -144,6 +148,14 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
     async def invoke(scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
         started = time.perf_counter()
         metrics.INFLIGHT.inc()
+        try:
+            await _invoke(scope, receive, send, key, started)
+        finally:  # whatever happened, this invocation is no longer in flight
+            metrics.INFLIGHT.dec()
+
+    async def _invoke(
+        scope: Scope, receive: Receive, send: Send, key: str | None, started: float
+    ) -> None:
         request: InvokeRequest | None = None
         try:
             body = await _read_body(receive, max_event)
@@ -153,7 +165,6 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
             elapsed = (time.perf_counter() - started) * 1000
             outcome = _OUTCOME.get(failure.type, "bad_request")
             metrics.INVOCATIONS.labels(outcome=outcome).inc()
-            metrics.INFLIGHT.dec()
             metrics.INVOCATION_SECONDS.observe(elapsed / 1000)
             extra: list[tuple[bytes, bytes]] = []
             retry = getattr(failure, "retry_after_s", None)
@@ -164,18 +175,32 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
                     "invocation failed: %s: %s",
                     failure.type,
                     failure.message,
-                    extra={"invocation_id": request.context["invocationId"] if request else None},
+                    extra={"invocation_id": _invocation_id(request)},
                 )
             payload = {
                 "error": failure.details(),
                 "logs": failure.logs,
                 "execution_time_ms": round(elapsed, 3),
             }
-            await _send_json(send, failure.status, json.dumps(payload).encode(), extra)
+            await _send_json(send, failure.status, _utf8_json(payload), extra)
+            return
+        except Exception:
+            elapsed = (time.perf_counter() - started) * 1000
+            metrics.INVOCATIONS.labels(outcome="internal").inc()
+            metrics.INVOCATION_SECONDS.observe(elapsed / 1000)
+            log.exception(
+                "invocation failed unexpectedly",
+                extra={"invocation_id": _invocation_id(request)},
+            )
+            payload = {
+                "error": {"type": "InternalError", "message": _INTERNAL},
+                "logs": [],
+                "execution_time_ms": round(elapsed, 3),
+            }
+            await _send_json(send, 500, _utf8_json(payload), [])
             return
         elapsed = (time.perf_counter() - started) * 1000
         metrics.INVOCATIONS.labels(outcome="ok").inc()
-        metrics.INFLIGHT.dec()
         metrics.INVOCATION_SECONDS.observe(elapsed / 1000)
         extra = []
         if result.cold_start:
@@ -185,7 +210,7 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
             b'{"output":'
             + result.outcome.output_json.encode()
             + b',"logs":'
-            + json.dumps(result.outcome.logs).encode()
+            + _utf8_json(result.outcome.logs)
             + b',"execution_time_ms":'
             + str(round(elapsed, 3)).encode()
             + b"}"
@@ -209,12 +234,7 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
         body = json.dumps({"warm": True, "started": started}).encode()
         await _send_json(send, 200, body, [])
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(service, receive, send)
-            return
-        if scope["type"] != "http":
-            return
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
         if path == "/invoke" or path.startswith("/invoke/"):
@@ -233,6 +253,7 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
             else:
                 await _error(send, 503, "NotReady", service.not_ready_reason)
         elif path == "/metrics":
+            text = generate_latest(metrics.REGISTRY)  # before the start: a failure is still JSON
             await send(
                 {
                     "type": "http.response.start",
@@ -240,15 +261,41 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
                     "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
                 }
             )
-            await send({"type": "http.response.body", "body": generate_latest(metrics.REGISTRY)})
+            await send({"type": "http.response.body", "body": text})
         else:
             await _error(send, 404, "NotFound", f"No route for {method} {path}")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(service, receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        responded = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal responded
+            if message["type"] == "http.response.start":
+                responded = True
+            await send(message)
+
+        try:
+            await route(scope, receive, tracked)
+        except Exception:
+            log.exception("request %s %s failed unexpectedly", scope["method"], scope["path"])
+            if responded:  # too late for a JSON answer: let the server drop the connection
+                raise
+            await _error(send, 500, "InternalError", _INTERNAL)
 
     return app
 
 
+def _invocation_id(request: InvokeRequest | None) -> str | None:
+    return request.context["invocationId"] if request is not None else None
+
+
 async def _error(send: Send, status: int, type_: str, message: str) -> None:
-    body = json.dumps({"error": {"type": type_, "message": message}}).encode()
+    body = _utf8_json({"error": {"type": type_, "message": message}})
     await _send_json(send, status, body, [])
 
 

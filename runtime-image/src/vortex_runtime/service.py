@@ -3,7 +3,8 @@
 `SingleFunctionService` loads one code object (file or S3) at start-up, retrying with backoff
 while it is missing or fails its checksum, and reports ready once an isolate has compiled it.
 `ManyFunctionService` loads code by key on first use through a `FunctionRegistry`, or ahead of
-it through `warm()`.
+it through `warm()`; its pools are per function (the X-Vortex-Function name, env, timeout and
+memory sent with each request), never shared by two functions with the same code.
 Built by `build_service()` from settings; used by server.py and __main__.py.
 """
 
@@ -182,7 +183,15 @@ class ManyFunctionService:
 
     async def _pool_for(self, key: str, request: InvokeRequest) -> FunctionPool:
         self._expected_sha[key] = request.sha256  # checked when the code is loaded
-        return await self._registry.pool(key, request.memory_mb)
+        # The function's identity and spec pick the pool, not only its code: two functions
+        # deployed with the same code get isolates of their own (globals, env, limits).
+        return await self._registry.pool(
+            key,
+            request.memory_mb,
+            function=request.function_name,
+            env=request.env,
+            timeout_ms=request.timeout_ms,
+        )
 
     async def invoke(self, key: str | None, request: InvokeRequest) -> Invocation:
         if not key:

@@ -132,3 +132,73 @@ async def test_heap_is_measured_at_most_once_per_max_age() -> None:
         assert calls == 2
     finally:
         isolate.close_now()
+
+
+async def test_registry_pools_by_function_identity_and_spec() -> None:
+    """The code key alone never picks a pool: the function's name, env and limits do too."""
+    loads: list[str] = []
+
+    async def load(key: str) -> str:
+        loads.append(key)
+        return "globalThis.n = (globalThis.n || 0) + 1; return n;"
+
+    registry = FunctionRegistry(load, Limits(timeout_ms=2000), pool_size=2, budget_bytes=1 << 30)
+    try:
+        a = await registry.pool("code.js", function="a", env={"K": "1", "L": "2"})
+        assert await registry.pool("code.js", function="a", env={"L": "2", "K": "1"}) is a
+        assert await registry.pool("code.js", 128, function="a", env={"K": "1", "L": "2"}) is a
+        assert (
+            await registry.pool("code.js", function="a", env={"K": "1", "L": "2"}, timeout_ms=2000)
+            is a
+        )
+        others = [
+            await registry.pool("code.js", function="b", env={"K": "1", "L": "2"}),
+            await registry.pool("code.js"),
+            await registry.pool("code.js", function="c", env={"K": "2"}),
+            await registry.pool("code.js", function="d", timeout_ms=3000),
+            await registry.pool("code.js", 64, function="e"),
+        ]
+        assert len({id(p) for p in [a, *others]}) == 6
+        assert loads == ["code.js"] * 6  # each pool loads (and checks) the code itself
+        # Each pool runs in isolates of its own: the counter starts again in every one.
+        outputs = [(await p.invoke("null", context(), 2, 1)).outcome.output_json for p in others]
+        assert outputs == ["1"] * 5
+        assert (await a.invoke("null", context(), 2, 1)).outcome.output_json == "1"
+        assert (await a.invoke("null", context(), 2, 1)).outcome.output_json == "2"
+        assert a.limits.timeout_ms == 2000
+        assert others[3].limits.timeout_ms == 3000
+        assert others[4].limits.memory_mb == 64
+    finally:
+        registry.close()
+        from vortex_runtime import watchdog
+
+        assert await asyncio.to_thread(watchdog.wait_idle, 10)
+
+
+async def test_registry_retires_a_functions_older_pool() -> None:
+    """A function invoked with new code (or a new spec) no longer keeps its older isolates."""
+
+    async def load(key: str) -> str:
+        return f"await new Promise(r => setTimeout(r, event || 0)); return {key[1]!r};"
+
+    registry = FunctionRegistry(load, Limits(timeout_ms=2000), pool_size=2, budget_bytes=1 << 30)
+    try:
+        old = await registry.pool("v1", function="f")
+        await old.warm()
+        busy = asyncio.ensure_future(old.invoke("200", context(), 2, 1))
+        await asyncio.sleep(0.05)
+        new = await registry.pool("v2", function="f")
+        assert registry.pools == [new]
+        # The invocation already running on the older code finishes, then its isolate goes.
+        assert (await busy).outcome.output_json == '"1"'
+        assert old.isolates == 0
+        assert (await new.invoke("0", context(), 2, 1)).outcome.output_json == '"2"'
+        # Another function with the older code is not affected.
+        other = await registry.pool("v1", function="g")
+        assert sorted(p.name for p in registry.pools) == ["f", "g"]
+        assert other is not old
+    finally:
+        registry.close()
+        from vortex_runtime import watchdog
+
+        assert await asyncio.to_thread(watchdog.wait_idle, 10)

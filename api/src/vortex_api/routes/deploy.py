@@ -1,4 +1,9 @@
-"""`POST /deploy`: check the code compiles, store the function, answer 201 `{"function_id"}`."""
+"""`POST /deploy`: check the code compiles, store the function, answer 201 `{"function_id"}`.
+
+The compile check (`codecheck.check_code`) runs off the event loop and within
+`codecheck.CHECK_TIMEOUT_S`: a syntax error is a 400 `CompileError` with its line and column,
+code that cannot be checked in time a 413 `PayloadTooLarge`.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """`POST /execute/{id}` (and GET): run a function with the JSON body as its event.
 
-The hot path: check the invoke key, resolve the function, take a bulkhead slot (or answer 503 at
-once), hand the body to the backend, and send the runtime's answer bytes back unchanged. Metrics
-are recorded for every execution that got past the bulkhead.
+The hot path: check the invoke key, resolve the function, check the event (its size, then
+events.py's screen: a 400 `InvalidJSON` for what no runtime would take), take a bulkhead slot (or
+answer 503 at once), hand the body to the backend, and send the runtime's answer bytes back
+unchanged. Metrics are recorded for every execution that got past the bulkhead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vortex_api.errors import (
     PayloadTooLarge,
     RuntimeUnavailable,
 )
+from vortex_api.events import check_event
 from vortex_api.gateway import gateway
 from vortex_api.invoker import Invocation
 from vortex_api.models import ExecuteResponse
@@ -81,6 +83,7 @@ async def _execute(function_id: str, request: Request) -> Response:
     body = await request.body()
     if len(body) > gw.settings.max_event_bytes:
         raise PayloadTooLarge(f"the event is over {gw.settings.max_event_bytes} bytes")
+    check_event(body)
 
     cap = function.inflight_cap or gw.settings.max_inflight_per_function
     bulkhead = gw.bulkhead

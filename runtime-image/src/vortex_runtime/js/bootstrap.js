@@ -1,24 +1,43 @@
 // The JavaScript world of a Vortex isolate: console capture, timers, web globals and the
-// invocation driver. Evaluated once per isolate by isolate.py, before the function's code.
+// invocation driver. Evaluated once per isolate by isolate.py, before the function's code; the
+// evaluation returns the `install` function, which only the host holds.
 // Everything the runtime relies on is captured here, so code that later replaces globals or
-// pollutes prototypes only breaks itself, never the driver's bookkeeping.
+// pollutes prototypes only breaks itself, never the driver's bookkeeping, and the driver never
+// hands its own data (the I/O buffer, reports, other invocations) to a function it could have
+// replaced. The host's entry points are globals, but each needs the secret token passed to
+// `install`, so function code can call none of them.
 (function (global, limits) {
   "use strict";
   const ObjectKeys = Object.keys;
   const ObjectDefineProperty = Object.defineProperty;
   const ObjectGetPrototypeOf = Object.getPrototypeOf;
+  const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const ObjectHasOwn = Object.hasOwn;
   const ObjectFreeze = Object.freeze;
+  const ObjectIsPrototypeOf = Object.prototype.isPrototypeOf;
   const ArrayIsArray = Array.isArray;
   const JSONStringify = JSON.stringify;
   const JSONParse = JSON.parse;
+  const StringCtor = String;
   const StringFromCharCode = String.fromCharCode;
+  const StringPrototype = String.prototype;
+  const StringCharCodeAt = StringPrototype.charCodeAt;
+  const StringSlice = StringPrototype.slice;
   const MathMin = Math.min;
   const MathMax = Math.max;
   const DateCtor = Date;
+  const DateNow = Date.now;
   const DateToISOString = Date.prototype.toISOString;
+  const ErrorPrototype = Error.prototype;
+  const TypeErrorCtor = TypeError;
+  const RegExpExec = RegExp.prototype.exec;
+  const Uint8ArrayCtor = Uint8Array;
+  const TypedArrayFill = ObjectGetPrototypeOf(Uint8Array.prototype).fill;
   const ReflectApply = Reflect.apply;
   // Rest parameters build a plain array without the (overridable) iterator protocol.
   const call = (fn, self, ...args) => ReflectApply(fn, self, args);
+  // charCodeAt as a plain function, for when String.prototype.charCodeAt has been replaced.
+  const charCodeAt = ReflectApply(Function.prototype.bind, Function.prototype.call, [StringCharCodeAt]);
   const PromiseCtor = Promise;
   const PromiseResolve = Promise.resolve.bind(Promise);
   const PromiseThen = Promise.prototype.then;
@@ -27,8 +46,88 @@
   const hostSetTimeout = global.setTimeout;
   const hostClearTimeout = global.clearTimeout;
 
+  // Whether `s.charCodeAt(i)` still is the built-in, so the byte counters below may take the
+  // fast path; the own-property checks keep a getter anywhere from deciding.
+  function charCodeAtIntact() {
+    const d = ObjectGetOwnPropertyDescriptor(StringPrototype, "charCodeAt");
+    return d !== undefined && ObjectHasOwn(d, "value") && d.value === StringCharCodeAt;
+  }
+
+  // ---------------------------------------------------------------- sizes on the wire
+  // Output, logs and errors are counted in the bytes they take on the wire: UTF-8, and inside a
+  // JSON string, where a quote, a backslash or a control character costs its escape.
+  const TRUNCATED = "... [truncated]";
+  let clipBytes = 0; // the wire size of what clip() last returned
+
+  function escapedBytes(c) {
+    if (c < 0x20) return c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 2 : 6;
+    return c === 34 || c === 92 ? 2 : c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+  }
+
+  // `s` cut to at most `budget` wire bytes, the marker included, with lone surrogates (which
+  // UTF-8 cannot carry) replaced by U+FFFD; sets clipBytes. A cut never splits a pair.
+  function clip(s, budget) {
+    const fast = charCodeAtIntact();
+    const n = s.length;
+    const room = budget - TRUNCATED.length;
+    let bytes = 0, cut = -1, cutBytes = 0, lone = false, truncated = false;
+    for (let i = 0; i < n; i++) {
+      const c = fast ? s.charCodeAt(i) : charCodeAt(s, i);
+      let b, units = 1;
+      if (c < 0xd800 || c > 0xdfff) b = escapedBytes(c);
+      else {
+        const d = i + 1 < n ? (fast ? s.charCodeAt(i + 1) : charCodeAt(s, i + 1)) : 0;
+        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) { b = 4; units = 2; }
+        else { b = 3; lone = true; } // as U+FFFD
+      }
+      if (cut < 0 && bytes + b > room) { cut = i; cutBytes = bytes; }
+      bytes += b;
+      if (bytes > budget) { truncated = true; break; }
+      i += units - 1;
+    }
+    let out = truncated ? call(StringSlice, s, 0, cut) : s;
+    if (lone) out = wellFormed(out, fast);
+    if (truncated) { out += TRUNCATED; bytes = cutBytes + TRUNCATED.length; }
+    clipBytes = bytes;
+    return out;
+  }
+
+  function wellFormed(s, fast) {
+    let out = "", from = 0;
+    const n = s.length;
+    for (let i = 0; i < n; i++) {
+      const c = fast ? s.charCodeAt(i) : charCodeAt(s, i);
+      if (c < 0xd800 || c > 0xdfff) continue;
+      const d = i + 1 < n ? (fast ? s.charCodeAt(i + 1) : charCodeAt(s, i + 1)) : 0;
+      if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) { i++; continue; }
+      out += call(StringSlice, s, from, i) + "\ufffd";
+      from = i + 1;
+    }
+    return from === 0 ? s : out + call(StringSlice, s, from);
+  }
+
+  // The wire size of JSON text (already escaped, and free of lone surrogates), or -1 when it
+  // nests deeper than limits.maxResultDepth. Text too short to break either bound is not read,
+  // and its length is returned as its size.
+  function measureJSON(text) {
+    const n = text.length;
+    const maxDepth = limits.maxResultDepth;
+    if (n <= 2 * maxDepth && 3 * n <= limits.maxOutputBytes) return n;
+    const fast = charCodeAtIntact();
+    let bytes = n, depth = 0, inString = false;
+    for (let i = 0; i < n; i++) {
+      const c = fast ? text.charCodeAt(i) : charCodeAt(text, i);
+      if (c >= 0x80) bytes += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2; // a pair is 2 + 2
+      else if (inString) { if (c === 92) i++; else if (c === 34) inString = false; }
+      else if (c === 34) inString = true;
+      else if (c === 91 || c === 123) { if (++depth > maxDepth) return -1; }
+      else if (c === 93 || c === 125) depth--;
+    }
+    return bytes;
+  }
+
   // ---------------------------------------------------------------- invocation state
-  let current = null; // {id, logs, bytes, dropped, timers, deadline}
+  let current = null; // {id, logText, count, bytes, dropped, timers}
 
   function define(name, value) {
     try {
@@ -99,10 +198,12 @@
     return out;
   }
 
+  // Each entry goes straight into the report's JSON text, so neither the entries nor the text
+  // pass through an array or object a function could have hooked.
   function record(level, args) {
     const inv = current;
     if (inv === null) return; // after the invocation ended: nobody is listening any more
-    if (inv.logs.length >= limits.maxLogEntries || inv.bytes >= limits.maxLogBytes) {
+    if (inv.count >= limits.maxLogEntries || inv.bytes >= limits.maxLogBytes) {
       inv.dropped++;
       return;
     }
@@ -113,11 +214,18 @@
       message = "[Unformattable log message]";
     }
     const room = limits.maxLogBytes - inv.bytes;
-    if (message.length > room) {
-      message = message.slice(0, MathMax(room, 0)) + "... [truncated]";
+    message = clip(message, room);
+    if (clipBytes > room) { // not even the marker fits
+      inv.dropped++;
+      return;
     }
-    inv.bytes += message.length;
-    inv.logs[inv.logs.length] = { timestamp: call(DateToISOString, new DateCtor()), level, message };
+    inv.bytes += clipBytes;
+    inv.logText += (inv.count++ > 0 ? "," : "") + logEntry(level, message);
+  }
+
+  function logEntry(level, message) {
+    return '{"timestamp":"' + call(DateToISOString, new DateCtor()) + '","level":"' + level +
+      '","message":' + JSONStringify(message) + "}";
   }
 
   const consoleObject = {};
@@ -324,7 +432,14 @@
     rngUsed = 0;
   }
   function reseed(hex) {
-    for (let i = 0; i < 8; i++) rngKey[i] = parseInt(hex.slice(i * 8, i * 8 + 8), 16) >>> 0;
+    for (let i = 0; i < 8; i++) {
+      let word = 0;
+      for (let j = i * 8; j < i * 8 + 8; j++) {
+        const c = charCodeAt(hex, j);
+        word = word * 16 + (c <= 57 ? c - 48 : (c | 32) - 87);
+      }
+      rngKey[i] = word >>> 0;
+    }
     rngCounter = 0; rngUsed = 64;
   }
   function randomBytes(view) {
@@ -355,11 +470,25 @@
   // ---------------------------------------------------------------- the invocation driver
   let handler = null;
   let notify = null;
+  let token = null; // the host's secret, set by install()
   // The finished invocation's report waits here until the host takes it. The host asks right
   // after starting an invocation (most finish within that first turn of the event loop) and
   // is notified only when it had to wait.
   let ready = null;
   let hostWaiting = false;
+
+  // Compared in constant time, so that timing the refusals reveals nothing of the token (its
+  // length is no secret).
+  function fromHost(t) {
+    if (token === null || typeof t !== "string" || t.length !== token.length) refuse();
+    let diff = 0;
+    for (let i = 0; i < token.length; i++) diff |= charCodeAt(t, i) ^ charCodeAt(token, i);
+    if (diff !== 0) refuse();
+  }
+
+  function refuse() {
+    throw new TypeErrorCtor("This is the runtime's own hook");
+  }
 
   function report(text) {
     ready = text;
@@ -369,7 +498,8 @@
     }
   }
 
-  function take() {
+  function take(t) {
+    fromHost(t);
     const text = ready;
     if (text === null) {
       hostWaiting = true;
@@ -379,46 +509,106 @@
     return text;
   }
 
-  function errorInfo(e) {
-    if (e instanceof Error || (e && typeof e === "object" && "message" in e)) {
-      let name = "Error", message = "", stack = "";
-      try { name = String(e.name); message = String(e.message); stack = String(e.stack || ""); } catch (_) { /* hostile getters */ }
-      return { name, message, stack };
+  // String(v), or `fallback` when that throws (a hostile toString or Symbol.toPrimitive).
+  function stringOf(v, fallback) {
+    try {
+      return StringCtor(v);
+    } catch (_) {
+      return fallback;
     }
-    let text;
-    try { text = typeof e === "string" ? e : JSONStringify(e); } catch (_) { text = String(e); }
-    return { name: "Error", message: "Uncaught " + text, stack: "" };
   }
+
+  // name, message and stack of whatever was thrown, each bounded; nothing here may throw,
+  // whatever getters, proxies or traps the value carries.
+  function errorInfo(e) {
+    let name = "Error", message = "", stack = "";
+    let errorLike = false;
+    try {
+      errorLike = e !== null && typeof e === "object" &&
+        (call(ObjectIsPrototypeOf, ErrorPrototype, e) || "message" in e);
+    } catch (_) {
+      errorLike = true; // a proxy refusing to be looked at: read what it lets through
+    }
+    if (errorLike) {
+      try { const v = e.name; if (v !== undefined) name = stringOf(v, "Error"); } catch (_) { /* keep "Error" */ }
+      try { message = stringOf(e.message, "[the error's message could not be read]"); } catch (_) { message = "[the error's message could not be read]"; }
+      try { const v = e.stack; stack = v ? stringOf(v, "") : ""; } catch (_) { /* no stack */ }
+    } else {
+      let shown;
+      try { shown = typeof e === "string" ? e : JSONStringify(e); } catch (_) { /* below */ }
+      if (typeof shown !== "string") shown = stringOf(e, "[a value that cannot be shown]");
+      message = "Uncaught " + shown;
+    }
+    return {
+      name: clip(name, limits.maxErrorNameBytes),
+      message: clip(message, limits.maxErrorMessageBytes),
+      stack: clip(stack, limits.maxErrorStackBytes),
+    };
+  }
+
+  function logsText(inv) {
+    let logs = inv.logText;
+    if (inv.dropped > 0) {
+      logs += (inv.count > 0 ? "," : "") + logEntry("warn", "[" + inv.dropped + " more log entries dropped: log limit reached]");
+    }
+    return "[" + logs + "]";
+  }
+
+  // A report is one line of JSON (the id, how it ended, the logs) and, for a success, a newline
+  // and the output's JSON text, which the host passes on without parsing it. It is assembled
+  // from strings only, so a polluted toJSON or a hooked prototype cannot change or break it.
+  function failureReport(inv, kind, name, message, stack) {
+    return '{"id":' + inv.id + ',"ok":false,"kind":"' + kind + '","error":{"name":' + JSONStringify(name) +
+      ',"message":' + JSONStringify(message) + ',"stack":' + JSONStringify(stack) + '},"logs":' + logsText(inv) + "}";
+  }
+
+  function notSerialisable(inv, reason) {
+    return failureReport(inv, "FunctionError", "TypeError", "The function's result is not JSON-serialisable: " + reason, "");
+  }
+
+  function tooLarge(inv, size) {
+    return failureReport(inv, "OutputTooLarge", "RangeError",
+      "The result is " + size + " bytes of JSON, over the limit of " + limits.maxOutputBytes + " bytes", "");
+  }
+
+  function successReport(inv, value) {
+    let out;
+    try {
+      out = JSONStringify(value === undefined ? null : value);
+    } catch (e) {
+      return notSerialisable(inv, errorInfo(e).message);
+    }
+    if (out === undefined) out = "null"; // a function or a symbol
+    if (out.length > limits.maxOutputBytes) return tooLarge(inv, "at least " + out.length);
+    const size = measureJSON(out);
+    if (size < 0) return notSerialisable(inv, "it is nested more than " + limits.maxResultDepth + " levels deep");
+    if (size > limits.maxOutputBytes) return tooLarge(inv, size);
+    return '{"id":' + inv.id + ',"ok":true,"logs":' + logsText(inv) + "}\n" + out;
+  }
+
+  const forgetMatch = /(?:)/;
+
+  let finishing = null; // the invocation whose report is being built, for salvageLogs()
 
   function finish(inv, ok, value) {
     if (current !== inv) return;
-    for (const id of inv.timers) { const h = timers.get(id); timers.delete(id); if (h !== undefined) call(hostClearTimeout, global, h); }
     current = null;
-    const logs = inv.logs;
-    if (inv.dropped > 0) {
-      logs[logs.length] = { timestamp: call(DateToISOString, new DateCtor()), level: "warn", message: "[" + inv.dropped + " more log entries dropped: log limit reached]" };
+    finishing = inv;
+    let result;
+    try {
+      for (const id of inv.timers) { const h = timers.get(id); timers.delete(id); if (h !== undefined) call(hostClearTimeout, global, h); }
+    } catch (_) { /* hooked Set or Map methods: the timers check `current` before they run */ }
+    try {
+      if (ok) result = successReport(inv, value);
+      else { const info = errorInfo(value); result = failureReport(inv, "FunctionError", info.name, info.message, info.stack); }
+    } catch (_) { // our own stack ran out while reporting
+      result = '{"id":' + inv.id + ',"ok":false,"kind":"FunctionError","error":{"name":"Error","message":"The function\'s result could not be reported","stack":""},"logs":[]}';
     }
-    let text;
-    if (ok) {
-      try {
-        const out = JSONStringify(value === undefined ? null : value);
-        text = out === undefined ? "null" : out;
-      } catch (e) {
-        ok = false;
-        value = { name: "TypeError", message: "The function's result is not JSON-serialisable: " + errorInfo(e).message, stack: "" };
-        text = null;
-      }
-      if (ok && text.length > limits.maxOutputBytes) {
-        report(JSONStringify({ id: inv.id, ok: false, kind: "OutputTooLarge", error: { name: "RangeError", message: "The result is " + text.length + " bytes, over the limit of " + limits.maxOutputBytes, stack: "" }, logs }));
-        return;
-      }
-    }
-    if (ok) {
-      // The output is already JSON text: splice it in rather than serialising twice.
-      report('{"id":' + inv.id + ',"ok":true,"logs":' + JSONStringify(logs) + ',"output":' + text + "}");
-    } else {
-      report(JSONStringify({ id: inv.id, ok: false, kind: "FunctionError", error: errorInfo(value), logs }));
-    }
+    // RegExp.input, lastMatch, $1... still hold the last string a regular expression matched,
+    // often part of this invocation's event: reset them before the next invocation can look.
+    call(RegExpExec, forgetMatch, "");
+    finishing = null;
+    report(result);
   }
 
   // Starts one invocation. Returns the report when the function finished synchronously (no
@@ -429,18 +619,24 @@
     reseed(seed);
     const event = JSONParse(eventText);
     const context = JSONParse(contextText);
-    const inv = { id, logs: [], bytes: 0, dropped: 0, timers: new SetCtor() };
+    const inv = { id, logText: "", count: 0, bytes: 0, dropped: 0, timers: new SetCtor() };
     current = inv;
-    const started = DateCtor.now();
-    context.getRemainingTimeMillis = () => MathMax(0, context.timeoutMs - (DateCtor.now() - started));
-    let result;
+    const started = DateNow();
+    ObjectDefineProperty(context, "getRemainingTimeMillis", {
+      value: () => MathMax(0, context.timeoutMs - (DateNow() - started)),
+      writable: true, enumerable: true, configurable: true,
+    });
+    let result, then;
     try {
       result = handler(event, context);
+      // Reading `then` runs the result's getters and proxy traps: a throw there is the
+      // function's own error, as it would be for `await`.
+      then = result !== null && typeof result === "object" ? result.then : undefined;
     } catch (e) {
       finish(inv, false, e);
       return takeReady();
     }
-    if (result !== null && typeof result === "object" && typeof result.then === "function") {
+    if (typeof then === "function") {
       try {
         call(PromiseThen, PromiseResolve(result), (v) => finish(inv, true, v), (e) => finish(inv, false, e));
       } catch (e) {
@@ -454,20 +650,45 @@
 
   // The host writes small invocations into this buffer and starts them with one constant
   // script, which V8 compiles once: a little-endian uint32 length, then ASCII text
-  // "<id> <seed> <context length>\n<context><event>".
+  // "<id> <seed> <context length>\n<context><event>". The buffer is zeroed as soon as it is
+  // read, and only ever handed to built-ins captured above, which look up nothing a function
+  // could replace (no species, no prototype methods).
   const io = new ArrayBuffer(limits.ioBytes);
-  const ioBytes = new Uint8Array(io);
-  const ioView = new DataView(io);
-  function runFromBuffer() {
-    const length = ioView.getUint32(0, true) + 4;
-    let text = "";
-    for (let i = 4; i < length; i += 8192) {
-      text += ReflectApply(StringFromCharCode, null, ioBytes.subarray(i, MathMin(i + 8192, length)));
+  const ioBytes = new Uint8ArrayCtor(io);
+
+  function decode(from, to) {
+    let out = "";
+    for (let i = from; i < to; i += 8192) {
+      out += ReflectApply(StringFromCharCode, null, new Uint8ArrayCtor(io, i, MathMin(8192, to - i)));
     }
-    const nl = text.indexOf("\n");
-    const head = text.slice(0, nl).split(" ");
-    const contextEnd = nl + 1 + Number(head[2]);
-    return run(Number(head[0]), text.slice(contextEnd), text.slice(nl + 1, contextEnd), head[1]);
+    return out;
+  }
+
+  function runFromBuffer(t) {
+    fromHost(t);
+    const end = (ioBytes[0] | (ioBytes[1] << 8) | (ioBytes[2] << 16) | (ioBytes[3] << 24)) + 4;
+    let id, seed, contextText, eventText;
+    try {
+      let p = 4;
+      id = 0;
+      while (ioBytes[p] !== 32) id = id * 10 + ioBytes[p++] - 48;
+      const seedStart = ++p;
+      while (ioBytes[p] !== 32) p++;
+      seed = decode(seedStart, p++);
+      let contextLength = 0;
+      while (ioBytes[p] !== 10) contextLength = contextLength * 10 + ioBytes[p++] - 48;
+      p++;
+      contextText = decode(p, p + contextLength);
+      eventText = decode(p + contextLength, end);
+    } finally {
+      ReflectApply(TypedArrayFill, ioBytes, [0, 0, end]);
+    }
+    return run(id, eventText, contextText, seed);
+  }
+
+  function runFromScript(t, id, eventText, contextText, seed) {
+    fromHost(t);
+    return run(id, eventText, contextText, seed);
   }
 
   function takeReady() {
@@ -476,19 +697,37 @@
     return text;
   }
 
-  ObjectDefineProperty(global, "__vortex_install", {
-    value: function (notifyFn) { notify = notifyFn; },
-    configurable: true, enumerable: false,
-  });
+  // The logs of an invocation cut short by the heap limit, for its MemoryLimitExceeded reply.
+  function salvageLogs(t) {
+    fromHost(t);
+    const inv = current !== null ? current : finishing;
+    current = finishing = null;
+    return inv === null ? "[]" : logsText(inv);
+  }
+
+  // One-shot, and gone once used: the handler is set while the function's code loads.
   ObjectDefineProperty(global, "__vortex_set_handler", {
     value: function (fn) {
-      if (typeof fn !== "function") throw new TypeError("The default export must be a function");
+      if (handler !== null) throw new TypeErrorCtor("The handler is already set");
+      if (typeof fn !== "function") throw new TypeErrorCtor("The default export must be a function");
       handler = fn;
+      delete global.__vortex_set_handler;
     },
     configurable: true, enumerable: false,
   });
-  ObjectDefineProperty(global, "__vortex_run", { value: ObjectFreeze(run), enumerable: false });
+  // Fixed (neither writable nor configurable), so that no function can put its own in their place
+  // and be handed the token by the host's next call.
+  ObjectDefineProperty(global, "__vortex_run", { value: ObjectFreeze(runFromScript), enumerable: false });
   ObjectDefineProperty(global, "__vortex_take", { value: ObjectFreeze(take), enumerable: false });
   ObjectDefineProperty(global, "__vortex_run_io", { value: ObjectFreeze(runFromBuffer), enumerable: false });
-  ObjectDefineProperty(global, "__vortex_io", { value: () => io, configurable: true, enumerable: false });
+  ObjectDefineProperty(global, "__vortex_logs", { value: ObjectFreeze(salvageLogs), enumerable: false });
+
+  // Called once by the host, through a handle only it holds: the notification function, the
+  // token its calls will carry, and back the I/O buffer.
+  return function install(notifyFn, secret) {
+    if (token !== null) throw new TypeErrorCtor("Already installed");
+    notify = notifyFn;
+    token = secret;
+    return io;
+  };
 })(globalThis, __VORTEX_LIMITS__);
