@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_from(args)
     logs.setup(as_json=settings.log_format == "json")
-    watchdog.configure(settings.watchdog_grace_ms)
+    watchdog.configure(settings.watchdog_grace_ms, settings.drain_timeout_ms)
 
     import uvicorn
 
@@ -55,15 +56,28 @@ def main(argv: list[str] | None = None) -> int:
     from vortex_runtime.service import build_service
 
     app = create_app(build_service(settings))
-    uvicorn.run(
-        app,
-        host=settings.runtime_host,
-        port=settings.runtime_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.runtime_host,
+            port=settings.runtime_port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
     )
+
+    def drain(_what: str) -> None:
+        # uvicorn's graceful shutdown: the listener closes at once, idle connections close,
+        # and requests in flight get their answers, for up to the drain time.
+        server.config.timeout_graceful_shutdown = math.ceil(watchdog.drain_seconds())
+        server.should_exit = True
+
+    watchdog.on_stuck(drain)
+    server.run()
+    if watchdog.stuck is not None:
+        watchdog.exit_now(f"drained after {watchdog.stuck} could not be terminated")
     return 0
 
 

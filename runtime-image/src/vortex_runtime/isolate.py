@@ -16,17 +16,24 @@ user's code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from py_mini_racer import JSEvalException, JSOOMException, JSTimeoutException, MiniRacer
+from py_mini_racer import (
+    JSEvalException,
+    JSOOMException,
+    JSTimeoutException,
+    LibAlreadyInitializedError,
+    MiniRacer,
+    init_mini_racer,
+)
 
 from vortex_runtime.errors import (
     MAX_ERROR_MESSAGE_BYTES,
@@ -41,8 +48,10 @@ from vortex_runtime.errors import (
 )
 
 _MB = 1024 * 1024
-# how old a heap measurement may be before the budget and metrics measure again
-HEAP_STATS_MAX_AGE_S = 1.0
+# V8 is started once per process with these flags: bootstrap.js takes `gc` and
+# `getV8Statistics` for its memory accounting and removes them before any function code runs.
+_V8_FLAGS = ("--single-threaded", "--expose-gc", "--expose-statistics")
+_v8_started = False
 # The Function constructor puts two lines ahead of the body: "(async function anonymous(a,b\n) {\n".
 _LINE_OFFSET = 2
 _SOURCE_URL = "function.js"
@@ -81,6 +90,8 @@ class Limits:
                 "maxErrorNameBytes": MAX_ERROR_NAME_BYTES,
                 "maxErrorMessageBytes": MAX_ERROR_MESSAGE_BYTES,
                 "maxErrorStackBytes": MAX_ERROR_STACK_BYTES,
+                "memoryMb": self.memory_mb,
+                "memoryBytes": self.memory_mb * _MB,
             }
         )
 
@@ -93,6 +104,16 @@ class Outcome:
 
     output_json: str
     logs: list[dict[str, Any]]
+
+
+def _racer() -> MiniRacer:
+    """A new MiniRacer, V8 started with our flags first (once per process)."""
+    global _v8_started
+    if not _v8_started:
+        with contextlib.suppress(LibAlreadyInitializedError):  # started earlier, by us
+            init_mini_racer(flags=_V8_FLAGS)
+        _v8_started = True
+    return MiniRacer()
 
 
 def _js_asset(name: str) -> str:
@@ -452,20 +473,22 @@ class Isolate:
         self._notification: Any = None
         self._closed = False
         self._io: memoryview | None = None
-        self._heap_used = 0
-        self._heap_measured_at: float | None = None
+        # memory at the last probe: V8 heap, and outside it (buffers, WebAssembly memory)
+        self.heap_used = 0
+        self.outside_used = 0
         self._token = os.urandom(16).hex()
         self._token_js = json.dumps(self._token)
         # Constant per isolate, so V8 compiles each once.
         self._run_io = f"__vortex_run_io({self._token_js})"
         self._take_source = f"__vortex_take({self._token_js})"
         self._logs_source = f"__vortex_logs({self._token_js})"
+        self._probe_source = f"__vortex_probe({self._token_js})"
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     async def create(cls, code: str, limits: Limits) -> Isolate:
         """Start an isolate, bootstrap it and install the handler (runs a module's top level)."""
-        mr = MiniRacer()
+        mr = _racer()
         isolate = cls(mr, limits)
         try:
             mr.set_hard_memory_limit(limits.memory_mb * _MB)
@@ -512,17 +535,26 @@ class Isolate:
             self._notification = None
         self._mr.close()
 
-    def heap_bytes(self, max_age_s: float = HEAP_STATS_MAX_AGE_S) -> int:
-        """Used V8 heap, measured at most every `max_age_s`: each measurement is a round trip
-        to the isolate's thread, too dear to pay on every invocation of a busy pod."""
-        if self._closed:
-            return 0
-        now = time.monotonic()
-        if self._heap_measured_at is None or now - self._heap_measured_at >= max_age_s:
-            stats = self._mr.heap_stats()
-            self._heap_used = int(stats.get("used_heap_size", 0))
-            self._heap_measured_at = now
-        return self._heap_used
+    def memory_bytes(self) -> int:
+        """Heap and outside memory at the last probe; never a round trip to the isolate."""
+        return 0 if self._closed else self.heap_used + self.outside_used
+
+    async def probe(self, timeout_s: float) -> bool:
+        """Ask an idle isolate for its memory; False if it does not answer within `timeout_s`
+        (something of an earlier invocation is running in it). Never blocks the event loop:
+        the question is queued on the isolate's thread like an invocation, and given up on
+        time."""
+        try:
+            text = await asyncio.wait_for(self._mr.eval_cancelable(self._probe_source), timeout_s)
+        except TimeoutError:
+            return False
+        except JSEvalException:
+            self.broken = "terminated"
+            return True
+        heap, _, outside = str(text).partition(" ")
+        self.heap_used = int(heap) if heap.isdigit() else 0
+        self.outside_used = int(outside) if outside.isdigit() else 0
+        return True
 
     # ------------------------------------------------------------------ invocation
     def _on_notify(self, _args: Any) -> None:
@@ -613,6 +645,12 @@ class Isolate:
             failure = OutputTooLarge(
                 f"The result is {size} bytes of JSON, over the limit of {limit} bytes"
             )
+        elif report.get("kind") == "MemoryLimitExceeded":
+            self.broken = "memory"
+            failure = MemoryLimitExceeded(
+                f"The function exceeded its memory limit of {self.limits.memory_mb} MB"
+                " (heap, buffers and WebAssembly memory)"
+            )
         elif report.get("kind") == "OutputTooLarge":
             raw_error = report.get("error")
             message = raw_error.get("message") if isinstance(raw_error, dict) else None
@@ -674,7 +712,7 @@ class _Checker:
         if self._mr is None or self._mr.was_hard_memory_limit_reached():
             if self._mr is not None:
                 self._mr.close()
-            self._mr = MiniRacer()
+            self._mr = _racer()
             self._mr.set_hard_memory_limit(256 * _MB)
         source = f"{_handler_source(code, run_module=False)}; 0"
         try:

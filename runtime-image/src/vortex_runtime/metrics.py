@@ -22,12 +22,19 @@ INVOCATION_SECONDS = Histogram(
 )
 INFLIGHT = Gauge("vortex_runtime_inflight", "Invocations in progress", registry=REGISTRY)
 HEAP_BYTES = Gauge(
-    "vortex_runtime_isolate_heap_bytes", "Used V8 heap over idle warm isolates", registry=REGISTRY
+    "vortex_runtime_isolate_heap_bytes",
+    "Used V8 heap over idle warm isolates, at their last probe",
+    registry=REGISTRY,
+)
+OUTSIDE_BYTES = Gauge(
+    "vortex_runtime_isolate_external_bytes",
+    "Memory outside the V8 heap (ArrayBuffers, WebAssembly) over idle warm isolates",
+    registry=REGISTRY,
 )
 ISOLATES = Gauge("vortex_runtime_isolates", "Isolates alive", registry=REGISTRY)
 RECYCLES = Counter(
     "vortex_runtime_isolate_recycles",
-    "Isolates closed, by reason (timeout, memory, terminated, evicted, retired, shutdown)",
+    "Isolates closed, by reason (timeout, memory, terminated, busy, evicted, retired, shutdown)",
     ["reason"],
     registry=REGISTRY,
 )
@@ -41,6 +48,9 @@ COLD_STARTS = Counter(
 )
 
 
-def bind_gauges(heap: Callable[[], float], isolates: Callable[[], float]) -> None:
+def bind_gauges(
+    heap: Callable[[], float], outside: Callable[[], float], isolates: Callable[[], float]
+) -> None:
     HEAP_BYTES.set_function(heap)
+    OUTSIDE_BYTES.set_function(outside)
     ISOLATES.set_function(isolates)

@@ -31,6 +31,7 @@ log = logging.getLogger("vortex_runtime.pool")
 
 # What an isolate costs beyond its JS heap (V8 code space, thread stack, bookkeeping).
 _ISOLATE_OVERHEAD_BYTES = 2 * 1024 * 1024
+_MB = 1024 * 1024
 
 
 @dataclass
@@ -150,7 +151,39 @@ class FunctionPool:
         return closed
 
     def heap_bytes(self) -> int:
-        return sum(isolate.heap_bytes() for isolate in self._idle)
+        return sum(isolate.heap_used for isolate in self._idle)
+
+    def outside_bytes(self) -> int:
+        return sum(isolate.outside_used for isolate in self._idle)
+
+    def memory_bytes(self) -> int:
+        return sum(isolate.memory_bytes() for isolate in self._idle)
+
+    async def sweep(self, timeout_s: float) -> int:
+        """Probe the idle isolates (see `Isolate.probe`); recycle those that do not answer
+        (busy while idle: an earlier invocation's work still runs) or hold more than the
+        function's memory limit. They stay in the idle list meanwhile, so an invocation may
+        take one and simply queue behind the probe. Returns how many were recycled."""
+        isolates = list(self._idle)
+        if not isolates:
+            return 0
+        answers = await asyncio.gather(*(isolate.probe(timeout_s) for isolate in isolates))
+        recycled = 0
+        for isolate, answered in zip(isolates, answers, strict=True):
+            if not answered:
+                isolate.broken = "busy"
+                log.warning(
+                    "an idle isolate of %s was busy (work left by an earlier invocation)",
+                    self.name,
+                )
+            elif isolate.memory_bytes() > self.limits.memory_mb * _MB:
+                isolate.broken = "memory"
+            if isolate.broken and isolate in self._idle:
+                self._idle.remove(isolate)
+                self._release(isolate)  # closes it, and counts it out
+                recycled += 1
+            # a busy one taken by an invocation meanwhile is closed when that one releases it
+        return recycled
 
     def retire(self) -> None:
         """Keep no isolate any more, but let invocations already here finish: idle isolates
@@ -278,8 +311,13 @@ class FunctionRegistry:
 
     def estimated_bytes(self) -> int:
         return sum(p.isolates for p in self._pools.values()) * _ISOLATE_OVERHEAD_BYTES + sum(
-            p.heap_bytes() for p in self._pools.values()
+            p.memory_bytes() for p in self._pools.values()
         )
+
+    async def sweep(self, timeout_s: float) -> None:
+        """Probe every pool's idle isolates, then hold the budget with what they answered."""
+        await asyncio.gather(*(pool.sweep(timeout_s) for pool in list(self._pools.values())))
+        self.enforce_budget()
 
     def enforce_budget(self, protect: FunctionPool | None = None) -> None:
         """Close idle isolates of the coldest functions until the estimate fits the budget."""

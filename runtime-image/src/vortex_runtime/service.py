@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,7 +55,21 @@ class Service(Protocol):
 
     def heap_bytes(self) -> int: ...
 
+    def outside_bytes(self) -> int: ...
+
     def isolates(self) -> int: ...
+
+
+async def _probe_forever(
+    settings: RuntimeSettings, sweep: Callable[[float], Awaitable[object]]
+) -> None:
+    """Probe idle isolates every `probe_interval_ms` (see `FunctionPool.sweep`)."""
+    while True:
+        await asyncio.sleep(settings.probe_interval_ms / 1000)
+        try:
+            await sweep(settings.probe_timeout_ms / 1000)
+        except Exception:
+            log.exception("probing idle isolates failed")
 
 
 def default_limits(settings: RuntimeSettings) -> Limits:
@@ -84,6 +99,7 @@ class SingleFunctionService:
         self._pool: FunctionPool | None = None
         self._reason = "loading code"
         self._task: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
         self._env = settings.function_env()
 
     @property
@@ -96,6 +112,11 @@ class SingleFunctionService:
 
     async def start(self) -> None:
         self._task = asyncio.ensure_future(self._load_until_ready())
+        self._prober = asyncio.ensure_future(_probe_forever(self.settings, self._sweep))
+
+    async def _sweep(self, timeout_s: float) -> None:
+        if self._pool is not None:
+            await self._pool.sweep(timeout_s)
 
     async def _load_until_ready(self) -> None:
         delay = 0.5
@@ -141,13 +162,17 @@ class SingleFunctionService:
         )
 
     def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._prober):
+            if task is not None:
+                task.cancel()
         if self._pool is not None:
             self._pool.close()
 
     def heap_bytes(self) -> int:
         return self._pool.heap_bytes() if self._pool else 0
+
+    def outside_bytes(self) -> int:
+        return self._pool.outside_bytes() if self._pool else 0
 
     def isolates(self) -> int:
         return self._pool.isolates if self._pool else 0
@@ -166,6 +191,7 @@ class ManyFunctionService:
             settings.memory_budget_mb * 1024 * 1024,
         )
         self._expected_sha: dict[str, str | None] = {}
+        self._prober: asyncio.Task[None] | None = None
 
     async def _load(self, key: str) -> str:
         return await self._loader.load(key, self._expected_sha.get(key))
@@ -180,6 +206,7 @@ class ManyFunctionService:
 
     async def start(self) -> None:
         await prestart()
+        self._prober = asyncio.ensure_future(_probe_forever(self.settings, self._registry.sweep))
 
     async def _pool_for(self, key: str, request: InvokeRequest) -> FunctionPool:
         self._expected_sha[key] = request.sha256  # checked when the code is loaded
@@ -219,10 +246,15 @@ class ManyFunctionService:
         return True
 
     def close(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
         self._registry.close()
 
     def heap_bytes(self) -> int:
         return sum(p.heap_bytes() for p in self._registry.pools)
+
+    def outside_bytes(self) -> int:
+        return sum(p.outside_bytes() for p in self._registry.pools)
 
     def isolates(self) -> int:
         return sum(p.isolates for p in self._registry.pools)
@@ -244,5 +276,9 @@ def build_service(settings: RuntimeSettings) -> Service:
             "vortex_runtime: no code source; give --code-file, --store, or MINIO_* with "
             "VORTEX_CODE_KEY (or VORTEX_USE_MINIO=true for many functions)"
         )
-    metrics.bind_gauges(lambda: float(service.heap_bytes()), lambda: float(service.isolates()))
+    metrics.bind_gauges(
+        lambda: float(service.heap_bytes()),
+        lambda: float(service.outside_bytes()),
+        lambda: float(service.isolates()),
+    )
     return service

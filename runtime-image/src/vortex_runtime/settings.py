@@ -64,8 +64,14 @@ class RuntimeSettings(BaseSettings):
     queue_timeout_ms: int = 1000
     # Many-function mode: idle isolates of least recently used functions are closed past this.
     memory_budget_mb: int = 512
-    # An isolate that cannot be closed within this time takes the process down (pod restart).
+    # An isolate that cannot be closed within this time makes the process drain: no new
+    # invocations, those in flight finish (within `drain_timeout_ms`), then it exits (restart).
     watchdog_grace_ms: int = 2000
+    drain_timeout_ms: int = Field(default=30000, ge=0)
+    # Idle isolates are probed this often: one that does not answer within the probe timeout
+    # runs something of an earlier invocation and is recycled; the answers feed the budget.
+    probe_interval_ms: int = Field(default=1000, ge=50)
+    probe_timeout_ms: int = Field(default=250, ge=10)
     use_minio: bool = False
     # "json" logs one JSON object a line; anything else logs plain text (`--log-format`).
     log_format: str = "json"

@@ -1,8 +1,14 @@
 """The backstop for isolates that will not die.
 
 A broken isolate is closed on a helper thread. If V8 has not let go of it within the grace
-period, nothing inside the process can reclaim it, so the process exits with status 70 and the
-pod (or local-mode supervisor) starts a fresh one. Called by pool.py.
+period (a built-in such as a large sort ignores termination), nothing inside the process can
+reclaim it. The process then drains: it stops taking new invocations (`on_stuck`: the server
+closes its listener, so callers are refused before anything is sent and go to another
+runtime), lets the invocations in flight on other isolates finish, each on its own thread
+and within its own timeout, and exits with status 70; the pod (or local-mode supervisor)
+starts a fresh one. A neighbour's call in flight never fails because of it. Without a drain
+handler, or if the drain itself takes more than its limit, the process exits at once.
+Called by pool.py; __main__.py installs the drain handler.
 """
 
 from __future__ import annotations
@@ -11,33 +17,72 @@ import logging
 import os
 import sys
 import threading
-from typing import Protocol
+from collections.abc import Callable
+from typing import NoReturn, Protocol
 
 log = logging.getLogger("vortex_runtime.watchdog")
 
 EXIT_STATUS = 70  # EX_SOFTWARE
 _grace_s = 2.0
+_drain_s = 30.0
 _closing = 0
 _idle = threading.Condition()
+_on_stuck: Callable[[str], None] | None = None
+stuck: str | None = None  # what could not be stopped, once something could not
 
 
 class Closable(Protocol):
     def close_now(self) -> None: ...
 
 
-def configure(grace_ms: int) -> None:
-    global _grace_s
+def configure(grace_ms: int, drain_ms: int | None = None) -> None:
+    global _grace_s, _drain_s
     _grace_s = grace_ms / 1000
+    if drain_ms is not None:
+        _drain_s = drain_ms / 1000
 
 
-def _fire(what: str) -> None:
-    log.critical("watchdog: %s could not be terminated within %.1f s; exiting", what, _grace_s)
+def on_stuck(handler: Callable[[str], None] | None) -> None:
+    """Call `handler` (from a helper thread) instead of exiting when an isolate will not die;
+    it must stop new invocations and make the process exit once those in flight are done."""
+    global _on_stuck
+    _on_stuck = handler
+
+
+def exit_now(what: str) -> NoReturn:
+    log.critical("watchdog: exiting with status %d (%s)", EXIT_STATUS, what)
     sys.stderr.flush()
     os._exit(EXIT_STATUS)
 
 
+def _fire(what: str) -> None:
+    global stuck
+    if stuck is not None:
+        return  # draining already
+    stuck = what
+    handler = _on_stuck
+    if handler is None:
+        exit_now(f"{what} could not be terminated within {_grace_s:.1f} s")
+    log.critical(
+        "watchdog: %s could not be terminated within %.1f s; draining: no new invocations,"
+        " those in flight finish (at most %.0f s), then the process exits with status %d",
+        what,
+        _grace_s,
+        _drain_s,
+        EXIT_STATUS,
+    )
+    backstop = threading.Timer(_drain_s + 5, exit_now, args=("the drain did not finish",))
+    backstop.daemon = True
+    backstop.start()
+    try:
+        handler(what)
+    except Exception:
+        log.exception("the drain handler failed")
+        exit_now("the drain handler failed")
+
+
 def close(target: Closable, what: str = "isolate") -> None:
-    """Close `target` off the event loop, and exit the process if that does not finish in time."""
+    """Close `target` off the event loop; drain the process if that does not finish in time."""
     timer = threading.Timer(_grace_s, _fire, args=(what,))
     timer.daemon = True
 
@@ -59,6 +104,10 @@ def close(target: Closable, what: str = "isolate") -> None:
         _closing += 1
     timer.start()
     threading.Thread(target=run, name="vortex-close", daemon=True).start()
+
+
+def drain_seconds() -> float:
+    return _drain_s
 
 
 def wait_idle(timeout_s: float) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -74,6 +75,54 @@ def test_watchdog_exits_when_an_isolate_cannot_be_terminated(start_runtime, tmp_
         raise AssertionError("the watchdog did not fire") from None
     assert status == EXIT_STATUS
     assert "could not be terminated" in runtime.log()
+
+
+def test_uninterruptible_builtin_drains_the_process_and_neighbours_finish(
+    start_runtime, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A sort V8 cannot interrupt outlives its timeout and the watchdog's grace. The process
+    stops taking calls (a new connection is refused, so a caller can go elsewhere), the
+    neighbour's call in flight on another isolate still gets its answer, and only then does
+    the process exit for a restart."""
+    (tmp_path / "sort.js").write_text(
+        "const a = Array.from({ length: 3e6 }, Math.random); a.sort(); return 'sorted'"
+    )
+    (tmp_path / "slow.js").write_text(
+        "await new Promise((done) => setTimeout(done, 3000)); return 'neighbour'"
+    )
+    runtime = start_runtime("--store", str(tmp_path), env={"VORTEX_WATCHDOG_GRACE_MS": "300"})
+    runtime.wait_ready()
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response, bool]:
+        async with httpx.AsyncClient(base_url=runtime.url, timeout=30) as client:
+            neighbour = asyncio.ensure_future(
+                client.post("/invoke/slow.js", headers={"x-vortex-timeout-ms": "10000"})
+            )
+            await asyncio.sleep(0.3)
+            attack = await client.post("/invoke/sort.js", headers={"x-vortex-timeout-ms": "300"})
+            for _ in range(100):  # past the grace, once the server has stopped listening
+                if "Shutting down" in runtime.log():
+                    break
+                await asyncio.sleep(0.05)
+            refused = False
+            try:
+                async with httpx.AsyncClient(base_url=runtime.url, timeout=2) as fresh:
+                    await fresh.post("/invoke/slow.js")
+            except httpx.ConnectError:
+                refused = True
+            return attack, await neighbour, refused
+
+    attack, neighbour, refused = asyncio.run(scenario())
+    assert attack.status_code == 504, attack.text
+    assert neighbour.status_code == 200, neighbour.text
+    assert neighbour.json()["output"] == "neighbour"
+    assert refused, "a draining runtime still took a new connection"
+    try:
+        status = runtime.process.wait(15)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the drained runtime did not exit:\n{runtime.log()}") from None
+    assert status == EXIT_STATUS
+    assert "draining" in runtime.log()
 
 
 def test_runtime_survives_hostile_run_and_keeps_serving(start_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -43,8 +43,22 @@
   const PromiseThen = Promise.prototype.then;
   const SetCtor = Set;
   const MapCtor = Map;
-  const hostSetTimeout = global.setTimeout;
-  const hostClearTimeout = global.clearTimeout;
+  const AtomicsObject = Atomics;
+  const AtomicsWaitAsync = Atomics.waitAsync;
+  const AtomicsNotify = Atomics.notify;
+  const Int32ArrayCtor = Int32Array;
+  const SharedArrayBufferCtor = SharedArrayBuffer;
+
+  // The host timer, held here (mini-racer's `__timer_manager` is disabled below): a shared word
+  // to wait on, woken early when the timer is cleared.
+  function hostSetTimeout(fn, delay) {
+    const word = new Int32ArrayCtor(new SharedArrayBufferCtor(4));
+    call(PromiseThen, call(AtomicsWaitAsync, AtomicsObject, word, 0, 0, delay).value, fn);
+    return word;
+  }
+  function hostClearTimeout(word) {
+    call(AtomicsNotify, AtomicsObject, word, 0);
+  }
 
   // Whether `s.charCodeAt(i)` still is the built-in, so the byte counters below may take the
   // fast path; the own-property checks keep a getter anywhere from deciding.
@@ -467,6 +481,374 @@
   };
   define("crypto", cryptoObject);
 
+  // ---------------------------------------------------------------- after the invocation
+  // Nothing of an invocation runs once it has finished. Its timers are cleared (above). V8's
+  // other ways of running code later, from a task of its own, are gated here: the promises
+  // they settle settle only within the invocation that asked for them (for the module's top
+  // level: until the end of the first invocation), and never afterwards, so nothing chained
+  // on them runs. The host's own timer (mini-racer's `__timer_manager`) is replaced by one
+  // held here. The host also probes idle isolates, and recycles one found busy.
+  let epoch = 0; // counts finished invocations (the first one ends the module's top level)
+  const WeakSetCtor = WeakSet;
+  const WeakSetHas = WeakSet.prototype.has;
+  const WeakSetAdd = WeakSet.prototype.add;
+  const FinalizationRegistryCtor = FinalizationRegistry;
+  const FinalizationRegister = FinalizationRegistry.prototype.register;
+  const FinalizationUnregister = FinalizationRegistry.prototype.unregister;
+
+  // Who asked: the running invocation, the module's top level (until the first invocation
+  // ends), or nobody (code running after its invocation ended: what it asks for never comes).
+  const TOP_LEVEL = {};
+  function owner() {
+    return current !== null ? current : epoch === 0 ? TOP_LEVEL : null;
+  }
+  function alive(o) {
+    return o === TOP_LEVEL ? epoch === 0 : o !== null && current === o;
+  }
+
+  function gate(promise) {
+    const o = owner();
+    return new PromiseCtor((resolve, reject) => {
+      call(PromiseThen, promise, (v) => { if (alive(o)) resolve(v); }, (x) => { if (alive(o)) reject(x); });
+    });
+  }
+
+  for (const name of ["__timer_manager", "__TimerManager"]) {
+    try { global[name] = undefined; } catch (_) { /* not there */ }
+  }
+  try { __TimerManager = undefined; } catch (_) { /* a script-scope class binding, if any */ } // eslint-disable-line no-global-assign
+
+  ObjectDefineProperty(AtomicsObject, "waitAsync", {
+    value: function waitAsync(typedArray, index, value, timeout) {
+      const r = call(AtomicsWaitAsync, AtomicsObject, typedArray, index, value, timeout);
+      return r.async ? { async: true, value: gate(r.value) } : r;
+    },
+    writable: true, configurable: true, enumerable: false,
+  });
+
+  // Cleanup callbacks may run later or never (the language says so): here, only within the
+  // invocation that registered the object.
+  class FinalizationRegistryGated {
+    #registry;
+    constructor(cleanup) {
+      if (typeof cleanup !== "function") throw new TypeErrorCtor("The cleanup callback must be a function");
+      this.#registry = new FinalizationRegistryCtor((held) => {
+        if (alive(held.owner)) { try { cleanup(held.value); } catch (e) { reportAsyncError(e); } }
+      });
+    }
+    register(target, held, unregisterToken) {
+      call(FinalizationRegister, this.#registry, target, { value: held, owner: owner() }, unregisterToken);
+    }
+    unregister(unregisterToken) { return call(FinalizationUnregister, this.#registry, unregisterToken); }
+  }
+  ObjectDefineProperty(FinalizationRegistryGated, "name", { value: "FinalizationRegistry" });
+  define("FinalizationRegistry", FinalizationRegistryGated);
+
+  // ---------------------------------------------------------------- memory outside the heap
+  // The heap limit the host sets does not see ArrayBuffers, typed arrays or WebAssembly memory,
+  // whose bytes live outside V8's heap. Every way a function has to allocate them goes through
+  // a wrapper here, which charges the bytes against the function's memory limit before they
+  // are allocated: heap and outside memory together stay within it. The running count is
+  // corrected from V8's own figures (and a collection, which credits what was freed) whenever
+  // a charge could reach the limit, and at least every MEASURE_EVERY bytes. A function that
+  // would go over gets a RangeError, and its invocation ends as MemoryLimitExceeded even if it
+  // catches that. A WebAssembly memory (made by the JS API, or a module's own) is charged its
+  // initial size, and its maximum is cut to what is left of the limit when it is made; growth
+  // from inside WebAssembly shows in V8's figures, which are read again at the end of every
+  // invocation of an isolate that has a WebAssembly memory.
+  const gcNow = typeof global.gc === "function" ? global.gc : null;
+  const v8Statistics = typeof global.getV8Statistics === "function" ? global.getV8Statistics : null;
+  for (const name of ["gc", "getV8Statistics"]) {
+    try { delete global[name]; } catch (_) { /* not configurable (V8's extensions): */ global[name] = undefined; }
+  }
+  const RangeErrorCtor = RangeError;
+  const MathTrunc = Math.trunc;
+  const NumberCtor = Number;
+  const ReflectConstruct = Reflect.construct;
+  const ProxyCtor = Proxy;
+  const WASM_PAGE = 65536;
+  const MEASURE_EVERY = 1024 * 1024;
+  const MEASURE_AFTER_MS = 10;
+  const memoryLimit = limits.memoryBytes;
+  let outside = 0; // bytes outside the heap at the last measurement, plus charges since
+  let heapLive = 0; // heap bytes at the last measurement
+  let sinceMeasure = 0;
+  let hasWasmMemory = false; // it may grow from inside WebAssembly, unseen by the wrappers
+
+  function measure(collect) {
+    if (v8Statistics === null) return;
+    if (collect && gcNow !== null) gcNow();
+    const s = v8Statistics();
+    outside = s.amount_of_external_allocated_memory;
+    heapLive = s.new_space_live_bytes + s.old_space_live_bytes + s.code_space_live_bytes +
+      s.lo_space_live_bytes + s.code_lo_space_live_bytes + s.trusted_space_live_bytes + s.trusted_lo_space_live_bytes;
+    sinceMeasure = 0;
+  }
+
+  function overLimit(what) {
+    if (current !== null) current.memory = true;
+    return new RangeErrorCtor(what + " would take the function past its memory limit of " + limits.memoryMb + " MB");
+  }
+
+  function charge(bytes) {
+    if (!(bytes > 0) || v8Statistics === null) return;
+    if (sinceMeasure + bytes >= MEASURE_EVERY || outside + heapLive + bytes > memoryLimit) {
+      measure(false);
+      if (outside + heapLive + bytes > memoryLimit) measure(true);
+      if (outside + heapLive + bytes > memoryLimit) throw overLimit("Allocating " + bytes + " bytes");
+    }
+    outside += bytes;
+    sinceMeasure += bytes;
+  }
+
+  function room() {
+    measure(true);
+    return MathMax(0, memoryLimit - outside - heapLive);
+  }
+
+  // ToIndex, done once here, so that a valueOf cannot answer one size to the charge and another
+  // to the allocation.
+  function toIndex(v) {
+    const n = v === undefined ? 0 : MathTrunc(NumberCtor(v)) || 0;
+    if (n < 0 || n > 9007199254740991) throw new RangeErrorCtor("Invalid length " + stringOf(v, "?"));
+    return n;
+  }
+
+  const ArrayBufferCtor = ArrayBuffer;
+  const ArrayBufferByteLength = ObjectGetOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength").get;
+  const SharedByteLength = ObjectGetOwnPropertyDescriptor(SharedArrayBuffer.prototype, "byteLength").get;
+  const TypedArrayPrototype = ObjectGetPrototypeOf(Uint8Array.prototype);
+  const TypedArrayBuffer = ObjectGetOwnPropertyDescriptor(TypedArrayPrototype, "buffer").get;
+  const TypedArrayByteLength = ObjectGetOwnPropertyDescriptor(TypedArrayPrototype, "byteLength").get;
+  const TypedArraySet = TypedArrayPrototype.set;
+  const TypedArraySubarray = TypedArrayPrototype.subarray;
+  // V8 keeps typed arrays up to this size inside the heap, where the heap limit counts them.
+  const IN_HEAP_BYTES = 64;
+  const charged = new WeakSetCtor(); // buffers whose bytes are counted
+
+  function isBuffer(v) {
+    if (v === null || (typeof v !== "object" && typeof v !== "function")) return false;
+    try { call(ArrayBufferByteLength, v); return true; } catch (_) { /* not an ArrayBuffer */ }
+    try { call(SharedByteLength, v); return true; } catch (_) { return false; }
+  }
+
+  function chargedResult(view) { // a typed array some built-in allocated: charge it unless counted
+    if (call(TypedArrayByteLength, view) <= IN_HEAP_BYTES) return view;
+    const buffer = call(TypedArrayBuffer, view);
+    if (!call(WeakSetHas, charged, buffer)) {
+      charge(call(TypedArrayByteLength, view));
+      call(WeakSetAdd, charged, buffer);
+    }
+    return view;
+  }
+
+  function wrapConstructor(name, construct) {
+    const target = global[name];
+    if (typeof target !== "function") return;
+    const wrapped = new ProxyCtor(target, { construct });
+    ObjectDefineProperty(target.prototype, "constructor", { value: wrapped, writable: true, configurable: true, enumerable: false });
+    define(name, wrapped);
+  }
+
+  function bufferOptions(options) {
+    if (options === undefined || options === null || typeof options !== "object") return undefined;
+    const max = options.maxByteLength;
+    return max === undefined ? undefined : { maxByteLength: toIndex(max) };
+  }
+  for (const name of ["ArrayBuffer", "SharedArrayBuffer"]) {
+    wrapConstructor(name, (target, args, newTarget) => {
+      const length = toIndex(args[0]);
+      const options = bufferOptions(args[1]);
+      charge(options === undefined ? length : MathMax(length, options.maxByteLength));
+      const buffer = ReflectConstruct(target, options === undefined ? [length] : [length, options], newTarget);
+      call(WeakSetAdd, charged, buffer);
+      return buffer;
+    });
+  }
+  function relativeIndex(v, length, otherwise) {
+    if (v === undefined) return otherwise;
+    const n = MathTrunc(NumberCtor(v)) || 0;
+    return n < 0 ? MathMax(length + n, 0) : MathMin(n, length);
+  }
+  for (const [proto, byteLength] of [[ArrayBufferCtor.prototype, ArrayBufferByteLength], [SharedArrayBufferCtor.prototype, SharedByteLength]]) {
+    const slice = proto.slice;
+    ObjectDefineProperty(proto, "slice", {
+      value: function slice_(start, end) {
+        const length = call(byteLength, this);
+        const from = relativeIndex(start, length, 0);
+        const to = relativeIndex(end, length, length);
+        charge(to - from);
+        const out = call(slice, this, from, to);
+        if (isBuffer(out)) call(WeakSetAdd, charged, out);
+        return out;
+      },
+      writable: true, configurable: true, enumerable: false,
+    });
+    ObjectDefineProperty(proto.slice, "name", { value: "slice" });
+  }
+  for (const method of ["transfer", "transferToFixedLength"]) {
+    const transfer = ArrayBufferCtor.prototype[method];
+    if (typeof transfer !== "function") continue;
+    const fn = function (newLength) {
+      const length = call(ArrayBufferByteLength, this);
+      const n = newLength === undefined ? length : toIndex(newLength);
+      charge(n - length);
+      const out = newLength === undefined ? call(transfer, this) : call(transfer, this, n);
+      call(WeakSetAdd, charged, out);
+      return out;
+    };
+    ObjectDefineProperty(fn, "name", { value: method });
+    ObjectDefineProperty(ArrayBufferCtor.prototype, method, { value: fn, writable: true, configurable: true, enumerable: false });
+  }
+
+  const typedArrayNames = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array",
+    "Uint32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"];
+  for (const name of typedArrayNames) {
+    const target = global[name];
+    if (typeof target !== "function") continue;
+    const bytesPer = target.BYTES_PER_ELEMENT;
+    wrapConstructor(name, (t, args, newTarget) => {
+      const source = args[0];
+      if (source !== null && (typeof source === "object" || typeof source === "function")) {
+        // a view of a buffer allocates nothing; a copy of an array or iterable is charged once made
+        if (isBuffer(source)) return ReflectConstruct(t, args, newTarget);
+        return chargedResult(ReflectConstruct(t, args, newTarget));
+      }
+      const length = toIndex(source);
+      if (length * bytesPer <= IN_HEAP_BYTES) return ReflectConstruct(t, [length], newTarget);
+      charge(length * bytesPer);
+      const view = ReflectConstruct(t, [length], newTarget);
+      call(WeakSetAdd, charged, call(TypedArrayBuffer, view));
+      return view;
+    });
+  }
+  // Built-ins that make a typed array of the same kind without calling its constructor.
+  for (const method of ["slice", "map", "filter", "toReversed", "toSorted", "with"]) {
+    const original = TypedArrayPrototype[method];
+    if (typeof original !== "function") continue;
+    const fn = function (...args) { return chargedResult(ReflectApply(original, this, args)); };
+    ObjectDefineProperty(fn, "name", { value: method });
+    ObjectDefineProperty(fn, "length", { value: original.length });
+    ObjectDefineProperty(TypedArrayPrototype, method, { value: fn, writable: true, configurable: true, enumerable: false });
+  }
+
+  // WebAssembly memory: the JS API's, and a module's own (read from its memory section).
+  const Wasm = global.WebAssembly;
+  if (Wasm !== undefined) {
+    const pagesLeft = () => MathTrunc(room() / WASM_PAGE);
+    wrapWasm("Memory", (target, args, newTarget) => {
+      const d = args[0];
+      if (d === null || typeof d !== "object") return ReflectConstruct(target, args, newTarget);
+      const initial = toIndex(d.initial);
+      const declared = d.maximum === undefined ? 65536 : toIndex(d.maximum);
+      const shared = !!d.shared;
+      charge(initial * WASM_PAGE);
+      hasWasmMemory = true;
+      const maximum = MathMin(declared, MathMax(initial, pagesLeft()));
+      return ReflectConstruct(target, [{ initial, maximum, shared }], newTarget);
+    });
+    const MemoryGrow = Wasm.Memory.prototype.grow;
+    ObjectDefineProperty(Wasm.Memory.prototype, "grow", {
+      value: function grow(delta) {
+        const pages = toIndex(delta);
+        charge(pages * WASM_PAGE);
+        return call(MemoryGrow, this, pages);
+      },
+      writable: true, configurable: true, enumerable: false,
+    });
+    const ModuleCtor = Wasm.Module;
+    const InstanceCtor = Wasm.Instance;
+    const moduleMemory = new WeakMap(); // module -> its own memory's maximum, in pages
+    const WeakMapSet = WeakMap.prototype.set, WeakMapGet = WeakMap.prototype.get;
+    const newModule = (bytes) => {
+      const fixed = withMemoryMaximum(bytes, pagesLeft);
+      const module = ReflectConstruct(ModuleCtor, [fixed.bytes]);
+      if (fixed.pages > 0) call(WeakMapSet, moduleMemory, module, fixed.pages);
+      return module;
+    };
+    const newInstance = (module, imports) => {
+      const pages = call(WeakMapGet, moduleMemory, module);
+      if (pages !== undefined) { charge(pages * WASM_PAGE); hasWasmMemory = true; }
+      return ReflectConstruct(InstanceCtor, [module, imports]);
+    };
+    wrapWasm("Module", (target, args) => newModule(args[0]));
+    wrapWasm("Instance", (target, args) => newInstance(args[0], args[1]));
+    // Compiled here, on this thread and within this invocation, so no later task settles them.
+    const later = (f) => new PromiseCtor((resolve) => resolve(f()));
+    ObjectDefineProperty(Wasm, "compile", { value: function compile(bytes) { return later(() => newModule(bytes)); }, writable: true, configurable: true });
+    ObjectDefineProperty(Wasm, "instantiate", {
+      value: function instantiate(source, imports) {
+        return later(() => {
+          if (source instanceof ModuleCtor) return newInstance(source, imports);
+          const module = newModule(source);
+          return { module, instance: newInstance(module, imports) };
+        });
+      },
+      writable: true, configurable: true,
+    });
+    for (const name of ["compileStreaming", "instantiateStreaming"]) {
+      if (typeof Wasm[name] === "function") {
+        const original = Wasm[name];
+        ObjectDefineProperty(Wasm, name, { value: function (...args) { return gate(ReflectApply(original, Wasm, args)); }, writable: true, configurable: true });
+      }
+    }
+    function wrapWasm(name, construct) {
+      const target = Wasm[name];
+      const wrapped = new ProxyCtor(target, { construct });
+      ObjectDefineProperty(target.prototype, "constructor", { value: wrapped, writable: true, configurable: true, enumerable: false });
+      ObjectDefineProperty(Wasm, name, { value: wrapped, writable: true, configurable: true, enumerable: false });
+    }
+  }
+
+  // The module's bytes with its own memories' maximum cut to what is left of the limit (when
+  // it has none, or a larger one), and their initial size in pages (0: it defines none).
+  function withMemoryMaximum(source, pagesLeft) {
+    let bytes;
+    if (isBuffer(source)) bytes = new Uint8ArrayCtor(call(ArrayBufferCtor.prototype.slice, source, 0));
+    else if (ArrayBufferCtor.isView(source)) {
+      const view = new Uint8ArrayCtor(source.buffer, source.byteOffset, source.byteLength);
+      bytes = new Uint8ArrayCtor(view.length);
+      call(TypedArraySet, bytes, view);
+    } else throw new TypeErrorCtor("WebAssembly.Module(): Argument 0 must be a buffer source");
+    const n = bytes.length;
+    let p = 8;
+    const leb = () => { let v = 0, shift = 0, b; do { if (p >= n) throw new RangeErrorCtor("Truncated WebAssembly module"); b = bytes[p++]; v += (b & 127) * 2 ** shift; shift += 7; } while (b & 128); return v; };
+    while (p < n) {
+      const at = p;
+      const id = bytes[p++];
+      const size = leb();
+      const start = p;
+      if (id !== 5) { p = start + size; continue; }
+      const count = leb();
+      let pages = 0;
+      const parts = [];
+      let changed = false;
+      for (let i = 0; i < count; i++) {
+        const flags = bytes[p++];
+        const initial = leb();
+        const declared = flags & 1 ? leb() : 65536;
+        const maximum = MathMin(declared, MathMax(initial, pagesLeft()));
+        if (maximum !== declared || !(flags & 1)) changed = true;
+        pages += initial;
+        parts.push([flags | 1, initial, maximum]);
+      }
+      if (!changed) return { bytes, pages };
+      const body = [...encodeLeb(count)];
+      for (const [flags, initial, maximum] of parts) body.push(flags, ...encodeLeb(initial), ...encodeLeb(maximum));
+      const head = [5, ...encodeLeb(body.length)];
+      const rest = start + size;
+      const out = new Uint8ArrayCtor(at + head.length + body.length + (n - rest));
+      call(TypedArraySet, out, call(TypedArraySubarray, bytes, 0, at));
+      let q = at;
+      for (const b of head) out[q++] = b;
+      for (const b of body) out[q++] = b;
+      call(TypedArraySet, out, call(TypedArraySubarray, bytes, rest), q);
+      return { bytes: out, pages };
+    }
+    return { bytes, pages: 0 };
+  }
+  function encodeLeb(v) { const out = []; do { let b = v % 128; v = MathTrunc(v / 128); if (v > 0) b |= 128; out.push(b); } while (v > 0); return out; }
+
   // ---------------------------------------------------------------- the invocation driver
   let handler = null;
   let notify = null;
@@ -590,16 +972,35 @@
 
   let finishing = null; // the invocation whose report is being built, for salvageLogs()
 
+  function memoryReport(inv) {
+    return failureReport(inv, "MemoryLimitExceeded", "RangeError",
+      "The function exceeded its memory limit of " + limits.memoryMb + " MB (heap and buffers)", "");
+  }
+
+  // Whether the invocation ends over its memory limit: always measured after one that ran long
+  // enough to have allocated that much (a large string, say, which the heap limit sees only
+  // at the next collection); a collection first confirms what the count says.
+  function overMemory(inv) {
+    if (inv.memory) return true;
+    if (v8Statistics === null || (!hasWasmMemory && DateNow() - inv.started < MEASURE_AFTER_MS)) return false;
+    measure(false);
+    if (outside + heapLive <= memoryLimit) return false;
+    measure(true);
+    return outside + heapLive > memoryLimit;
+  }
+
   function finish(inv, ok, value) {
     if (current !== inv) return;
     current = null;
+    epoch++;
     finishing = inv;
     let result;
     try {
       for (const id of inv.timers) { const h = timers.get(id); timers.delete(id); if (h !== undefined) call(hostClearTimeout, global, h); }
     } catch (_) { /* hooked Set or Map methods: the timers check `current` before they run */ }
     try {
-      if (ok) result = successReport(inv, value);
+      if (overMemory(inv)) result = memoryReport(inv);
+      else if (ok) result = successReport(inv, value);
       else { const info = errorInfo(value); result = failureReport(inv, "FunctionError", info.name, info.message, info.stack); }
     } catch (_) { // our own stack ran out while reporting
       result = '{"id":' + inv.id + ',"ok":false,"kind":"FunctionError","error":{"name":"Error","message":"The function\'s result could not be reported","stack":""},"logs":[]}';
@@ -619,9 +1020,9 @@
     reseed(seed);
     const event = JSONParse(eventText);
     const context = JSONParse(contextText);
-    const inv = { id, logText: "", count: 0, bytes: 0, dropped: 0, timers: new SetCtor() };
-    current = inv;
     const started = DateNow();
+    const inv = { id, logText: "", count: 0, bytes: 0, dropped: 0, timers: new SetCtor(), memory: false, started };
+    current = inv;
     ObjectDefineProperty(context, "getRemainingTimeMillis", {
       value: () => MathMax(0, context.timeoutMs - (DateNow() - started)),
       writable: true, enumerable: true, configurable: true,
@@ -705,6 +1106,15 @@
     return inv === null ? "[]" : logsText(inv);
   }
 
+  // The host's probe of an idle isolate: that it answers at all, and its memory ("heap outside").
+  // Measured again only when an invocation has run since the last probe.
+  let probedAt = -1;
+  function probe(t) {
+    fromHost(t);
+    if (probedAt !== epoch) { measure(false); probedAt = epoch; }
+    return heapLive + " " + outside;
+  }
+
   // One-shot, and gone once used: the handler is set while the function's code loads.
   ObjectDefineProperty(global, "__vortex_set_handler", {
     value: function (fn) {
@@ -721,6 +1131,7 @@
   ObjectDefineProperty(global, "__vortex_take", { value: ObjectFreeze(take), enumerable: false });
   ObjectDefineProperty(global, "__vortex_run_io", { value: ObjectFreeze(runFromBuffer), enumerable: false });
   ObjectDefineProperty(global, "__vortex_logs", { value: ObjectFreeze(salvageLogs), enumerable: false });
+  ObjectDefineProperty(global, "__vortex_probe", { value: ObjectFreeze(probe), enumerable: false });
 
   // Called once by the host, through a handle only it holds: the notification function, the
   // token its calls will carry, and back the I/O buffer.
