@@ -1,4 +1,5 @@
-"""`python -m bench [runtime|e2e|all] [--duration S]`: run the benchmarks and print figures."""
+"""`python -m bench [runtime|neighbours|e2e|all] [--duration S]`: run the benchmarks and print
+figures."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import argparse
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", nargs="?", default="all", choices=["runtime", "e2e", "all"])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["runtime", "neighbours", "e2e", "all"]
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     args = parser.parse_args()
     if args.which in ("runtime", "all"):
         from bench import runtime_bench
 
         runtime_bench.main(args.duration)
+    if args.which in ("neighbours", "all"):
+        from bench import neighbour_bench
+
+        neighbour_bench.main()
     if args.which in ("e2e", "all"):
         from bench import e2e_bench
 

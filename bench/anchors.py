@@ -106,7 +106,7 @@ def trivial_runtime() -> Iterator[str]:
         code = Path(tmp, "trivial.js")
         code.write_text(TRIVIAL_BODY)
         port = free_port()
-        server = runtime_server(code, port)
+        server = runtime_server(port, "--code-file", str(code))
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/readyz")
@@ -116,16 +116,15 @@ def trivial_runtime() -> Iterator[str]:
             server.wait(10)
 
 
-def runtime_server(code_file: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start `python -m vortex_runtime serve` for the one function in `code_file`."""
+def runtime_server(port: int, *source: str) -> subprocess.Popen[bytes]:
+    """Start `python -m vortex_runtime serve` with `source` (`--code-file F` or `--store D`)."""
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "vortex_runtime",
             "serve",
-            "--code-file",
-            str(code_file),
+            *source,
             "--host",
             "127.0.0.1",
             "--port",

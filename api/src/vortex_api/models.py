@@ -45,7 +45,10 @@ class DeployRequest(BaseModel):
         default=None, ge=MIN_TIMEOUT_MS, le=MAX_TIMEOUT_MS, description="wall-clock timeout"
     )
     memory_mb: int | None = Field(
-        default=None, ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB, description="isolate memory limit: heap, buffers and WebAssembly memory"
+        default=None,
+        ge=MIN_MEMORY_MB,
+        le=MAX_MEMORY_MB,
+        description="isolate memory limit: heap, buffers and WebAssembly memory",
     )
     env: dict[str, Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]] | None = Field(
         default=None, max_length=MAX_ENV_ENTRIES, description="context.env of the function"

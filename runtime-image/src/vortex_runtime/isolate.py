@@ -116,6 +116,29 @@ def _racer() -> MiniRacer:
     return MiniRacer()
 
 
+# Isolate threads run at a lower CPU priority than the thread of the event loop, which serves
+# every function's HTTP: JavaScript that hogs the CPU slows other JavaScript, never the server.
+ISOLATE_NICE = 5
+
+
+def _threads() -> set[int]:
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:  # not Linux: priorities stay as they are
+        return set()
+
+
+def _new_racer() -> MiniRacer:
+    """A MiniRacer whose isolate thread (the one thread it starts) runs at ISOLATE_NICE."""
+    before = _threads()
+    mr = _racer()
+    for tid in _threads() - before:
+        if tid != threading.get_native_id():
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, tid, ISOLATE_NICE)
+    return mr
+
+
 def _js_asset(name: str) -> str:
     return resources.files("vortex_runtime").joinpath("js", name).read_text(encoding="utf-8")
 
@@ -488,13 +511,15 @@ class Isolate:
     @classmethod
     async def create(cls, code: str, limits: Limits) -> Isolate:
         """Start an isolate, bootstrap it and install the handler (runs a module's top level)."""
-        mr = _racer()
+        # Evaluating the bootstrap takes milliseconds: it does not block the event loop, which
+        # keeps serving other functions meanwhile. (The MiniRacer must be made on this loop.)
+        mr = _new_racer()
         isolate = cls(mr, limits)
         try:
             mr.set_hard_memory_limit(limits.memory_mb * _MB)
             mr.set_soft_memory_limit(limits.memory_mb * _MB * 3 // 4)
-            install = mr.eval(_BOOTSTRAP.replace("__VORTEX_LIMITS__", limits.js()))
-            mr.eval(_URL)
+            install = await mr.eval_cancelable(_BOOTSTRAP.replace("__VORTEX_LIMITS__", limits.js()))
+            await mr.eval_cancelable(_URL)
             ctx: Any = mr._ctx  # the notification API is internal to mini-racer 0.14
             isolate._notification = ctx._register_js_notification(isolate._on_notify)
             notify_fn = isolate._notification.__enter__()

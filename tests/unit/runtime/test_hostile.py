@@ -512,3 +512,20 @@ async def test_memory_limit_failure_keeps_logs_and_neighbours_serve(store) -> No
     assert body["error"]["type"] == "MemoryLimitExceeded"
     assert [entry["message"] for entry in body["logs"]] == ["before"]
     await _still_serves(client, "echo.js")
+
+
+async def test_isolate_threads_yield_to_the_event_loop(isolate_of) -> None:  # type: ignore[no-untyped-def]
+    """JavaScript that hogs a CPU competes with other JavaScript, never with the thread that
+    serves every function's HTTP."""
+    import os
+    import threading
+
+    from vortex_runtime.isolate import ISOLATE_NICE
+
+    before = set(os.listdir("/proc/self/task"))
+    await isolate_of("return 1")
+    new = set(os.listdir("/proc/self/task")) - before
+    assert new, "the isolate started no thread of its own"
+    assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in new} == {ISOLATE_NICE}
+    loop_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert loop_priority < ISOLATE_NICE
