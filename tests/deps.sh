@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and builds everything the tests and benchmarks need, before any test runs, and caches
 # it outside the repo, keyed by version: Debian packages, the local cluster's binaries (Kubernetes,
-# etcd, containerd, CoreDNS, crictl and helm built with Go, MinIO, pause), workerd (npm, the
+# etcd, containerd, CoreDNS, crictl, helm and kube-router built with Go, MinIO, pause), workerd (npm, the
 # benchmark anchor), and the container images (the Debian base image, then the runtime and
 # operator images). Run by `make test` and `make bench` (`make deps`); a warm run only checks
 # that everything is there and takes seconds.
@@ -15,7 +15,7 @@ set -euo pipefail
 
 NPM_DIR="${VORTEX_NPM_DIR:-/var/cache/vortex/npm}"
 WORKERD_VERSION="${WORKERD_VERSION:-1.20261117.1}"
-APT_PKGS=(wrk iptables buildah mmdebstrap runc containernetworking-plugins prometheus conntrack socat jq)
+APT_PKGS=(wrk iptables ipset buildah mmdebstrap runc containernetworking-plugins prometheus conntrack socat jq)
 HERE="$(dirname "$0")"
 ROOT=0; [ "$(id -u)" = 0 ] && ROOT=1
 

@@ -164,3 +164,55 @@ pod_pids() {
     done | sort -u
     return 0
 }
+
+# -- NetworkPolicy enforcer --------------------------------------------------------------------
+# kube-router runs with its firewall only (`up`); `down` stops it like the other components and
+# removes what it leaves behind itself (kube-router's own `--cleanup-config` panics).
+CLUSTER_BINS+=(kube-router)
+KUBE_ROUTER_CHAINS_RE='^(KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-)'
+# its ipsets: per-policy source/destination sets, and the temporary sets of its atomic swaps
+KUBE_ROUTER_IPSETS_RE='^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-)'
+
+# pod_egress_guard: drop pod traffic leaving this host in the mangle table's FORWARD chain, which
+# packets pass before filter's. kube-router puts its jump first in filter FORWARD and ACCEPTs the
+# traffic a policy allows there, ahead of net.sh's VORTEX-EGRESS.
+pod_egress_guard() {
+    iptables -w -t mangle -N VORTEX-EGRESS 2>/dev/null || true
+    iptables -w -t mangle -F VORTEX-EGRESS
+    iptables -w -t mangle -A VORTEX-EGRESS -o "$POD_BRIDGE" -j RETURN
+    iptables -w -t mangle -A VORTEX-EGRESS -m comment --comment "vortex: pods stay on this host" -j DROP
+    iptables -w -t mangle -C FORWARD -s "$POD_CIDR" -j VORTEX-EGRESS 2>/dev/null ||
+        iptables -w -t mangle -I FORWARD 1 -s "$POD_CIDR" -j VORTEX-EGRESS
+    return 0
+}
+
+# kube_router_state: kube-router's chains (filter table) and ipsets that exist now, one a line.
+kube_router_state() {
+    iptables -w -t filter -S 2>/dev/null | awk '$1=="-N" {print $2}' | grep -E "$KUBE_ROUTER_CHAINS_RE" || true
+    if command -v ipset >/dev/null; then
+        ipset list -n 2>/dev/null | grep -E "$KUBE_ROUTER_IPSETS_RE" || true
+    fi
+    return 0
+}
+
+# kube_router_cleanup: remove kube-router's firewall state (run once it is stopped): the jumps to
+# its chains from the built-in chains, its chains, then its ipsets (a set can go only once no rule
+# names it).
+kube_router_cleanup() {
+    local rule c s chains sets
+    if command -v iptables >/dev/null; then
+        iptables -w -t filter -S | grep -E '^-A (INPUT|FORWARD|OUTPUT) .*-j (KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-)' |
+            while read -r rule; do
+                eval "iptables -w -t filter -D ${rule#-A }" || true
+            done || true
+        chains="$(iptables -w -t filter -S | awk '$1=="-N" {print $2}' | grep -E "$KUBE_ROUTER_CHAINS_RE" || true)"
+        for c in $chains; do iptables -w -t filter -F "$c" 2>/dev/null || true; done
+        for c in $chains; do iptables -w -t filter -X "$c" 2>/dev/null || true; done
+    fi
+    if command -v ipset >/dev/null; then
+        sets="$(ipset list -n 2>/dev/null | grep -E "$KUBE_ROUTER_IPSETS_RE" || true)"
+        for s in $sets; do ipset flush "$s" 2>/dev/null || true; done
+        for s in $sets; do ipset destroy "$s" 2>/dev/null || true; done
+    fi
+    return 0
+}

@@ -648,3 +648,19 @@ class Api:
     def deploy(self, body: dict[str, Any], key: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {key or self.admin_key}"}
         return httpx.post(f"{self.base}/deploy", json=body, headers=headers, timeout=30)
+
+
+def drop_function_finalizers(cluster: Any, namespace: str) -> None:
+    """Clear the finalizers of the namespace's VortexFunctions: functions whose operator is gone
+    would keep the namespace (and the CRD) from going."""
+    proc = cluster.kubectl("get", "vf", "-o", "name", namespace=namespace, check=False)
+    for ref in proc.stdout.split():
+        cluster.kubectl(
+            "patch",
+            ref,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            namespace=namespace,
+            check=False,
+        )

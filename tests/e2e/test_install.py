@@ -298,18 +298,7 @@ def _teardown(cluster: Cluster, helm: Helm, namespace: str, name: str, rel: Rele
         helm(
             "uninstall", name, "--namespace", namespace, "--wait", "--timeout", "120s", check=False
         )
-        # functions whose operator is gone would keep the namespace (and the CRD) from going
-        proc = cluster.kubectl("get", "vf", "-o", "name", namespace=namespace, check=False)
-        for ref in proc.stdout.split():
-            cluster.kubectl(
-                "patch",
-                ref,
-                "--type=merge",
-                "-p",
-                '{"metadata":{"finalizers":null}}',
-                namespace=namespace,
-                check=False,
-            )
+        kit.drop_function_finalizers(cluster, namespace)
     cluster.delete_namespace(namespace, wait=False)
     if not _crd_established(cluster):
         _restore_crd(cluster)
@@ -579,6 +568,92 @@ def test_apply_to_first_execute(release: Release, functions):
         f"median {median:.2f} s of 5 ({', '.join(f'{s:.2f}' for s in seconds)})",
     )
     assert median < 30
+
+
+# -- hostile functions -------------------------------------------------------------------------
+
+# One warm function that attacks on request, and a victim holding a secret. Before the runtime
+# counted memory outside the heap, each `buffers`/`wasm`/`typed` attack returned 200 holding up
+# to 16 times its limit, which in a pod means an OOM kill.
+ATTACKER_CODE = """
+const attacks = {
+  buffers: () => { const k = []; for (let i = 0; i < 1024; i++) k.push(new ArrayBuffer(1 << 20)); globalThis.k = k; },
+  wasm: () => { globalThis.m = new WebAssembly.Memory({ initial: 16384 }); },
+  typed: () => { globalThis.t = new Float64Array(128e6); },
+  caught: () => { try { globalThis.b = new ArrayBuffer(1 << 30); } catch (e) {} },
+  leftover: () => {
+    Atomics.waitAsync(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50).value.then(() => { while (true) {} });
+  },
+};
+export default (event, context) => {
+  if (event && attacks[event.attack]) attacks[event.attack]();
+  return { env: context.env, seen: typeof globalThis.secret };
+};
+"""
+VICTIM_CODE = (
+    "globalThis.secret = context.env.SECRET; return { ok: context.env.SECRET.length, calls: 1 };"
+)
+
+
+def _restarts(cluster: Cluster, namespace: str, function: str) -> list[tuple[int, str]]:
+    pods = _pods(cluster, namespace, f"vortex.dev/function={function}")
+    assert pods, f"no pods of {function}"
+    out = []
+    for pod in pods:
+        for status in pod["status"].get("containerStatuses", []):
+            last = status.get("lastState", {}).get("terminated", {}).get("reason", "")
+            out.append((status["restartCount"], last))
+    return out
+
+
+def test_hostile_functions_stay_within_their_limits_and_pods(release: Release, functions):
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    manifests = [
+        {
+            "apiVersion": "vortex.dev/v1alpha1",
+            "kind": "VortexFunction",
+            "metadata": {"name": "attacker"},
+            "spec": {"code": ATTACKER_CODE, "memoryMb": 128},
+        },
+        {
+            "apiVersion": "vortex.dev/v1alpha1",
+            "kind": "VortexFunction",
+            "metadata": {"name": "victim"},
+            "spec": {"code": VICTIM_CODE, "env": [{"name": "SECRET", "value": "s3cr3t-value"}]},
+        },
+    ]
+    try:
+        for manifest in manifests:
+            cluster.apply(manifest, namespace=namespace)
+        _wait_functions_ready(cluster, namespace, ["attacker", "victim"])
+        assert api.execute("victim").json()["output"]["ok"] == len("s3cr3t-value")
+        for attack in ("buffers", "wasm", "typed", "caught"):
+            response = api.execute("attacker", {"attack": attack})
+            assert response.status_code == 500, f"{attack}: {response.text}"
+            assert response.json()["error"]["type"] == "MemoryLimitExceeded", response.text
+        response = api.execute("attacker", {"attack": "leftover"})
+        assert response.status_code == 200, response.text
+        time.sleep(0.5)  # past the leftover's delay: it must not run
+        for _ in range(5):
+            response = api.execute("attacker", timeout=10)
+            assert response.status_code == 200, response.text
+            assert response.json()["output"] == {"env": {}, "seen": "undefined"}
+            assert api.execute("victim").status_code == 200
+        # the pods were never killed: no OOM, no restart
+        for function in ("attacker", "victim"):
+            restarts = _restarts(cluster, namespace, function)
+            assert all(count == 0 for count, _ in restarts), f"{function}: {restarts}"
+    finally:
+        cluster.kubectl(
+            "delete",
+            "vf",
+            "attacker",
+            "victim",
+            "--ignore-not-found",
+            "--wait=false",
+            namespace=namespace,
+            check=False,
+        )
 
 
 # -- upgrade -------------------------------------------------------------------------------------

@@ -1,0 +1,522 @@
+"""The chart's NetworkPolicies on the real cluster, which enforces them (kube-router's firewall
+beside the CNI bridge, see tests/cluster/README.md): one release installed for the module, a warm
+function, and probe pods, from inside which plain TCP connects (2 s timeout) say what each pod
+reaches.
+
+Probe pods run the runtime image with a TCP listener on 8080: `stranger` (no labels) and
+`api-client` in the release namespace; `outsider` (no labels), `scraper` (labelled like
+prometheus-operator's Prometheus, the default `global.metricsScrapers`) and `fake-function`
+(labelled like a function pod) in a second namespace. Traffic from the node itself is always
+allowed, so every probe starts inside a pod.
+
+A probe that must be blocked is paired with the same target reached from a pod that no policy
+limits, so that a closed port cannot pass for a policy; and the first test proves enforcement is
+on at all (a deny-all policy blocks a pod that was reachable, and lifting it restores it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cluster.fixtures import Cluster
+
+from . import kit
+from .conftest import Helm, record_figure
+
+pytestmark = [pytest.mark.cluster]
+
+INSTANCE = "app.kubernetes.io/instance"
+COMPONENT = "app.kubernetes.io/component"
+FUNCTION = "np"
+LISTEN_PORT = 8080
+CONNECT_TIMEOUT_S = 2
+# kube-router applies a change (a new pod, a new policy) within a sync; probes expecting a state
+# retry for this long before they fail.
+SETTLE_S = 30
+
+# Every probe pod serves TCP on LISTEN_PORT (accept and close) and otherwise waits.
+LISTENER = (
+    "import socket\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    f"s.bind(('0.0.0.0', {LISTEN_PORT}))\n"
+    "s.listen(64)\n"
+    "while True:\n"
+    "    s.accept()[0].close()\n"
+)
+
+# Run inside a pod: every target at once, each a TCP connect or a name lookup, bounded by
+# CONNECT_TIMEOUT_S; prints one JSON list of outcomes ("open", "refused", "timeout", or
+# "error:<errno>"; for lookups the addresses or "error:...").
+PROBE = f"""
+import concurrent.futures, json, socket, sys
+def probe(t):
+    if "resolve" in t:
+        try:
+            return sorted({{a[4][0] for a in socket.getaddrinfo(t["resolve"], 80, socket.AF_INET)}})
+        except OSError as e:
+            return "error:" + str(e)
+    try:
+        socket.create_connection((t["host"], t["port"]), {CONNECT_TIMEOUT_S}).close()
+        return "open"
+    except socket.timeout:
+        return "timeout"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as e:
+        return "error:" + str(e.errno)
+targets = json.loads(sys.argv[1])
+with concurrent.futures.ThreadPoolExecutor(len(targets)) as ex:
+    print(json.dumps(list(ex.map(probe, targets))))
+"""
+
+FUNCTION_MANIFEST = {
+    "apiVersion": "vortex.dev/v1alpha1",
+    "kind": "VortexFunction",
+    "metadata": {"name": FUNCTION},
+    "spec": {"code": "return 7;\n"},
+}
+
+
+def _deny_all_ingress(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
+def _probe_pod(name: str, image: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"vortex-e2e/probe": name, **labels}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "runAsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-c", LISTENER],
+                    "ports": [{"name": "listen", "containerPort": LISTEN_PORT}],
+                    "readinessProbe": {
+                        "tcpSocket": {"port": LISTEN_PORT},
+                        "periodSeconds": 1,
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+# -- the network -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    container: str
+    ip: str
+    ports: dict[str, int]
+
+    def at(self, port: str) -> tuple[str, int]:
+        """(pod IP, number) of the container port named PORT."""
+        return (self.ip, self.ports[port])
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
+class Net:
+    cluster: Cluster
+    helm: Helm
+    release: str
+    namespace: str
+    other: str
+    values: dict[str, Any]
+    pods: dict[str, Pod] = field(default_factory=dict)
+    # name -> (host, port) of the release's and the cluster's services
+    services: dict[str, tuple[str, int]] = field(default_factory=dict)
+    probes: int = 0
+
+    def pod(self, namespace: str, selector: str) -> Pod:
+        items = [
+            p
+            for p in self.cluster.get_json("pods", "-l", selector, namespace=namespace)["items"]
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+        ]
+        assert items, f"no running pod {selector} in {namespace}"
+        p = items[0]
+        container = p["spec"]["containers"][0]
+        ports = {
+            c["name"]: int(c["containerPort"]) for c in container.get("ports", []) if "name" in c
+        }
+        return Pod(namespace, p["metadata"]["name"], container["name"], p["status"]["podIP"], ports)
+
+    def component(self, component: str) -> Pod:
+        return self.pod(self.namespace, f"{INSTANCE}={self.release},{COMPONENT}={component}")
+
+    def probe(self, source: Pod, targets: list[dict[str, Any]]) -> list[Any]:
+        """What SOURCE sees of each target, from inside it (`kubectl exec`)."""
+        self.probes += len(targets)
+        proc = self.cluster.kubectl(
+            "exec",
+            source.name,
+            "-c",
+            source.container,
+            "--",
+            "python3",
+            "-c",
+            PROBE,
+            json.dumps(targets),
+            namespace=source.namespace,
+            timeout=30,
+        )
+        return list(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    def expect(self, source: Pod, want: dict[str, tuple[tuple[str, int], bool]]) -> None:
+        """Each named (host, port) is reachable from SOURCE (True) or not (False): refused or
+        timed out. Retried for SETTLE_S while kube-router catches up with new pods or policies."""
+        pending = dict(want)
+        seen: dict[str, Any] = {}
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            names = list(pending)
+            targets = [{"host": pending[n][0][0], "port": pending[n][0][1]} for n in names]
+            for name, outcome in zip(names, self.probe(source, targets), strict=True):
+                seen[name] = outcome
+                reachable = pending[name][1]
+                if (outcome == "open") == reachable and (
+                    reachable or outcome in ("refused", "timeout")
+                ):
+                    del pending[name]
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        wrong = {
+            n: f"{want[n][0][0]}:{want[n][0][1]} is {seen[n]}, want "
+            + ("open" if want[n][1] else "refused or timeout")
+            for n in pending
+        }
+        assert not wrong, f"from {source}: {wrong}"
+
+
+def _service(cluster: Cluster, namespace: str, name: str, port_name: str) -> tuple[str, int]:
+    """(ClusterIP, port) of a Service's port named PORT_NAME."""
+    svc = cluster.get_json("service", name, namespace=namespace)
+    port = next(p for p in svc["spec"]["ports"] if p.get("name") == port_name)
+    return svc["spec"]["clusterIP"], int(port["port"])
+
+
+def _deployments_ready(cluster: Cluster, namespace: str, release: str) -> bool:
+    items = cluster.get_json("deployments", "-l", f"{INSTANCE}={release}", namespace=namespace)[
+        "items"
+    ]
+    return bool(items) and all(
+        d.get("status", {}).get("readyReplicas", 0) == d["spec"]["replicas"]
+        and d.get("status", {}).get("updatedReplicas", 0) == d["spec"]["replicas"]
+        for d in items
+    )
+
+
+def _function_ready(cluster: Cluster, namespace: str) -> bool:
+    fn = cluster.get_json("vortexfunction", FUNCTION, namespace=namespace)
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in fn.get("status", {}).get("conditions", [])
+    )
+
+
+def _describe(cluster: Cluster, *namespaces: str) -> str:
+    out = []
+    for ns in namespaces:
+        out.append(
+            cluster.kubectl("get", "pods,vf,netpol", "-o", "wide", namespace=ns, check=False).stdout
+        )
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def net(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[Net]:
+    namespace = cluster.create_namespace("vx-np")
+    other = cluster.create_namespace("vx-np-other")
+    release = f"vortex-{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    try:
+        helm("install", release, str(kit.CHART), "--namespace", namespace, values=base_values)
+        # the probe pods start while the release does, on the release's runtime image
+        runtime = base_values["runtime"]["image"]
+        image = f"{runtime['repository']}:{runtime['tag']}"
+        cluster.apply(
+            [
+                _probe_pod("stranger", image, {}),
+                _probe_pod("api-client", image, {"vortex-e2e/api-client": "yes"}),
+            ],
+            namespace=namespace,
+        )
+        cluster.apply(
+            [
+                _probe_pod("outsider", image, {}),
+                _probe_pod("scraper", image, {"app.kubernetes.io/name": "prometheus"}),
+                _probe_pod(
+                    "fake-function",
+                    image,
+                    {"app.kubernetes.io/name": "vortex-function", "vortex.dev/function": FUNCTION},
+                ),
+            ],
+            namespace=other,
+        )
+        try:
+            cluster.wait_for(
+                "every Deployment of the release ready",
+                lambda: _deployments_ready(cluster, namespace, release),
+                timeout=180,
+                interval=0.5,
+            )
+            cluster.apply(FUNCTION_MANIFEST, namespace=namespace)
+            cluster.wait_for(
+                f"VortexFunction {FUNCTION} Ready",
+                lambda: _function_ready(cluster, namespace),
+                timeout=150,
+                interval=0.5,
+            )
+            for ns, name in _probes(namespace, other):
+                cluster.wait_pod_ready(name, ns, timeout=120)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace, other)}") from None
+
+        n = Net(cluster, helm, release, namespace, other, base_values)
+        for ns, name in _probes(namespace, other):
+            n.pods[name] = n.pod(ns, f"vortex-e2e/probe={name}")
+        n.pods["function"] = n.pod(namespace, f"vortex.dev/function={FUNCTION}")
+        for c in ("api", "operator", "minio"):
+            n.pods[c] = n.component(c)
+        n.services["minio"] = _service(cluster, namespace, f"{release}-minio", "s3")
+        n.services["api"] = _service(cluster, namespace, f"{release}-api", "http")
+        n.services["kubernetes"] = _service(cluster, "default", "kubernetes", "https")
+        n.services["dns"] = _service(cluster, "kube-system", "kube-dns", "dns-tcp")
+        # the API server's own address (the `kubernetes` Service's endpoint: the node's)
+        eps = cluster.get_json("endpoints", "kubernetes", namespace="default")
+        subset = eps["subsets"][0]
+        n.services["apiserver"] = (subset["addresses"][0]["ip"], int(subset["ports"][0]["port"]))
+        record_figure("network policy setup", f"{time.monotonic() - started:.1f} s")
+        yield n
+        record_figure("network policy probes", f"{n.probes} connects")
+    finally:
+        helm(
+            "uninstall",
+            release,
+            "--namespace",
+            namespace,
+            "--wait",
+            "--timeout",
+            "120s",
+            check=False,
+        )
+        kit.drop_function_finalizers(cluster, namespace)
+        cluster.delete_namespace(namespace, wait=False)
+        cluster.delete_namespace(other, wait=False)
+
+
+def _probes(namespace: str, other: str) -> list[tuple[str, str]]:
+    """(namespace, name) of every probe pod."""
+    return [
+        (namespace, "stranger"),
+        (namespace, "api-client"),
+        (other, "outsider"),
+        (other, "scraper"),
+        (other, "fake-function"),
+    ]
+
+
+# -- enforcement is on -------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(600)  # includes the install, and the images on a cold cache
+def test_the_cluster_enforces_network_policy(net: Net) -> None:
+    """The control: a pod reachable from another stops being so under a deny-all policy, and is
+    reachable again once the policy is gone. Fails on a cluster that enforces nothing."""
+    outsider, stranger = net.pods["outsider"], net.pods["stranger"]
+    target = {"outsider": (outsider.at("listen"), True)}
+    net.expect(stranger, target)
+    net.cluster.apply(_deny_all_ingress("deny-all"), namespace=net.other)
+    try:
+        net.expect(stranger, {"outsider": (outsider.at("listen"), False)})
+    finally:
+        net.cluster.kubectl("delete", "networkpolicy", "deny-all", namespace=net.other)
+    net.expect(stranger, target)
+
+
+# -- function pods (the runtime policy and the operator's per-function policy) ---------------
+
+
+@pytest.mark.timeout(180)
+def test_function_pods_reach_minio_and_dns(net: Net) -> None:
+    fn = net.pods["function"]
+    net.expect(
+        fn,
+        {
+            "minio service": (net.services["minio"], True),
+            "minio pod": (net.pods["minio"].at("s3"), True),
+            "dns over tcp": (net.services["dns"], True),
+        },
+    )
+    # and names resolve (UDP to the cluster DNS)
+    [resolved] = net.probe(fn, [{"resolve": "kubernetes.default.svc.cluster.local"}])
+    assert resolved == [net.services["kubernetes"][0]], resolved
+
+
+@pytest.mark.timeout(180)
+def test_function_pods_cannot_reach_the_kubernetes_api(net: Net) -> None:
+    targets = {
+        "kubernetes service": net.services["kubernetes"],
+        "api server on the node": net.services["apiserver"],
+    }
+    # reachable from a pod no policy limits: the port is open, only the policy closes it
+    net.expect(net.pods["stranger"], {k: (v, True) for k, v in targets.items()})
+    net.expect(net.pods["function"], {k: (v, False) for k, v in targets.items()})
+
+
+@pytest.mark.timeout(180)
+def test_function_pods_cannot_reach_other_namespaces_the_operator_or_the_api(net: Net) -> None:
+    p = net.pods
+    targets = {
+        "pod in another namespace": p["outsider"].at("listen"),
+        "pod in the release namespace": p["stranger"].at("listen"),
+        "operator health": p["operator"].at("health"),
+        "api pod": p["api"].at("http"),
+        "api service": net.services["api"],
+    }
+    # The same targets, from an unlimited pod: open (the operator's health port takes anyone;
+    # the API takes everyone by default).
+    net.expect(p["api-client"], {k: (v, True) for k, v in targets.items()})
+    net.expect(p["function"], {k: (v, False) for k, v in targets.items()})
+
+
+@pytest.mark.timeout(180)
+def test_function_pods_take_invocations_only_from_the_api_and_scrapers(net: Net) -> None:
+    p = net.pods
+    fn = {"function pod": (p["function"].at("http"), True)}
+    closed = {"function pod": (p["function"].at("http"), False)}
+    net.expect(p["api"], fn)
+    net.expect(p["scraper"], fn)  # global.metricsScrapers: prometheus pods in any namespace
+    net.expect(p["stranger"], closed)
+    net.expect(p["outsider"], closed)
+    net.expect(p["operator"], closed)
+    # and the real path: the API Service, an API pod, the function's Service, its pod
+    host, port = net.services["api"]
+    key = base64.b64decode(
+        net.cluster.kubectl(
+            "get",
+            "secret",
+            f"{net.release}-api-auth",
+            "-o",
+            "jsonpath={.data.admin-key}",
+            namespace=net.namespace,
+        ).stdout
+    ).decode()
+    response = httpx.post(
+        f"http://{host}:{port}/execute/{FUNCTION}",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        content=b"",
+        timeout=40,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["output"] == 7
+
+
+# -- MinIO -------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_minio_answers_only_the_operator_and_function_pods(net: Net) -> None:
+    p = net.pods
+    minio = {
+        "minio pod": (p["minio"].at("s3"), True),
+        "minio service": (net.services["minio"], True),
+    }
+    blocked = {k: (v[0], False) for k, v in minio.items()}
+    net.expect(p["operator"], minio)
+    net.expect(p["function"], minio)
+    # an unlabelled pod of the release namespace, a pod of another namespace, a pod labelled as
+    # a function but outside the watched namespaces, and the API (which never reads code)
+    for source in ("stranger", "outsider", "fake-function", "api"):
+        net.expect(p[source], blocked)
+
+
+# -- the operator ------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_operator_takes_probes_from_anyone_and_metrics_only_from_scrapers(net: Net) -> None:
+    p, op = net.pods, net.pods["operator"]
+    metrics = net.values["operator"]["metrics"]
+    assert metrics["enabled"], "the test release serves the operator's metrics"
+    net.expect(
+        p["scraper"], {"health": (op.at("health"), True), "metrics": (op.at("metrics"), True)}
+    )
+    net.expect(
+        p["stranger"], {"health": (op.at("health"), True), "metrics": (op.at("metrics"), False)}
+    )
+    net.expect(p["outsider"], {"metrics": (op.at("metrics"), False)})
+
+
+# -- the API -----------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_api_takes_everyone_by_default_and_only_ingress_from_when_set(net: Net) -> None:
+    p = net.pods
+
+    def api_targets(reachable: bool) -> dict[str, tuple[tuple[str, int], bool]]:
+        api = net.component("api")
+        return {
+            "api pod": (api.at("http"), reachable),
+            "api service": (net.services["api"], reachable),
+        }
+
+    # api.networkPolicy.ingressFrom: [] (the default): everyone
+    for source in ("stranger", "outsider", "api-client", "scraper"):
+        net.expect(p[source], api_targets(True))
+
+    # Only pods labelled vortex-e2e/api-client=yes of the release namespace; metrics scrapers
+    # keep their own rule.
+    ingress_from = [{"podSelector": {"matchLabels": {"vortex-e2e/api-client": "yes"}}}]
+    values = kit.deep_merge(net.values, {"api": {"networkPolicy": {"ingressFrom": ingress_from}}})
+    net.helm("upgrade", net.release, str(kit.CHART), "--namespace", net.namespace, values=values)
+    policy = net.cluster.get_json("networkpolicy", f"{net.release}-api", namespace=net.namespace)
+    assert policy["spec"]["ingress"][0]["from"] == ingress_from, policy["spec"]
+    net.cluster.wait_for(
+        "the API rolled out after the upgrade",
+        lambda: _deployments_ready(net.cluster, net.namespace, net.release),
+        timeout=120,
+    )
+    net.expect(p["api-client"], api_targets(True))
+    net.expect(p["scraper"], api_targets(True))
+    net.expect(p["stranger"], api_targets(False))
+    net.expect(p["outsider"], api_targets(False))
