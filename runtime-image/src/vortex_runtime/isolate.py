@@ -21,6 +21,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -145,6 +146,9 @@ def _js_asset(name: str) -> str:
 
 _BOOTSTRAP = _js_asset("bootstrap.js")
 _URL = _js_asset("url.js")
+# The bootstrap runs with the default limits; install() gives the function's own.
+_DEFAULT_LIMITS_JS = Limits().js()
+_BOOTSTRAP_SOURCE = _BOOTSTRAP.replace("__VORTEX_LIMITS__", _DEFAULT_LIMITS_JS)
 
 
 # ---------------------------------------------------------------------- code forms
@@ -476,6 +480,52 @@ def _compile_error(exc: JSEvalException, code: str) -> CompileError:
     return CompileError(message, line=line, column=column)
 
 
+class Blank:
+    """A started isolate with the bootstrap evaluated and the host's hooks installed (its token,
+    the notification, the I/O buffer), not yet any function's: what prewarm.py keeps ready, so
+    that a new function pays only for its limits and for compiling its own code."""
+
+    def __init__(self, mr: MiniRacer) -> None:
+        self.mr = mr
+        self.token = os.urandom(16).hex()
+        self.notification: Any = None
+        self.io: memoryview | None = None
+        # the isolate this becomes, which gets the notifications from JavaScript
+        self.on_notify: Callable[[Any], None] | None = None
+
+    @classmethod
+    async def start(cls) -> Blank:
+        # Evaluating the bootstrap takes milliseconds: it does not block the event loop, which
+        # keeps serving other functions meanwhile. (The MiniRacer must be made on this loop.)
+        blank = cls(_new_racer())
+        try:
+            install = await blank.mr.eval_cancelable(_BOOTSTRAP_SOURCE)
+            await blank.mr.eval_cancelable(_URL)
+            ctx: Any = blank.mr._ctx  # the notification API is internal to mini-racer 0.14
+            blank.notification = ctx._register_js_notification(blank._notify)
+            notify_fn = blank.notification.__enter__()
+            # A view straight onto the isolate's I/O buffer; the isolate keeps it alive.
+            buffer = await ctx.call_function_cancelable(
+                install, notify_fn, blank.token, _DEFAULT_LIMITS_JS
+            )
+            blank.io = memoryview(buffer)
+        except BaseException:
+            blank.close_now()
+            raise
+        return blank
+
+    def _notify(self, args: Any) -> None:
+        if self.on_notify is not None:
+            self.on_notify(args)
+
+    def close_now(self) -> None:
+        self.io = None
+        if self.notification is not None:
+            self.notification.__exit__(None, None, None)
+            self.notification = None
+        self.mr.close()
+
+
 class Isolate:
     """A warm V8 isolate holding one function's handler. Not thread-safe: one event loop.
 
@@ -487,20 +537,21 @@ class Isolate:
     # How long to wait for the logs of an invocation the heap limit stopped.
     _SALVAGE_TIMEOUT_S = 0.25
 
-    def __init__(self, mr: MiniRacer, limits: Limits) -> None:
-        self._mr = mr
+    def __init__(self, blank: Blank, limits: Limits) -> None:
+        self._blank = blank
+        self._mr = blank.mr
         self.limits = limits
         self.broken: str | None = None  # why it must be recycled, once it must
         self.invocations = 0
         self._wakeup: asyncio.Future[None] | None = None
-        self._notification: Any = None
         self._closed = False
-        self._io: memoryview | None = None
+        self._io: memoryview | None = blank.io
         # memory at the last probe: V8 heap, and outside it (buffers, WebAssembly memory)
         self.heap_used = 0
         self.outside_used = 0
-        self._token = os.urandom(16).hex()
+        self._token = blank.token
         self._token_js = json.dumps(self._token)
+        blank.on_notify = self._on_notify
         # Constant per isolate, so V8 compiles each once.
         self._run_io = f"__vortex_run_io({self._token_js})"
         self._take_source = f"__vortex_take({self._token_js})"
@@ -509,23 +560,22 @@ class Isolate:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    async def create(cls, code: str, limits: Limits) -> Isolate:
-        """Start an isolate, bootstrap it and install the handler (runs a module's top level)."""
-        # Evaluating the bootstrap takes milliseconds: it does not block the event loop, which
-        # keeps serving other functions meanwhile. (The MiniRacer must be made on this loop.)
-        mr = _new_racer()
-        isolate = cls(mr, limits)
+    async def create(cls, code: str, limits: Limits, blank: Blank | None = None) -> Isolate:
+        """Make an isolate this function's: from a pre-warmed `blank` if given (then only the
+        function's own code is compiled here), else from a new one. Installs the limits and the
+        handler (runs a module's top level)."""
+        if blank is None:
+            blank = await Blank.start()
+        mr = blank.mr
+        isolate = cls(blank, limits)
         try:
             mr.set_hard_memory_limit(limits.memory_mb * _MB)
             mr.set_soft_memory_limit(limits.memory_mb * _MB * 3 // 4)
-            install = await mr.eval_cancelable(_BOOTSTRAP.replace("__VORTEX_LIMITS__", limits.js()))
-            await mr.eval_cancelable(_URL)
-            ctx: Any = mr._ctx  # the notification API is internal to mini-racer 0.14
-            isolate._notification = ctx._register_js_notification(isolate._on_notify)
-            notify_fn = isolate._notification.__enter__()
-            # A view straight onto the isolate's I/O buffer; the isolate keeps it alive.
-            isolate._io = memoryview(ctx.call_function(install, notify_fn, isolate._token))
-            source = f"__vortex_set_handler({_handler_source(code)}); 0"
+            # One script: the function's limits, then its code (which may use them at once).
+            source = (
+                f"__vortex_limits({isolate._token_js},{json.dumps(limits.js())});"
+                f" __vortex_set_handler({_handler_source(code)}); 0"
+            )
             try:
                 await asyncio.wait_for(mr.eval_cancelable(source), limits.timeout_ms / 1000)
             except TimeoutError as exc:
@@ -555,10 +605,7 @@ class Isolate:
             return
         self._closed = True
         self._io = None
-        if self._notification is not None:
-            self._notification.__exit__(None, None, None)
-            self._notification = None
-        self._mr.close()
+        self._blank.close_now()
 
     def memory_bytes(self) -> int:
         """Heap and outside memory at the last probe; never a round trip to the isolate."""

@@ -44,7 +44,14 @@ BUSY_REJECTIONS = Counter(
     registry=REGISTRY,
 )
 COLD_STARTS = Counter(
-    "vortex_runtime_cold_starts", "Invocations that had to start an isolate", registry=REGISTRY
+    "vortex_runtime_cold_starts",
+    "Invocations that had to start an isolate, by kind (prewarmed: from the stock of blank"
+    " isolates; isolate: a new one)",
+    ["kind"],
+    registry=REGISTRY,
+)
+PREWARMED = Gauge(
+    "vortex_runtime_prewarmed_isolates", "Blank isolates ready for new functions", registry=REGISTRY
 )
 
 

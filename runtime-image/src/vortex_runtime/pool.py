@@ -26,6 +26,7 @@ from typing import Any
 from vortex_runtime import metrics, watchdog
 from vortex_runtime.errors import RuntimeBusy
 from vortex_runtime.isolate import Isolate, Limits, Outcome
+from vortex_runtime.prewarm import Prewarmer
 
 log = logging.getLogger("vortex_runtime.pool")
 
@@ -37,17 +38,31 @@ _MB = 1024 * 1024
 @dataclass
 class Invocation:
     outcome: Outcome
-    cold_start: bool
+    # how the isolate was started for this invocation: "prewarmed" (a blank isolate from the
+    # stock), "isolate" (a new one), or None when a warm isolate of the function served it
+    cold_kind: str | None = None
+
+    @property
+    def cold_start(self) -> bool:
+        return self.cold_kind is not None
 
 
 class FunctionPool:
     """Isolates of one function. All methods run on the server's event loop."""
 
-    def __init__(self, name: str, code: str, limits: Limits, size: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        code: str,
+        limits: Limits,
+        size: int,
+        prewarmed: Prewarmer | None = None,
+    ) -> None:
         self.name = name
         self.code = code
         self.limits = limits
         self.size = size
+        self._prewarmed = prewarmed
         self._idle: list[Isolate] = []
         self._count = 0  # isolates alive or being started
         self._waiters: deque[asyncio.Future[Isolate | None]] = deque()
@@ -65,23 +80,26 @@ class FunctionPool:
 
     async def warm(self) -> None:
         """Start one isolate and keep it idle (readiness: the code compiles and loads)."""
-        isolate = await self._start()
+        isolate, _kind = await self._start()
         self._release(isolate)
 
-    async def _start(self) -> Isolate:
+    async def _start(self) -> tuple[Isolate, str]:
+        """A new isolate of this function, and how it was started (see `Invocation`)."""
         self._count += 1
         try:
-            return await Isolate.create(self.code, self.limits)
+            blank = self._prewarmed.take() if self._prewarmed is not None else None
+            isolate = await Isolate.create(self.code, self.limits, blank)
+            return isolate, "prewarmed" if blank is not None else "isolate"
         except BaseException:
             self._count -= 1
             self._wake_one()
             raise
 
-    async def _acquire(self, wait_s: float) -> tuple[Isolate, bool]:
+    async def _acquire(self, wait_s: float) -> tuple[Isolate, str | None]:
         if self._idle:
-            return self._idle.pop(), False
+            return self._idle.pop(), None
         if self._count < self.size:
-            return await self._start(), True
+            return await self._start()
         waiter: asyncio.Future[Isolate | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -95,8 +113,8 @@ class FunctionPool:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
         if isolate is None:  # a slot was freed: start a fresh isolate in it
-            return await self._start(), True
-        return isolate, False
+            return await self._start()
+        return isolate, None
 
     def _wake_one(self) -> bool:
         while self._waiters:
@@ -226,9 +244,15 @@ class FunctionRegistry:
     """Pools by `PoolKey` for many-function mode, evicting the least recently used."""
 
     def __init__(
-        self, load: CodeSource, default_limits: Limits, pool_size: int, budget_bytes: int
+        self,
+        load: CodeSource,
+        default_limits: Limits,
+        pool_size: int,
+        budget_bytes: int,
+        prewarmed: Prewarmer | None = None,
     ) -> None:
         self._load = load
+        self._prewarmed = prewarmed
         self._default_limits = default_limits
         self._pool_size = pool_size
         self._budget = budget_bytes
@@ -286,7 +310,7 @@ class FunctionRegistry:
         limits = dataclasses.replace(
             self._default_limits, timeout_ms=key.timeout_ms, memory_mb=key.memory_mb
         )
-        pool = FunctionPool(key.name, code, limits, self._pool_size)
+        pool = FunctionPool(key.name, code, limits, self._pool_size, self._prewarmed)
         self._pools[key] = pool
         if key.function is not None:
             # The function now runs other code or another spec (a redeploy): its older pool's

@@ -203,9 +203,10 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
         metrics.INVOCATIONS.labels(outcome="ok").inc()
         metrics.INVOCATION_SECONDS.observe(elapsed / 1000)
         extra = []
-        if result.cold_start:
-            metrics.COLD_STARTS.inc()
+        if result.cold_kind is not None:
+            metrics.COLD_STARTS.labels(kind=result.cold_kind).inc()
             extra.append((b"x-vortex-cold-start", b"1"))
+            extra.append((b"x-vortex-cold-start-kind", result.cold_kind.encode()))
         body_out = (
             b'{"output":'
             + result.outcome.output_json.encode()

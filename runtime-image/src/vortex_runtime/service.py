@@ -21,6 +21,7 @@ from vortex_runtime.errors import CompileError, NotReady, RuntimeFailure
 from vortex_runtime.isolate import Limits, prestart
 from vortex_runtime.loader import CodeLoader, FileLoader, S3Loader, StoreLoader
 from vortex_runtime.pool import FunctionPool, FunctionRegistry, Invocation
+from vortex_runtime.prewarm import Prewarmer
 from vortex_runtime.settings import RuntimeSettings, get_minio_settings
 
 log = logging.getLogger("vortex_runtime.service")
@@ -184,11 +185,15 @@ class ManyFunctionService:
     def __init__(self, settings: RuntimeSettings, loader: CodeLoader) -> None:
         self.settings = settings
         self._loader = loader
+        # Many functions, most of them new to this process at some point: keep blank isolates
+        # ready, so that a function's first invocation pays only for its own code.
+        self.prewarmed = Prewarmer(settings.prewarm_isolates)
         self._registry = FunctionRegistry(
             self._load,
             default_limits(settings),
             settings.pool_size,
             settings.memory_budget_mb * 1024 * 1024,
+            self.prewarmed,
         )
         self._expected_sha: dict[str, str | None] = {}
         self._prober: asyncio.Task[None] | None = None
@@ -206,6 +211,8 @@ class ManyFunctionService:
 
     async def start(self) -> None:
         await prestart()
+        await self.prewarmed.fill()
+        metrics.PREWARMED.set_function(lambda: float(self.prewarmed.ready))
         self._prober = asyncio.ensure_future(_probe_forever(self.settings, self._registry.sweep))
 
     async def _pool_for(self, key: str, request: InvokeRequest) -> FunctionPool:
@@ -248,6 +255,7 @@ class ManyFunctionService:
     def close(self) -> None:
         if self._prober is not None:
             self._prober.cancel()
+        self.prewarmed.close()
         self._registry.close()
 
     def heap_bytes(self) -> int:

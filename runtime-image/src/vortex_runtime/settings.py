@@ -55,6 +55,9 @@ class RuntimeSettings(BaseSettings):
     timeout_ms: int = Field(default=5000, ge=1, le=15 * 60 * 1000)
     memory_mb: int = Field(default=128, ge=8, le=4096)
     pool_size: int = Field(default=8, ge=1, le=256)
+    # Blank isolates (bootstrap evaluated) kept ready, so a new function starts in about a
+    # millisecond; 0 turns the stock off.
+    prewarm_isolates: int = Field(default=2, ge=0, le=64)
     max_event_bytes: int = 6 * 1024 * 1024
     max_output_bytes: int = 1024 * 1024
     max_log_entries: int = 1000

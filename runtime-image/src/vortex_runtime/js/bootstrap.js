@@ -569,7 +569,7 @@
   const WASM_PAGE = 65536;
   const MEASURE_EVERY = 1024 * 1024;
   const MEASURE_AFTER_MS = 10;
-  const memoryLimit = limits.memoryBytes;
+  let memoryLimit = limits.memoryBytes; // set again by install()
   let outside = 0; // bytes outside the heap at the last measurement, plus charges since
   let heapLive = 0; // heap bytes at the last measurement
   let sinceMeasure = 0;
@@ -1054,8 +1054,7 @@
   // "<id> <seed> <context length>\n<context><event>". The buffer is zeroed as soon as it is
   // read, and only ever handed to built-ins captured above, which look up nothing a function
   // could replace (no species, no prototype methods).
-  const io = new ArrayBuffer(limits.ioBytes);
-  const ioBytes = new Uint8ArrayCtor(io);
+  let io = null, ioBytes = null; // made by install(), with the function's limits
 
   function decode(from, to) {
     let out = "";
@@ -1115,6 +1114,16 @@
     return heapLive + " " + outside;
   }
 
+  // The function's limits, set when a (pre-warmed) isolate becomes the function's. The I/O
+  // buffer keeps the size it was made with.
+  function setLimits(t, limitsText) {
+    fromHost(t);
+    const next = JSONParse(limitsText);
+    next.ioBytes = limits.ioBytes;
+    limits = next;
+    memoryLimit = limits.memoryBytes;
+  }
+
   // One-shot, and gone once used: the handler is set while the function's code loads.
   ObjectDefineProperty(global, "__vortex_set_handler", {
     value: function (fn) {
@@ -1132,13 +1141,20 @@
   ObjectDefineProperty(global, "__vortex_run_io", { value: ObjectFreeze(runFromBuffer), enumerable: false });
   ObjectDefineProperty(global, "__vortex_logs", { value: ObjectFreeze(salvageLogs), enumerable: false });
   ObjectDefineProperty(global, "__vortex_probe", { value: ObjectFreeze(probe), enumerable: false });
+  ObjectDefineProperty(global, "__vortex_limits", { value: ObjectFreeze(setLimits), enumerable: false });
 
   // Called once by the host, through a handle only it holds: the notification function, the
   // token its calls will carry, and back the I/O buffer.
-  return function install(notifyFn, secret) {
+  // The bootstrap runs before the isolate is given to a function (a pre-warmed isolate), so the
+  // function's limits come with install().
+  return function install(notifyFn, secret, limitsText) {
     if (token !== null) throw new TypeErrorCtor("Already installed");
     notify = notifyFn;
     token = secret;
+    limits = JSONParse(limitsText);
+    memoryLimit = limits.memoryBytes;
+    io = new ArrayBufferCtor(limits.ioBytes);
+    ioBytes = new Uint8ArrayCtor(io);
     return io;
   };
 })(globalThis, __VORTEX_LIMITS__);
