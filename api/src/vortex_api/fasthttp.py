@@ -175,6 +175,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
     chunked = False
     keep = status_line[0] == b"HTTP/1.1"
     cold_start = False
+    cold_kind = None
     retry_after = None
     for line in lines[1:]:
         name, _, value = line.partition(b":")
@@ -188,6 +189,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
             keep = value.lower() != b"close"
         elif name == b"x-vortex-cold-start":
             cold_start = value == b"1"
+        elif name == b"x-vortex-cold-start-kind":
+            cold_kind = value.decode("latin-1")
         elif name == b"retry-after":
             retry_after = value.decode("latin-1")
     if chunked:
@@ -209,7 +212,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
     else:
         body = await reader.read()
         keep = False
-    return RuntimeReply(status, body, cold_start, retry_after), keep
+    kind = (cold_kind or "isolate") if cold_start else None
+    return RuntimeReply(status, body, kind, retry_after), keep
 
 
 __all__ = ["FastTransport"]

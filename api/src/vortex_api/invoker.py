@@ -50,8 +50,12 @@ class InvocationResult:
     status: int
     body: bytes
     outcome: str
-    cold_start: bool = False
+    cold_kind: str | None = None  # "prewarmed", "isolate" or "pod"; None when warm
     retry_after: str | None = None
+
+    @property
+    def cold_start(self) -> bool:
+        return self.cold_kind is not None
 
 
 # runtime status -> (API status, outcome label)
@@ -77,7 +81,7 @@ def to_result(reply: RuntimeReply) -> InvocationResult:
         )
     status, outcome = mapped
     retry_after = reply.retry_after or ("1" if status == 503 else None)
-    return InvocationResult(status, reply.body, outcome, reply.cold_start, retry_after)
+    return InvocationResult(status, reply.body, outcome, reply.cold_kind, retry_after)
 
 
 class Invoker:

@@ -60,10 +60,12 @@ class Metrics:
         )
         self.cold_starts = Counter(
             "vortex_cold_starts_total",
-            "Executions that had to start an isolate or pod",
-            ["function"],
+            "Executions that had to start an isolate or pod, by kind (prewarmed: a blank"
+            " isolate from the runtime's stock; isolate: a new one; pod: a one-shot pod)",
+            ["function", "kind"],
             registry=self.registry,
         )
+        self._cold_kinds: dict[str, set[str]] = {}
         self.deployments = Counter(
             "vortex_deployments_total", "Successful deployments", registry=self.registry
         )
@@ -75,7 +77,7 @@ class Metrics:
         self.inflight.set_function(lambda: bulkhead.inflight)
         self.max_inflight.set_function(lambda: bulkhead.max_inflight)
 
-    def record(self, function_id: str, outcome: str, seconds: float, cold_start: bool) -> None:
+    def record(self, function_id: str, outcome: str, seconds: float, cold_kind: str | None) -> None:
         """Count one finished execution."""
         key = (function_id, outcome)
         counter = self._outcomes.get(key)
@@ -86,8 +88,9 @@ class Metrics:
         if histogram is None:
             histogram = self._durations[function_id] = self.duration.labels(function_id)
         histogram.observe(seconds)
-        if cold_start:
-            self.cold_starts.labels(function_id).inc()
+        if cold_kind is not None:
+            self.cold_starts.labels(function_id, cold_kind).inc()
+            self._cold_kinds.setdefault(function_id, set()).add(cold_kind)
 
     def forget(self, function_id: str) -> None:
         """Drop a deleted function's series."""
@@ -96,8 +99,9 @@ class Metrics:
             self.executions.remove(*key)
         if self._durations.pop(function_id, None) is not None:
             self.duration.remove(function_id)
-        with contextlib.suppress(KeyError):
-            self.cold_starts.remove(function_id)
+        for kind in self._cold_kinds.pop(function_id, set()):
+            with contextlib.suppress(KeyError):
+                self.cold_starts.remove(function_id, kind)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -64,7 +64,7 @@ class PodRunner:
                 function.deadline_s(self.settings.timeout_grace_ms),
             )
             result = to_result(reply)
-            result.cold_start = True
+            result.cold_kind = "pod"
             return result
         finally:
             task = asyncio.create_task(self._delete(name))

@@ -20,8 +20,14 @@ class RuntimeReply:
 
     status: int
     body: bytes
-    cold_start: bool = False
+    # how the runtime started an isolate for this call (X-Vortex-Cold-Start-Kind: "prewarmed",
+    # "isolate"), or None when a warm one served it
+    cold_kind: str | None = None
     retry_after: str | None = None
+
+    @property
+    def cold_start(self) -> bool:
+        return self.cold_kind is not None
 
 
 class RuntimeTransport(Protocol):

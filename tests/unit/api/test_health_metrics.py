@@ -36,6 +36,7 @@ async def test_metrics_count_executions_outcomes_cold_starts_and_deployments(
         if request.content == b"1":
             response = ok(1)
             response.headers["X-Vortex-Cold-Start"] = "1"
+            response.headers["X-Vortex-Cold-Start-Kind"] = "prewarmed"
             return response
         if request.content == b"2":
             return ok(2)
@@ -56,7 +57,7 @@ async def test_metrics_count_executions_outcomes_cold_starts_and_deployments(
     assert 'vortex_executions_total{function="m",outcome="success"} 2.0' in text
     assert 'vortex_executions_total{function="m",outcome="error"} 1.0' in text
     assert 'vortex_execution_duration_seconds_count{function="m"} 3.0' in text
-    assert 'vortex_cold_starts_total{function="m"} 1.0' in text
+    assert 'vortex_cold_starts_total{function="m",kind="prewarmed"} 1.0' in text
     assert "vortex_inflight_executions 0.0" in text
     assert "vortex_capacity_rejections_total 0.0" in text
     assert "vortex_deployments_total 0.0" in text

@@ -91,7 +91,8 @@ async def test_execution_runs_in_a_one_shot_pod(
     assert invoke[0].url.host == "10.9.0.7"
     assert invoke[0].content == b'{"x":1}'
     await fake_kube.wait_for(lambda: name not in fake_kube.objects[PODS])
-    assert 'vortex_cold_starts_total{function="iso"} 1.0' in (await k8s_client.get("/metrics")).text
+    metrics = (await k8s_client.get("/metrics")).text
+    assert 'vortex_cold_starts_total{function="iso",kind="pod"} 1.0' in metrics
 
 
 async def test_failed_pod_is_502_and_deleted(

@@ -107,12 +107,12 @@ async def _execute(function_id: str, request: Request) -> Response:
         result = await gw.backend.invoke(function, invocation)
     except ApiError as exc:
         outcome = _ERROR_OUTCOMES.get(type(exc), "error")
-        gw.metrics.record(function_id, outcome, time.perf_counter() - started, False)
+        gw.metrics.record(function_id, outcome, time.perf_counter() - started, None)
         exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
         raise
     finally:
         bulkhead.leave(function_id, cap)
-    gw.metrics.record(function_id, result.outcome, time.perf_counter() - started, result.cold_start)
+    gw.metrics.record(function_id, result.outcome, time.perf_counter() - started, result.cold_kind)
     headers = {"x-vortex-invocation-id": invocation.invocation_id}
     if result.retry_after is not None:
         headers["retry-after"] = result.retry_after
