@@ -1,5 +1,5 @@
-"""`python -m bench [runtime|neighbours|e2e|all] [--duration S]`: run the benchmarks and print
-figures."""
+"""`python -m bench [runtime|neighbours|density|e2e|all] [--duration S]`: run the benchmarks
+and print figures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import argparse
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "which", nargs="?", default="all", choices=["runtime", "neighbours", "e2e", "all"]
+        "which",
+        nargs="?",
+        default="all",
+        choices=["runtime", "neighbours", "density", "e2e", "all"],
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     args = parser.parse_args()
@@ -21,6 +24,10 @@ def main() -> None:
         from bench import neighbour_bench
 
         neighbour_bench.main()
+    if args.which in ("density", "all"):
+        from bench import density_bench
+
+        density_bench.main()
     if args.which in ("e2e", "all"):
         from bench import e2e_bench
 

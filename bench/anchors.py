@@ -116,8 +116,11 @@ def trivial_runtime() -> Iterator[str]:
             server.wait(10)
 
 
-def runtime_server(port: int, *source: str) -> subprocess.Popen[bytes]:
-    """Start `python -m vortex_runtime serve` with `source` (`--code-file F` or `--store D`)."""
+def runtime_server(
+    port: int, *source: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `python -m vortex_runtime serve` with `source` (`--code-file F` or `--store D`),
+    its environment ours plus `env`."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -134,6 +137,7 @@ def runtime_server(port: int, *source: str) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -549,6 +550,8 @@ class Isolate:
         # memory at the last probe: V8 heap, and outside it (buffers, WebAssembly memory)
         self.heap_used = 0
         self.outside_used = 0
+        self.unanswered = 0  # probes in a row that got no answer
+        self._probed: tuple[int, float] | None = None  # (invocations, when) at the last probe
         self._token = blank.token
         self._token_js = json.dumps(self._token)
         blank.on_notify = self._on_notify
@@ -611,18 +614,29 @@ class Isolate:
         """Heap and outside memory at the last probe; never a round trip to the isolate."""
         return 0 if self._closed else self.heap_used + self.outside_used
 
+    def needs_probe(self, now: float, every_s: float) -> bool:
+        """Whether to probe: it ran since its last probe, its last one got no answer, or that
+        was `every_s` ago."""
+        if self._probed is None or self.unanswered:
+            return True
+        invocations, at = self._probed
+        return invocations != self.invocations or now - at >= every_s
+
     async def probe(self, timeout_s: float) -> bool:
         """Ask an idle isolate for its memory; False if it does not answer within `timeout_s`
         (something of an earlier invocation is running in it). Never blocks the event loop:
         the question is queued on the isolate's thread like an invocation, and given up on
         time."""
+        self._probed = (self.invocations, time.monotonic())
         try:
             text = await asyncio.wait_for(self._mr.eval_cancelable(self._probe_source), timeout_s)
         except TimeoutError:
+            self.unanswered += 1
             return False
         except JSEvalException:
             self.broken = "terminated"
             return True
+        self.unanswered = 0
         heap, _, outside = str(text).partition(" ")
         self.heap_used = int(heap) if heap.isdigit() else 0
         self.outside_used = int(outside) if outside.isdigit() else 0

@@ -78,8 +78,8 @@ async def test_registry_evicts_least_recently_used_under_budget(tmp_path) -> Non
     async def load(key: str) -> str:
         return codes[key]
 
-    # Room for about three warm isolates.
-    registry = FunctionRegistry(load, Limits(), pool_size=2, budget_bytes=3 * 4 * 1024 * 1024)
+    # Room for about three warm isolates (each about 2 MB: its committed heap and overhead).
+    registry = FunctionRegistry(load, Limits(), pool_size=2, budget_bytes=3 * 2 * 1024 * 1024)
     try:
         for key in codes:
             pool = await registry.pool(key, None)
@@ -89,7 +89,7 @@ async def test_registry_evicts_least_recently_used_under_budget(tmp_path) -> Non
         alive = [p.name for p in registry.pools]
         assert "f5" in alive
         assert "f0" not in alive
-        assert registry.estimated_bytes() <= 3 * 4 * 1024 * 1024 + 4 * 1024 * 1024
+        assert registry.estimated_bytes() <= 3 * 2 * 1024 * 1024 + 2 * 1024 * 1024
         # An evicted function comes back on demand.
         pool = await registry.pool("f0", None)
         assert (await pool.invoke("null", context(), 2, 1)).outcome.output_json == "0"

@@ -571,7 +571,7 @@
   const MEASURE_AFTER_MS = 10;
   let memoryLimit = limits.memoryBytes; // set again by install()
   let outside = 0; // bytes outside the heap at the last measurement, plus charges since
-  let heapLive = 0; // heap bytes at the last measurement
+  let heapLive = 0; // heap bytes committed at the last measurement
   let sinceMeasure = 0;
   let hasWasmMemory = false; // it may grow from inside WebAssembly, unseen by the wrappers
 
@@ -580,8 +580,8 @@
     if (collect && gcNow !== null) gcNow();
     const s = v8Statistics();
     outside = s.amount_of_external_allocated_memory;
-    heapLive = s.new_space_live_bytes + s.old_space_live_bytes + s.code_space_live_bytes +
-      s.lo_space_live_bytes + s.code_lo_space_live_bytes + s.trusted_space_live_bytes + s.trusted_lo_space_live_bytes;
+    // The heap V8 has committed (its per-space live counts miss large objects until a collection).
+    heapLive = s.total_committed_bytes;
     sinceMeasure = 0;
   }
 
