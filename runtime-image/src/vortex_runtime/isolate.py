@@ -16,6 +16,7 @@ user's code.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -809,6 +810,13 @@ class _Checker:
     def check(self, code: str) -> None:
         self._executor.submit(self._check, code).result()
 
+    def close(self) -> None:
+        """Free the isolate (at exit: left to the garbage collector, its close would join
+        mini-racer's event-loop thread after the interpreter stopped it, and hang forever)."""
+        mr, self._mr = self._mr, None
+        if mr is not None:
+            mr.close()
+
 
 _checker: _Checker | None = None
 _checker_lock = threading.Lock()
@@ -820,6 +828,7 @@ def check(code: str) -> None:
     with _checker_lock:
         if _checker is None:
             _checker = _Checker()
+            atexit.register(_checker.close)
     _checker.check(code)
 
 
