@@ -84,8 +84,13 @@ def test_uninterruptible_builtin_drains_the_process_and_neighbours_finish(
     stops taking calls (a new connection is refused, so a caller can go elsewhere), the
     neighbour's call in flight on another isolate still gets its answer, and only then does
     the process exit for a restart."""
+    # Filled in slices, each well inside the timeout even on a loaded machine; then one sort
+    # of 24 million doubles, seconds long and uninterruptible, past the timeout and the grace
+    # even on a fast one.
     (tmp_path / "sort.js").write_text(
-        "const a = new Float64Array(8e6); for (let i = 0; i < a.length; i++) a[i] = Math.random();"
+        "globalThis.a ??= new Float64Array(24e6); globalThis.n ??= 0;"
+        " if (event && event.fill) { const end = Math.min(a.length, n + 2e6);"
+        " for (let i = n; i < end; i++) a[i] = Math.random(); n = end; return n; }"
         " a.sort(); return 'sorted'"
     )
     (tmp_path / "slow.js").write_text(
@@ -94,15 +99,22 @@ def test_uninterruptible_builtin_drains_the_process_and_neighbours_finish(
     runtime = start_runtime("--store", str(tmp_path), env={"VORTEX_WATCHDOG_GRACE_MS": "300"})
     runtime.wait_ready()
 
+    attack_headers = {"x-vortex-timeout-ms": "1000", "x-vortex-memory-mb": "512"}
+
     async def scenario() -> tuple[httpx.Response, httpx.Response, bool]:
         async with httpx.AsyncClient(base_url=runtime.url, timeout=30) as client:
+            filled = 0
+            while filled < 24e6:
+                response = await client.post(
+                    "/invoke/sort.js", json={"fill": True}, headers=attack_headers
+                )
+                assert response.status_code == 200, response.text
+                filled = response.json()["output"]
             neighbour = asyncio.ensure_future(
                 client.post("/invoke/slow.js", headers={"x-vortex-timeout-ms": "10000"})
             )
             await asyncio.sleep(0.3)
-            # The timeout falls in the sort (seconds, uninterruptible), not in the loop that
-            # fills the array before it, even on a loaded machine.
-            attack = await client.post("/invoke/sort.js", headers={"x-vortex-timeout-ms": "1500"})
+            attack = await client.post("/invoke/sort.js", headers=attack_headers)
             for _ in range(100):  # past the grace, once the server has stopped listening
                 if "Shutting down" in runtime.log():
                     break
