@@ -53,10 +53,6 @@ class InvocationResult:
     cold_kind: str | None = None  # "prewarmed", "isolate" or "pod"; None when warm
     retry_after: str | None = None
 
-    @property
-    def cold_start(self) -> bool:
-        return self.cold_kind is not None
-
 
 # runtime status -> (API status, outcome label)
 _STATUS_MAP: dict[int, tuple[int, str]] = {

@@ -25,10 +25,6 @@ class RuntimeReply:
     cold_kind: str | None = None
     retry_after: str | None = None
 
-    @property
-    def cold_start(self) -> bool:
-        return self.cold_kind is not None
-
 
 class RuntimeTransport(Protocol):
     """How the API talks HTTP to a runtime."""

@@ -193,10 +193,9 @@ class FunctionPool:
         isolates = [i for i in self._idle if i.needs_probe(now, REPROBE_S)]
         if not isolates:
             return 0
+        slots = slots or asyncio.Semaphore(PROBES_IN_FLIGHT)
 
         async def probe(isolate: Isolate) -> bool:
-            if slots is None:
-                return await isolate.probe(timeout_s)
             async with slots:
                 return await isolate.probe(timeout_s)
 

@@ -233,15 +233,21 @@ class ManyFunctionService:
         pool = await self._pool_for(key, request)
         timeout_ms = request.timeout_ms or self.settings.timeout_ms
         _context(request, key, timeout_ms, {})
+        started_isolate = True  # unknown when it fails: assume it did
         try:
-            return await pool.invoke(
+            invocation = await pool.invoke(
                 request.event_json,
                 request.context,
                 timeout_ms / 1000,
                 self.settings.queue_timeout_ms / 1000,
             )
+            started_isolate = invocation.cold_start
+            return invocation
         finally:
-            self._registry.enforce_budget(protect=pool)
+            # Only a new isolate changes the estimate between probes (each probe round holds
+            # the budget itself): a warm invocation does not walk every pool.
+            if started_isolate:
+                self._registry.enforce_budget(protect=pool)
 
     async def warm(self, key: str, request: InvokeRequest) -> bool:
         """Load `key` and keep one idle isolate ready; True if one had to be started."""

@@ -1120,6 +1120,10 @@
     fromHost(t);
     const next = JSONParse(limitsText);
     next.ioBytes = limits.ioBytes;
+    applyLimits(next);
+  }
+
+  function applyLimits(next) {
     limits = next;
     memoryLimit = limits.memoryBytes;
   }
@@ -1151,8 +1155,7 @@
     if (token !== null) throw new TypeErrorCtor("Already installed");
     notify = notifyFn;
     token = secret;
-    limits = JSONParse(limitsText);
-    memoryLimit = limits.memoryBytes;
+    applyLimits(JSONParse(limitsText));
     io = new ArrayBufferCtor(limits.ioBytes);
     ioBytes = new Uint8ArrayCtor(io);
     return io;
