@@ -37,6 +37,7 @@ from py_mini_racer import (
     MiniRacer,
     init_mini_racer,
 )
+from py_mini_racer._mini_racer import _make_context  # a context for a given loop (0.14)
 
 from vortex_runtime.errors import (
     MAX_ERROR_MESSAGE_BYTES,
@@ -109,19 +110,36 @@ class Outcome:
     logs: list[dict[str, Any]]
 
 
-def _racer() -> MiniRacer:
-    """A new MiniRacer, V8 started with our flags first (once per process)."""
+def _start_v8() -> None:
+    """Start V8 with our flags (once per process; it cannot be started twice)."""
     global _v8_started
     if not _v8_started:
         with contextlib.suppress(LibAlreadyInitializedError):  # started earlier, by us
             init_mini_racer(flags=_V8_FLAGS)
         _v8_started = True
+
+
+def _racer() -> MiniRacer:
+    """A new MiniRacer with its own event-loop thread (for the compile checker)."""
+    _start_v8()
     return MiniRacer()
 
 
 # Isolate threads run at a lower CPU priority than the thread of the event loop, which serves
 # every function's HTTP: JavaScript that hogs the CPU slows other JavaScript, never the server.
 ISOLATE_NICE = 5
+# An isolate whose invocation keeps its thread busy (at least DEMOTE_CPU_S of CPU within a window
+# of DEMOTE_WINDOW_S; the first window starts DEMOTE_WINDOW_S into the invocation, so only
+# invocations longer than two windows are ever measured) drops to DEMOTED_NICE for the rest of its
+# life, so CPU-bound code yields the cores to short invocations of its neighbours. An unprivileged
+# process cannot raise a thread's priority again, so the demotion is for good (until recycled).
+DEMOTE_WINDOW_S = 0.01
+DEMOTE_CPU_S = 0.006
+DEMOTED_NICE = 19
+
+# Isolates are made on one helper thread, which runs at ISOLATE_NICE: V8 takes milliseconds to
+# make one, which would stall the event loop, and the threads it starts inherit that priority.
+_maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vortex-isolates")
 
 
 def _threads() -> set[int]:
@@ -131,15 +149,44 @@ def _threads() -> set[int]:
         return set()
 
 
-def _new_racer() -> MiniRacer:
-    """A MiniRacer whose isolate thread (the one thread it starts) runs at ISOLATE_NICE."""
+def _make_racer(loop: asyncio.AbstractEventLoop) -> tuple[MiniRacer, list[int]]:
+    """On the helper thread: a MiniRacer serving `loop`, and the threads V8 started for it.
+
+    mini-racer's own constructor would also install its timer on the calling loop with a
+    blocking eval; the bootstrap replaces that timer with its own, so it is not installed."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, ISOLATE_NICE)  # this thread (Linux: per thread)
+    _start_v8()
     before = _threads()
-    mr = _racer()
-    for tid in _threads() - before:
-        if tid != threading.get_native_id():
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, tid, ISOLATE_NICE)
-    return mr
+    maker = _make_context(loop)
+    context = maker.__enter__()
+    started = sorted(_threads() - before - {threading.get_native_id()})
+    mr = MiniRacer.__new__(MiniRacer)
+    mr._own_context_maker = maker  # so that close() frees the context, as its own would
+    mr._ctx = context
+    return mr, started
+
+
+def _demote_thread(tid: int) -> None:
+    """Run a thread at DEMOTED_NICE. (Not SCHED_IDLE: V8's threads take the GIL for their
+    callbacks, and one starved while holding it would stall the whole process.)"""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, DEMOTED_NICE)
+
+
+def thread_cpu_s(tid: int) -> float | None:
+    """CPU time a thread of this process has used, in seconds (None once it is gone)."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+            return int(f.read().split(b" ", 1)[0]) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
+def _busiest(tids: list[int]) -> int | None:
+    """Of the threads V8 started for an isolate, the one that ran its scripts so far."""
+    used = [(cpu, tid) for tid in tids if (cpu := thread_cpu_s(tid)) is not None]
+    return max(used)[1] if used else None
 
 
 def _js_asset(name: str) -> str:
@@ -489,6 +536,8 @@ class Blank:
 
     def __init__(self, mr: MiniRacer) -> None:
         self.mr = mr
+        self.threads: list[int] = []  # the threads V8 started for it
+        self.tid: int | None = None  # of those, the one that runs its scripts
         self.token = os.urandom(16).hex()
         self.notification: Any = None
         self.io: memoryview | None = None
@@ -497,12 +546,16 @@ class Blank:
 
     @classmethod
     async def start(cls) -> Blank:
-        # Evaluating the bootstrap takes milliseconds: it does not block the event loop, which
-        # keeps serving other functions meanwhile. (The MiniRacer must be made on this loop.)
-        blank = cls(_new_racer())
+        # Making the isolate and evaluating the bootstrap take milliseconds; neither blocks
+        # the event loop, which keeps serving other functions meanwhile.
+        loop = asyncio.get_running_loop()
+        mr, threads = await loop.run_in_executor(_maker, _make_racer, loop)
+        blank = cls(mr)
+        blank.threads = threads
         try:
             install = await blank.mr.eval_cancelable(_BOOTSTRAP_SOURCE)
             await blank.mr.eval_cancelable(_URL)
+            blank.tid = _busiest(threads)
             ctx: Any = blank.mr._ctx  # the notification API is internal to mini-racer 0.14
             blank.notification = ctx._register_js_notification(blank._notify)
             notify_fn = blank.notification.__enter__()
@@ -521,6 +574,9 @@ class Blank:
             self.on_notify(args)
 
     def close_now(self) -> None:
+        # Tearing V8 down is never urgent: its threads yield to the ones serving.
+        for tid in self.threads:
+            _demote_thread(tid)
         self.io = None
         if self.notification is not None:
             self.notification.__exit__(None, None, None)
@@ -552,6 +608,8 @@ class Isolate:
         self.heap_used = 0
         self.outside_used = 0
         self.unanswered = 0  # probes in a row that got no answer
+        self.demoted = False  # its thread runs at DEMOTED_NICE
+        self._cpu_watch: asyncio.TimerHandle | None = None
         self._probed: tuple[int, float] | None = None  # (invocations, when) at the last probe
         self._token = blank.token
         self._token_js = json.dumps(self._token)
@@ -564,14 +622,18 @@ class Isolate:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    async def create(cls, code: str, limits: Limits, blank: Blank | None = None) -> Isolate:
+    async def create(
+        cls, code: str, limits: Limits, blank: Blank | None = None, demoted: bool = False
+    ) -> Isolate:
         """Make an isolate this function's: from a pre-warmed `blank` if given (then only the
         function's own code is compiled here), else from a new one. Installs the limits and the
-        handler (runs a module's top level)."""
+        handler (runs a module's top level); `demoted` first demotes it."""
         if blank is None:
             blank = await Blank.start()
         mr = blank.mr
         isolate = cls(blank, limits)
+        if demoted:
+            isolate.demote()
         try:
             mr.set_hard_memory_limit(limits.memory_mb * _MB)
             mr.set_soft_memory_limit(limits.memory_mb * _MB * 3 // 4)
@@ -684,6 +746,11 @@ class Isolate:
                 f"__vortex_run({self._token_js},{inv_id},{json.dumps(event_json)},"
                 f'{json.dumps(context_json)},"{seed}")'
             )
+        if not self.demoted and self._blank.tid is not None:
+            # No reading yet (it costs a file read): the first window starts at the first tick.
+            self._cpu_watch = asyncio.get_running_loop().call_later(
+                DEMOTE_WINDOW_S, self._watch_cpu, None
+            )
         try:
             async with asyncio.timeout(timeout_s):
                 text = await self._mr.eval_cancelable(source)
@@ -706,7 +773,31 @@ class Isolate:
             raise FunctionError("Error", str(exc).strip()) from exc
         finally:
             self._wakeup = None
+            if self._cpu_watch is not None:
+                self._cpu_watch.cancel()
+                self._cpu_watch = None
         return self._outcome(text, inv_id)
+
+    def demote(self) -> None:
+        """Run this isolate's threads at DEMOTED_NICE from now on (for good)."""
+        self.demoted = True
+        for tid in self._blank.threads:
+            _demote_thread(tid)
+
+    def _watch_cpu(self, started: float | None) -> None:
+        """Runs every DEMOTE_WINDOW_S while an invocation lasts: demote the isolate's thread if
+        it used DEMOTE_CPU_S since the last tick's reading `started`."""
+        tid = self._blank.tid
+        now = None if tid is None else thread_cpu_s(tid)
+        if tid is None or now is None:
+            return
+        if started is not None and now - started >= DEMOTE_CPU_S:
+            self._cpu_watch = None
+            self.demote()
+            return
+        self._cpu_watch = asyncio.get_running_loop().call_later(
+            DEMOTE_WINDOW_S, self._watch_cpu, now
+        )
 
     def _outcome(self, text: str, inv_id: int) -> Outcome:
         """Read a report: a line of JSON, then for a success the output's JSON text, which is

@@ -38,6 +38,10 @@ _MB = 1024 * 1024
 # An idle isolate that has not run since its last probe is probed again only this often.
 REPROBE_S = 10.0
 PROBES_IN_FLIGHT = 32
+# A function whose isolate was demoted (it hogged a CPU: isolate.py) or broken by its timeout or
+# memory limit gets its new isolates demoted from the start, for NOISY_S after the last time.
+NOISY_S = 60.0
+NOISY_BREAKS = ("timeout", "memory", "terminated")
 
 
 @dataclass
@@ -74,6 +78,8 @@ class FunctionPool:
         self.last_used = time.monotonic()
         self.inflight = 0
         self._closed: str | None = None  # why no isolate is kept any more: shutdown, retired
+        # Until when new isolates start demoted: the function hogged a CPU or broke a limit.
+        self._noisy_until = 0.0
 
     @property
     def isolates(self) -> int:
@@ -93,7 +99,8 @@ class FunctionPool:
         self._count += 1
         try:
             blank = self._prewarmed.take() if self._prewarmed is not None else None
-            isolate = await Isolate.create(self.code, self.limits, blank)
+            noisy = time.monotonic() < self._noisy_until
+            isolate = await Isolate.create(self.code, self.limits, blank, demoted=noisy)
             return isolate, "prewarmed" if blank is not None else "isolate"
         except BaseException:
             self._count -= 1
@@ -130,6 +137,8 @@ class FunctionPool:
         return False
 
     def _release(self, isolate: Isolate) -> None:
+        if isolate.demoted or isolate.broken in NOISY_BREAKS:
+            self._noisy_until = time.monotonic() + NOISY_S
         if isolate.broken or self._closed:
             self._count -= 1
             reason = isolate.broken or self._closed or "shutdown"

@@ -1,22 +1,26 @@
 """The backstop for isolates that will not die.
 
-A broken isolate is closed on a helper thread. If V8 has not let go of it within the grace
-period (a built-in such as a large sort ignores termination), nothing inside the process can
-reclaim it. The process then drains: it stops taking new invocations (`on_stuck`: the server
-closes its listener, so callers are refused before anything is sent and go to another
-runtime), lets the invocations in flight on other isolates finish, each on its own thread
-and within its own timeout, and exits with status 70; the pod (or local-mode supervisor)
-starts a fresh one. A neighbour's call in flight never fails because of it. Without a drain
-handler, or if the drain itself takes more than its limit, the process exits at once.
+A broken isolate is closed on a helper thread (one for all closes, in turn). If V8 has not
+let go of it within the grace period (a built-in such as a large sort ignores termination),
+nothing inside the process can reclaim it. The process then drains: it stops taking new
+invocations (`on_stuck`: the server closes its listener, so callers are refused before
+anything is sent and go to another runtime), lets the invocations in flight on other
+isolates finish, each on its own thread and within its own timeout, and exits with status
+70; the pod (or local-mode supervisor) starts a fresh one. A neighbour's call in flight
+never fails because of it. Without a drain handler, or if the drain itself takes more than
+its limit, the process exits at once.
 Called by pool.py; __main__.py installs the drain handler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import NoReturn, Protocol
 
@@ -81,29 +85,72 @@ def _fire(what: str) -> None:
         exit_now("the drain handler failed")
 
 
-def close(target: Closable, what: str = "isolate") -> None:
-    """Close `target` off the event loop; drain the process if that does not finish in time."""
-    timer = threading.Timer(_grace_s, _fire, args=(what,))
-    timer.daemon = True
+CLOSE_NICE = 19
+# Closes run one after another on one long-lived thread (starting threads per close stalls the
+# event loop, which waits for each to start), watched by one more thread for the grace period.
+_queue: queue.SimpleQueue[tuple[Closable, str]] = queue.SimpleQueue()
+_current: tuple[str, float, int] | None = None  # what is being closed, its deadline, its number
+_watched = threading.Condition()
+_threads_started = False
+_threads_lock = threading.Lock()
 
-    global _closing
 
-    def run() -> None:
-        global _closing
+def _closer() -> None:
+    global _current, _closing
+    with contextlib.suppress(OSError):  # closing is never urgent: it yields to serving
+        os.setpriority(os.PRIO_PROCESS, 0, CLOSE_NICE)  # this thread (Linux: per thread)
+    number = 0
+    while True:
+        target, what = _queue.get()
+        number += 1
+        with _watched:
+            _current = (what, time.monotonic() + _grace_s, number)
+            _watched.notify_all()
         try:
             target.close_now()
         except Exception:
             log.exception("closing %s failed", what)
         finally:
-            timer.cancel()
+            with _watched:
+                _current = None
+                _watched.notify_all()
             with _idle:
                 _closing -= 1
                 _idle.notify_all()
 
+
+def _monitor() -> None:
+    """Fire if the close under way has not finished by its deadline."""
+    while True:
+        with _watched:
+            while _current is None:
+                _watched.wait()
+            what, deadline, number = _current
+            while _current is not None and _current[2] == number:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                _watched.wait(left)
+            late = _current is not None and _current[2] == number
+        if late:
+            _fire(what)
+            with _watched:  # one firing is enough: wait for this close to end
+                while _current is not None and _current[2] == number:
+                    _watched.wait()
+
+
+def close(target: Closable, what: str = "isolate") -> None:
+    """Close `target` off the event loop; drain the process if that does not finish in time."""
+    global _closing, _threads_started
+    if not _threads_started:
+        with _threads_lock:
+            if not _threads_started:
+                threading.Thread(target=_closer, name="vortex-close", daemon=True).start()
+                threading.Thread(target=_monitor, name="vortex-watchdog", daemon=True).start()
+                _threads_started = True
     with _idle:
         _closing += 1
-    timer.start()
-    threading.Thread(target=run, name="vortex-close", daemon=True).start()
+    _queue.put((target, what))
 
 
 def drain_seconds() -> float:

@@ -529,3 +529,27 @@ async def test_isolate_threads_yield_to_the_event_loop(isolate_of) -> None:  # t
     assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in new} == {ISOLATE_NICE}
     loop_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert loop_priority < ISOLATE_NICE
+
+
+async def test_cpu_bound_invocation_drops_its_thread_to_the_lowest_priority(isolate_of) -> None:  # type: ignore[no-untyped-def]
+    """An invocation that keeps a CPU busy yields the cores to its neighbours' short ones; an
+    isolate that only does short work keeps its priority."""
+    import os
+
+    from vortex_runtime.isolate import DEMOTED_NICE, ISOLATE_NICE
+
+    code = "if (event) { const end = Date.now() + 150; while (Date.now() < end) {} } return 1"
+    busy = await isolate_of(code)
+    quick = await isolate_of(code)
+    for _ in range(5):
+        await quick.invoke("null", context(), 2)
+    await busy.invoke("true", context(), 2)
+    assert busy.demoted
+    assert not quick.demoted
+
+    def nice(isolate) -> set[int]:  # type: ignore[no-untyped-def]
+        return {os.getpriority(os.PRIO_PROCESS, tid) for tid in isolate._blank.threads}
+
+    assert nice(busy) == {DEMOTED_NICE}
+    assert nice(quick) == {ISOLATE_NICE}
+    assert (await busy.invoke("null", context(), 2)).output_json == "1"  # still serves

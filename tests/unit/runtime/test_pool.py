@@ -199,3 +199,17 @@ async def test_registry_retires_a_functions_older_pool() -> None:
         from vortex_runtime import watchdog
 
         assert await asyncio.to_thread(watchdog.wait_idle, 10)
+
+
+async def test_a_function_that_hogged_a_cpu_gets_demoted_isolates_for_a_while(pools) -> None:  # type: ignore[no-untyped-def]
+    """After one of its isolates was demoted or broken by its timeout, a function's new isolates
+    start at the lowest priority, so recycling them does not give it its cores back."""
+    pool = pools("if (event) { while (true) {} } return 'ok';", size=1)
+    await pool.warm()
+    assert (await pool.invoke("null", context(), 1, 1)).outcome.output_json == '"ok"'
+    with pytest.raises(Exception, match="timeout"):
+        await pool.invoke("true", context(), 0.1, 1)
+    result = await pool.invoke("null", context(), 1, 1)
+    assert result.cold_start is True
+    assert result.outcome.output_json == '"ok"'
+    assert pool._idle[-1].demoted
