@@ -1,10 +1,13 @@
 """The chart without a cluster: lint, schema errors, CRD and RBAC drift, hardened and configurable
-defaults, monitors that select what the components really serve, the dashboard's metrics."""
+defaults, the shared pool as vortex_kube builds it, monitors that select what the components
+really serve, the dashboard's metrics."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 from typing import Any
 
 import pytest
@@ -78,6 +81,14 @@ def test_helm_lint_strict_passes(values):
             "at '/operator/watchNamespaces/0'",
         ),
         ({"api": {"service": {"type": "ExternalName"}}}, "at '/api/service/type'"),
+        ({"pool": {"replica": 2}}, "at '/pool': additional properties 'replica' not allowed"),
+        (
+            {"pool": {"isolatesPerFunction": 0}},
+            "at '/pool/isolatesPerFunction': minimum: got 0, want 1",
+        ),
+        ({"pool": {"memoryBudgetMb": "lots"}}, "at '/pool/memoryBudgetMb': got string, want"),
+        ({"pool": {"prewarmIsolates": 65}}, "at '/pool/prewarmIsolates'"),
+        ({"pool": {"pdb": {"minAvailable": 1}}}, "at '/pool/pdb'"),
         (
             {"operator": {"serviceMonitor": {"interval": "often"}}},
             "at '/operator/serviceMonitor/interval'",
@@ -196,6 +207,7 @@ def test_every_pod_is_hardened_by_default():
         "Deployment/vortex-operator",
         "Deployment/vortex-api",
         "Deployment/vortex-minio",
+        "Deployment/vortex-pool",
         "Job/vortex-operator-cleanup",
         "Pod/vortex-api-test",
     }
@@ -368,6 +380,7 @@ def test_pod_monitor_selects_the_operators_warm_pods():
     pod = deployment["spec"]["template"]
     pm = kit.one(kit.render(EVERYTHING_ON), "PodMonitor")
     assert _matches(pm["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
+    assert _kept(pm, pod["metadata"]["labels"])
     ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] in ports
     relabel = pm["spec"]["podMetricsEndpoints"][0]["relabelings"][0]
@@ -377,6 +390,303 @@ def test_pod_monitor_selects_the_operators_warm_pods():
         "__meta_kubernetes_pod_label_" + label.replace(".", "_").replace("/", "_")
     ]
     assert pod["metadata"]["labels"][label] == "hello"
+
+
+def _kept(monitor: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether the monitor's `keep` relabelings on pod labels keep a pod with these labels."""
+    prefix = "__meta_kubernetes_pod_label_"
+    by_meta = {prefix + re.sub(r"[^a-zA-Z0-9_]", "_", k): v for k, v in labels.items()}
+    for rule in monitor["spec"]["podMetricsEndpoints"][0].get("relabelings", []):
+        if rule.get("action", "replace").lower() != "keep":
+            continue
+        assert all(s.startswith(prefix) for s in rule["sourceLabels"]), rule
+        value = ";".join(by_meta.get(s, "") for s in rule["sourceLabels"])
+        if not re.fullmatch(rule.get("regex", "(.*)"), value):
+            return False
+    return True
+
+
+def test_pod_monitor_selects_pool_pods_as_component_pool_and_not_one_shot_pods():
+    objs = kit.render(EVERYTHING_ON)
+    pm = kit.one(objs, "PodMonitor")
+    pool = kit.one(objs, "Deployment", "vortex-pool")["spec"]["template"]
+    labels = pool["metadata"]["labels"]
+    assert _matches(pm["spec"]["selector"]["matchLabels"], labels)
+    assert _kept(pm, labels)
+    endpoint = pm["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["port"] in {p["name"] for p in pool["spec"]["containers"][0]["ports"]}
+    component = next(r for r in endpoint["relabelings"] if r.get("targetLabel") == "component")
+    assert component["sourceLabels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+    assert labels["app.kubernetes.io/component"] == "pool"
+    # Pool pods are in the release namespace, which the monitor watches.
+    assert "vortex" in pm["spec"]["namespaceSelector"]["matchNames"]
+    # One-shot pods serve one invocation and are gone: not scraped.
+    from vortex_api.functions import Function
+    from vortex_api.k8s_objects import one_shot_pod
+    from vortex_api.settings import Settings as ApiSettings
+
+    fn = Function(
+        function_id="hello",
+        timeout_ms=1000,
+        memory_mb=64,
+        code_object="functions/x.js",
+        code_sha256="x",
+    )
+    pod = one_shot_pod(fn, "vf-hello-1", "1", ApiSettings())
+    assert not _kept(pm, pod["metadata"]["labels"])
+
+
+# -- the shared pool ------------------------------------------------------------------------------
+
+POOL_LABELS = {
+    "app.kubernetes.io/name": "vortex-function",
+    "app.kubernetes.io/instance": "vortex",
+    "app.kubernetes.io/component": "pool",
+    "app.kubernetes.io/part-of": "vortex",
+    "vortex.dev/isolation": "shared",
+}
+POOL_SELECTOR = {k: POOL_LABELS[k] for k in list(POOL_LABELS)[:3]}
+# Scheduling fields of the pool's pod spec, set from values and not by the builder.
+SCHEDULING = ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints",
+              "priorityClassName", "imagePullSecrets")  # fmt: skip
+
+POOL_CUSTOM: dict[str, Any] = kit.deep_merge(
+    kit.EXTERNAL_S3,
+    {
+        "runtime": {
+            "image": {"repository": "r/runtime", "tag": "7", "pullPolicy": "Always"},
+            "drainSeconds": 0,
+            "minioCredentialsSecret": "minio-read",
+        },
+        "pool": {
+            "replicas": 4,
+            "memoryBudgetMb": 1024,
+            "isolatesPerFunction": 3,
+            "prewarmIsolates": 0,
+            "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "3Gi", "cpu": "2"}},
+            "terminationGracePeriodSeconds": 330,
+            "nodeSelector": {"pool": "vortex"},
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone"}],
+            "priorityClassName": "high",
+            "podLabels": {"team": "a"},
+            "podAnnotations": {"note": "b"},
+        },
+        "global": {"imagePullSecrets": ["pull"]},
+    },
+)
+
+
+def _values(values: dict[str, Any] | None) -> dict[str, Any]:
+    defaults = yaml.safe_load((kit.CHART / "values.yaml").read_text())
+    return kit.deep_merge(defaults, values or {})
+
+
+@pytest.mark.parametrize("values", [None, POOL_CUSTOM], ids=["defaults", "custom"])
+def test_pool_pod_spec_is_the_one_vortex_kube_builds(values):
+    """The chart renders the pool's pod spec itself; it must be what `pool_pod_spec` builds
+    from the same values, so pool pods are hardened exactly as warm and one-shot pods."""
+    from vortex_kube.contract import DEFAULT_RUNTIME_IMAGE
+    from vortex_kube.podspec import Platform, pool_pod_spec
+
+    v = _values(values)
+    image = v["runtime"]["image"]
+    external = not v["minio"]["enabled"]
+    endpoint = v["minio"]["external"]["endpoint"] if external else "vortex-minio.vortex.svc:9000"
+    platform = Platform(
+        image=f"{image['repository']}:{image['tag']}" if image["tag"] else DEFAULT_RUNTIME_IMAGE,
+        pull_policy=image["pullPolicy"],
+        minio_endpoint=endpoint,
+        minio_bucket=v["minio"]["bucket"],
+        minio_secure=external and v["minio"]["external"]["secure"],
+    )
+    secret = v["runtime"]["minioCredentialsSecret"] or (
+        v["minio"]["external"]["existingSecret"] if external else "vortex-minio"
+    )
+    pool = v["pool"]
+    expected = pool_pod_spec(
+        platform,
+        memory_budget_mb=pool["memoryBudgetMb"],
+        isolates_per_function=pool["isolatesPerFunction"],
+        prewarm_isolates=pool["prewarmIsolates"],
+        resources=pool["resources"],
+        drain_s=v["runtime"]["drainSeconds"],
+        grace_s=pool["terminationGracePeriodSeconds"],
+        secret=secret,
+    )
+    deployment = kit.one(kit.render(values), "Deployment", "vortex-pool")
+    spec = dict(deployment["spec"]["template"]["spec"])
+    scheduling = {key: spec.pop(key) for key in SCHEDULING if key in spec}
+    assert spec == expected
+
+    assert deployment["spec"]["replicas"] == pool["replicas"]
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    template = deployment["spec"]["template"]["metadata"]
+    assert template["labels"] == {**POOL_LABELS, **pool["podLabels"]}
+    assert template.get("annotations", {}) == pool["podAnnotations"]
+    for key in ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints"):
+        assert scheduling.get(key, type(pool[key])()) == pool[key], key
+    assert scheduling.get("priorityClassName", "") == pool["priorityClassName"]
+    pull = [{"name": n} for n in v["global"]["imagePullSecrets"]]
+    assert scheduling.get("imagePullSecrets", []) == pull
+
+
+def test_pool_service_pdb_and_api_agree_on_the_pool_pods():
+    objs = kit.render(EVERYTHING_ON)
+    deployment = kit.one(objs, "Deployment", "vortex-pool")
+    assert deployment["spec"]["selector"]["matchLabels"] == POOL_SELECTOR
+    assert deployment["spec"]["template"]["metadata"]["labels"] == POOL_LABELS
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"):
+        labels = kit.one(objs, kind, "vortex-pool")["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "pool"
+        assert labels["app.kubernetes.io/name"] == "vortex"
+        assert labels["helm.sh/chart"].startswith("vortex-")
+
+    service = kit.one(objs, "Service", "vortex-pool")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == POOL_SELECTOR
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+    # The pool Service selects the pool's pods and no other pod of the chart.
+    selected = [
+        o["metadata"]["name"]
+        for o in kit.find(objs, "Deployment")
+        if _matches(service["spec"]["selector"], o["spec"]["template"]["metadata"]["labels"])
+    ]
+    assert selected == ["vortex-pool"]
+
+    pdb = kit.one(objs, "PodDisruptionBudget", "vortex-pool")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": POOL_SELECTOR}}
+    min_pdb = kit.one(
+        kit.render({"pool": {"pdb": {"minAvailable": 1, "maxUnavailable": None}}}),
+        "PodDisruptionBudget",
+        "vortex-pool",
+    )
+    assert min_pdb["spec"]["minAvailable"] == 1
+
+    api = kit.one(objs, "Deployment", "vortex-api")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "VORTEX_POOL_SERVICE", "value": "vortex-pool"} in api["env"]
+    # The API watches the pool Service's EndpointSlices in its namespace.
+    role = kit.one(objs, "Role", "vortex-api")
+    assert {("discovery.k8s.io", "endpointslices", verb, False) for verb in ("list", "watch")} <= (
+        _rules([role], ("Role",))
+    )
+
+
+def test_pool_pods_are_function_pods_for_the_runtime_and_minio_network_policies():
+    objs = kit.render()
+    runtime = kit.one(objs, "NetworkPolicy", "vortex-functions")
+    assert _matches(runtime["spec"]["podSelector"]["matchLabels"], POOL_LABELS)
+    minio = kit.one(objs, "NetworkPolicy", "vortex-minio")
+    readers = [
+        peer
+        for rule in minio["spec"]["ingress"]
+        for peer in rule["from"]
+        if _matches(peer["podSelector"]["matchLabels"], POOL_LABELS)
+    ]
+    assert readers, "MinIO would refuse the pool's pods"
+    namespaces = readers[0]["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert "vortex" in namespaces
+
+
+@pytest.mark.parametrize(
+    "minio",
+    [
+        None,
+        kit.EXTERNAL_S3["minio"],
+        {**kit.EXTERNAL_S3["minio"], "external": {**kit.EXTERNAL_S3["minio"]["external"],
+                                                  "endpoint": "10.1.2.3:9000"}},
+        {**kit.EXTERNAL_S3["minio"], "external": {**kit.EXTERNAL_S3["minio"]["external"],
+                                                  "endpoint": "minio.store.svc.cluster.local"}},
+        {**kit.EXTERNAL_S3["minio"], "external": {**kit.EXTERNAL_S3["minio"]["external"],
+                                                  "endpoint": "s3.example.com",
+                                                  "secure": False}},
+        {**kit.EXTERNAL_S3["minio"], "external": {**kit.EXTERNAL_S3["minio"]["external"],
+                                                  "networkPolicyPeers": [
+                                                      {"ipBlock": {"cidr": "10.0.0.0/8"}}]}},
+    ],
+    ids=["bundled", "external-host", "external-ip", "external-in-cluster", "external-plain",
+         "external-peers"],
+)  # fmt: skip
+def test_pool_network_policy_is_the_egress_the_operator_gives_warm_pods(minio, monkeypatch):
+    """Pool pods reach DNS and MinIO only, through the same peers and port as the operator's
+    per-function NetworkPolicy, with the operator's settings read from its rendered Deployment."""
+    from vortex_operator import manifests
+    from vortex_operator.settings import Settings
+
+    objs = kit.render({"minio": minio} if minio else None)
+    policy = kit.one(objs, "NetworkPolicy", "vortex-pool")
+    assert policy["spec"]["podSelector"] == {"matchLabels": POOL_SELECTOR}
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+
+    operator = kit.one(objs, "Deployment", "vortex-operator")["spec"]["template"]["spec"]
+    for name in list(os.environ):
+        if name.startswith(("VORTEX_OPERATOR_", "MINIO_")):
+            monkeypatch.delenv(name)
+    for entry in operator["containers"][0]["env"]:
+        if "value" in entry:
+            monkeypatch.setenv(entry["name"], entry["value"])
+    settings = Settings()
+    peers, port = manifests.minio_peers(settings)
+    dns, to_minio = policy["spec"]["egress"]
+    assert dns == {
+        "to": settings.dns_peers,
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    }
+    assert to_minio == {"to": peers, "ports": [{"port": port, "protocol": "TCP"}]}
+    if not minio:
+        assert port == 9000
+
+    [ingress] = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    api_pods = {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "vortex",
+                "app.kubernetes.io/instance": "vortex",
+                "app.kubernetes.io/component": "api",
+            }
+        }
+    }
+    scrapers = _values(None)["global"]["metricsScrapers"]
+    assert ingress["from"] == [api_pods, *scrapers]
+    api = kit.one(objs, "Deployment", "vortex-api")["spec"]["template"]["metadata"]["labels"]
+    assert _matches(api_pods["podSelector"]["matchLabels"], api)
+
+
+def test_pool_off_renders_no_pool_and_tells_the_api_none():
+    objs = kit.render({"pool": {"enabled": False}})
+    assert not [o for o in objs if o["metadata"]["name"] == "vortex-pool"]
+    env = kit.one(objs, "Deployment", "vortex-api")["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]
+    assert "VORTEX_POOL_SERVICE" not in {e["name"] for e in env}
+    no_policies = kit.render(
+        {"pool": {"networkPolicy": {"enabled": False}, "pdb": {"enabled": False}}}
+    )
+    assert not kit.find(no_policies, "NetworkPolicy", "vortex-pool")
+    assert not kit.find(no_policies, "PodDisruptionBudget", "vortex-pool")
+    assert kit.find(no_policies, "Deployment", "vortex-pool")
+
+
+@pytest.mark.parametrize(
+    ("budget", "limit", "ok"),
+    [(512, "1Gi", True), (1024, "1Gi", False), (1024, "1073741824", False),
+     (900, "900M", False), (800, "900M", True), (4096, "1.5Gi", True)],
+)  # fmt: skip
+def test_pool_memory_budget_must_stay_below_the_memory_limit(budget, limit, ok):
+    values = {"pool": {"memoryBudgetMb": budget, "resources": {"limits": {"memory": limit}}}}
+    proc = kit.template(values, check=False)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode != 0
+        assert "pool.memoryBudgetMb" in proc.stderr
+        assert "memory limit" in proc.stderr
 
 
 # -- dashboard ------------------------------------------------------------------------------------
@@ -447,3 +757,28 @@ def test_dashboard_variables_resolve_in_every_query():
     assert {v["name"] for v in board["templating"]["list"]} == {"datasource", "function"}
     for _, expr in kit.dashboard_queries(board):
         kit.resolve_variables(expr)
+
+
+def test_pool_panels_select_the_pool_pods_by_the_monitors_component_label():
+    board = kit.dashboard()
+    row = next(p for p in board["panels"] if p["type"] == "row" and p["title"] == "Pool")
+    after = board["panels"][board["panels"].index(row) + 1 :]
+    pool_panels = after[: next((i for i, p in enumerate(after) if p["type"] == "row"), len(after))]
+    queries = [t["expr"] for p in pool_panels for t in p["targets"]]
+    names = set().union(*(kit.metric_names(q) for q in queries))
+    assert {
+        "vortex_runtime_functions_loaded",
+        "vortex_runtime_isolates",
+        "vortex_runtime_isolate_recycles_total",
+        "vortex_runtime_cold_starts_total",
+    } <= names
+    for expr in queries:
+        selectors = re.findall(r"vortex_[a-z0-9_]+\{([^}]*)\}", expr)
+        assert selectors, expr
+        assert all('component="pool"' in s for s in selectors), expr
+    assert any('reason="evicted"' in q for q in queries)
+    assert any("sum by (kind)" in q for q in queries)
+    # The label the panels select by is the one the PodMonitor copies from the pool's pods.
+    pm = kit.one(kit.render(EVERYTHING_ON), "PodMonitor")
+    targets = {r.get("targetLabel") for r in pm["spec"]["podMetricsEndpoints"][0]["relabelings"]}
+    assert "component" in targets

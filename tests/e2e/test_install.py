@@ -19,6 +19,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ import pytest
 import yaml
 
 from tests.cluster.fixtures import REPO_ROOT, Cluster, ClusterError
+from vortex_api.routing import weight
 
 from . import kit
 from .conftest import Helm, record_figure
@@ -39,13 +41,14 @@ CRD_NAME = "vortexfunctions.vortex.dev"
 EXAMPLES = REPO_ROOT / "crds" / "examples"
 INSTANCE = "app.kubernetes.io/instance"
 
-# A function for the load that can time out and be busy: one isolate, a 1.5 s limit, and a
-# sleep of `event.ms`.
+# A function for the load that can time out and be busy: one warm pod of one isolate, a 1.5 s
+# limit, and a sleep of `event.ms`.
 SLOW = {
     "apiVersion": "vortex.dev/v1alpha1",
     "kind": "VortexFunction",
     "metadata": {"name": "slow"},
     "spec": {
+        "isolation": "warm",
         "concurrency": 1,
         "timeoutMs": 1500,
         "code": (
@@ -327,7 +330,7 @@ def test_install_brings_every_pod_ready(release: Release):
     cluster, namespace = release.cluster, release.namespace
     pods = _pods(cluster, namespace)
     components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods)
-    assert components == ["api", "api", "minio", "operator"], components
+    assert components == ["api", "api", "minio", "operator", "pool", "pool"], components
     assert all(map(_pod_ready, pods))
     for pod in pods:
         for status in pod["status"]["containerStatuses"]:
@@ -349,6 +352,9 @@ def test_examples_become_ready_and_answer_through_the_api(release: Release, func
     greet_default = release.api.execute("greet")
     assert greet_default.status_code == 200, greet_default.text
     assert greet_default.json()["output"]["message"] == "Hello, world!"
+    # hello and async are shared (the default): no pod of their own
+    for name in ("hello", "async"):
+        assert _pods(release.cluster, release.namespace, f"vortex.dev/function={name}") == []
     # greet asks for 2 warm pods; both serve
     greet = _functions(release.cluster, release.namespace)["greet"]
     assert greet["status"]["readyReplicas"] == 2, greet["status"]
@@ -446,8 +452,9 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     release: Release, functions, prometheus: kit.Prometheus
 ):
     cluster, namespace = release.cluster, release.namespace
-    warm_pods = len(_pods(cluster, namespace, "app.kubernetes.io/name=vortex-function"))
-    expected = {"api": 2, "operator": 1, "runtime": warm_pods}
+    # warm pods and the pool's
+    runtime_pods = len(_pods(cluster, namespace, "app.kubernetes.io/name=vortex-function"))
+    expected = {"api": 2, "operator": 1, "runtime": runtime_pods}
 
     def all_up() -> bool:
         found = _targets_by_component(prometheus)
@@ -460,10 +467,11 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
         cluster.wait_for("every target up", all_up, timeout=60, interval=1)
     except TimeoutError:
         pytest.fail(f"targets: {json.dumps(_targets_by_component(prometheus), indent=1)[:6000]}")
-    functions_seen = {
-        t["labels"].get("function") for t in _targets_by_component(prometheus)["runtime"]
-    }
-    assert functions_seen == {*functions, "slow"}
+    runtime_targets = _targets_by_component(prometheus)["runtime"]
+    functions_seen = {t["labels"].get("function") for t in runtime_targets}
+    assert functions_seen == {"greet", "slow", None}  # the warm ones, and the pool (no function)
+    pool_targets = [t for t in runtime_targets if t["labels"].get("component") == "pool"]
+    assert len(pool_targets) == 2
 
     started = time.monotonic()
     _load(release.api, functions, 150)
@@ -515,11 +523,13 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     assert {
         (r["metric"]["namespace"], r["metric"]["function"]): float(r["value"][1]) for r in ready
     } == {
-        (namespace, "hello"): 1,
+        (namespace, "hello"): 0,  # shared: no pod of its own
         (namespace, "greet"): 2,
-        (namespace, "async"): 1,
+        (namespace, "async"): 0,
         (namespace, "slow"): 1,
     }
+    # The pool served the shared examples: each is loaded on the pod it hashes to.
+    assert value("sum(vortex_runtime_functions_loaded)") >= 2
     assert value("sum(vortex_operator_reconciles_total)") >= 4
 
 
@@ -572,9 +582,10 @@ def test_apply_to_first_execute(release: Release, functions):
 
 # -- hostile functions -------------------------------------------------------------------------
 
-# One warm function that attacks on request, and a victim holding a secret. Before the runtime
-# counted memory outside the heap, each `buffers`/`wasm`/`typed` attack returned 200 holding up
-# to 16 times its limit, which in a pod means an OOM kill.
+# One function that attacks on request, and a victim holding a secret, both shared (the default):
+# isolates side by side in the same pool pods. Before the runtime counted memory outside the
+# heap, each `buffers`/`wasm`/`typed` attack returned 200 holding up to 16 times its limit, which
+# in a pod means an OOM kill.
 ATTACKER_CODE = """
 const attacks = {
   buffers: () => { const k = []; for (let i = 0; i < 1024; i++) k.push(new ArrayBuffer(1 << 20)); globalThis.k = k; },
@@ -595,9 +606,12 @@ VICTIM_CODE = (
 )
 
 
-def _restarts(cluster: Cluster, namespace: str, function: str) -> list[tuple[int, str]]:
-    pods = _pods(cluster, namespace, f"vortex.dev/function={function}")
-    assert pods, f"no pods of {function}"
+POOL_PODS = "app.kubernetes.io/component=pool"
+
+
+def _restarts(cluster: Cluster, namespace: str, selector: str) -> list[tuple[int, str]]:
+    pods = _pods(cluster, namespace, selector)
+    assert pods, f"no pods for {selector}"
     out = []
     for pod in pods:
         for status in pod["status"].get("containerStatuses", []):
@@ -639,10 +653,10 @@ def test_hostile_functions_stay_within_their_limits_and_pods(release: Release, f
             assert response.status_code == 200, response.text
             assert response.json()["output"] == {"env": {}, "seen": "undefined"}
             assert api.execute("victim").status_code == 200
-        # the pods were never killed: no OOM, no restart
-        for function in ("attacker", "victim"):
-            restarts = _restarts(cluster, namespace, function)
-            assert all(count == 0 for count, _ in restarts), f"{function}: {restarts}"
+        # they ran in the pool, whose pods were never killed: no OOM, no restart
+        assert _pods(cluster, namespace, "vortex.dev/function in (attacker,victim)") == []
+        restarts = _restarts(cluster, namespace, POOL_PODS)
+        assert all(count == 0 for count, _ in restarts), f"pool: {restarts}"
     finally:
         cluster.kubectl(
             "delete",
@@ -654,6 +668,372 @@ def test_hostile_functions_stay_within_their_limits_and_pods(release: Release, f
             namespace=namespace,
             check=False,
         )
+
+
+# -- the shared pool -----------------------------------------------------------------------------
+
+
+def _shared(name: str, code: str, **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "vortex.dev/v1alpha1",
+        "kind": "VortexFunction",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"code": code},
+    }
+
+
+def _pool_ips(cluster: Cluster, namespace: str) -> list[str]:
+    return [p["status"]["podIP"] for p in _pods(cluster, namespace, POOL_PODS) if _pod_ready(p)]
+
+
+def _pool_metric(cluster: Cluster, namespace: str, metric: str) -> dict[str, float]:
+    """A runtime metric summed over its series, per pool pod (from the pods' /metrics)."""
+    out = {}
+    for ip in _pool_ips(cluster, namespace):
+        text = httpx.get(f"http://{ip}:8080/metrics", timeout=10).text
+        out[ip] = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(metric) and not line.startswith("#")
+        )
+    return out
+
+
+def _pod_names(cluster: Cluster, namespace: str) -> set[str]:
+    return {p["metadata"]["name"] for p in _pods(cluster, namespace)}
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def _delete_labelled(cluster: Cluster, namespace: str, label: str, timeout: float = 300) -> None:
+    """Delete the functions with `label` and wait until they are gone (finalizers done)."""
+    cluster.kubectl(
+        "delete", "vf", "-l", label, "--wait=false", namespace=namespace, check=False, timeout=120
+    )
+    cluster.wait_for(
+        f"functions {label} deleted",
+        lambda: not cluster.get_json("vf", "-l", label, namespace=namespace)["items"],
+        timeout=timeout,
+        interval=2,
+    )
+
+
+@pytest.mark.timeout(600)
+def test_shared_functions_serve_in_milliseconds_with_no_new_pod(release: Release, functions):
+    """kubectl apply to a first 200, the first execute after Ready, and /deploy then execute:
+    the pool serves each new function at once, and no pod is created for any of them."""
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    pods_before = _pod_names(cluster, namespace)
+    to_first: list[float] = []
+    after_ready: list[float] = []
+    after_deploy: list[float] = []
+    try:
+        with httpx.Client(timeout=30) as client:
+            for i in range(20):
+                name = f"quick-{i}"
+                started = time.monotonic()
+                cluster.apply(
+                    _shared(name, f"return {{ n: {i} }};", e2e="quick"), namespace=namespace
+                )
+                deadline = started + 60
+                while True:
+                    response = api.execute(name, client=client)
+                    if response.status_code == 200:
+                        break
+                    # 404 until the API's informer has seen it; 503 while the code is stored
+                    assert response.status_code in (404, 503), response.text
+                    assert time.monotonic() < deadline, f"{name}: still {response.status_code}"
+                    time.sleep(0.02)
+                to_first.append(time.monotonic() - started)
+                assert response.json()["output"] == {"n": i}
+
+            names = [f"ready-{i}" for i in range(10)]
+            cluster.apply(
+                [_shared(n, f"return '{n}';", e2e="quick") for n in names], namespace=namespace
+            )
+            _wait_functions_ready(cluster, namespace, names)
+            for name in names:
+                started = time.perf_counter()
+                response = api.execute(name, client=client)
+                after_ready.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.text
+                assert response.json()["output"] == name
+
+            for i in range(10):
+                name = f"deployed-{i}"
+                created = api.deploy({"name": name, "code": f"return {i} * 2;"})
+                assert created.status_code == 201, created.text
+                started = time.perf_counter()
+                response = api.execute(name, client=client)
+                after_deploy.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.text
+                assert response.json()["output"] == i * 2
+        assert _pod_names(cluster, namespace) == pods_before, "a pod was created"
+    finally:
+        names = [f"deployed-{i}" for i in range(10)]
+        cluster.kubectl(
+            "delete", "vf", *names, "--ignore-not-found", "--wait=false", namespace=namespace
+        )
+        _delete_labelled(cluster, namespace, "e2e=quick")
+    record_figure(
+        "shared: kubectl apply to first 200",
+        f"p50 {statistics.median(to_first):.2f} s, p95 {_percentile(to_first, 0.95):.2f} s of 20"
+        " (goal p50 <= 1 s, p95 <= 2 s; Fission published p50 0.11 s with a pre-warmed pool,"
+        " OpenFaaS 1 to 3 s, Knative 1 to 15 s)",
+    )
+    record_figure(
+        "shared: first execute after Ready",
+        f"p50 {statistics.median(after_ready):.1f} ms of 10 (goal <= 20 ms)",
+    )
+    record_figure(
+        "shared: first execute after POST /deploy",
+        f"p50 {statistics.median(after_deploy):.1f} ms of 10 (goal <= 50 ms)",
+    )
+    # Sanity bounds only: the figures above are what the goals are read against.
+    assert statistics.median(to_first) < 10
+    assert statistics.median(after_ready) < 2000
+
+
+DENSITY = 1000
+
+
+@pytest.mark.timeout(1200)
+def test_a_thousand_shared_functions_on_the_default_pool(release: Release, functions):
+    """1,000 functions applied, each called twice: every call succeeds, the pool pods stay within
+    their memory limit (evicting idle isolates is fine), and no pod is added."""
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    pods_before = _pod_names(cluster, namespace)
+    names = [f"dense-{i:04d}" for i in range(DENSITY)]
+    try:
+        started = time.monotonic()
+        for first in range(0, DENSITY, 250):
+            batch = names[first : first + 250]
+            cluster.apply(
+                [_shared(n, f"return {{ i: {int(n[6:])} }};", e2e="dense") for n in batch],
+                namespace=namespace,
+            )
+        _wait_functions_ready_many(cluster, namespace, "e2e=dense", DENSITY)
+        ready_s = time.monotonic() - started
+        cold_before = sum(
+            _pool_metric(cluster, namespace, "vortex_runtime_cold_starts_total").values()
+        )
+
+        def call(name: str) -> int:
+            response = api.execute(name, client=client)
+            if response.status_code == 200:
+                assert response.json()["output"] == {"i": int(name[6:])}
+            return response.status_code
+
+        rounds = []
+        with httpx.Client(timeout=30) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for _ in range(2):
+                began = time.monotonic()
+                statuses = list(pool.map(call, names))
+                rounds.append(time.monotonic() - began)
+                assert statuses == [200] * DENSITY, Counter(statuses)
+                if not rounds[1:]:
+                    cold_first = sum(
+                        _pool_metric(
+                            cluster, namespace, "vortex_runtime_cold_starts_total"
+                        ).values()
+                    )
+        cold_after = sum(
+            _pool_metric(cluster, namespace, "vortex_runtime_cold_starts_total").values()
+        )
+        loaded = _pool_metric(cluster, namespace, "vortex_runtime_functions_loaded")
+        evicted = _pool_metric(
+            cluster, namespace, 'vortex_runtime_isolate_recycles_total{reason="evicted"}'
+        )
+        restarts = _restarts(cluster, namespace, POOL_PODS)
+        assert all(count == 0 for count, _ in restarts), f"pool: {restarts}"
+        assert _pod_names(cluster, namespace) == pods_before, "a pod was created"
+    finally:
+        _delete_labelled(cluster, namespace, "e2e=dense", timeout=600)
+    record_figure(
+        "shared density",
+        f"{DENSITY} functions Ready {ready_s:.0f} s after kubectl apply; functions loaded per"
+        f" pool pod {sorted(int(v) for v in loaded.values())}; evictions"
+        f" {sum(evicted.values()):.0f}; cold starts in the first round"
+        f" {cold_first - cold_before:.0f} (the rest were warmed on Ready), second round"
+        f" {cold_after - cold_first:.0f}; rounds {rounds[0]:.1f} s and {rounds[1]:.1f} s",
+    )
+
+
+def _wait_functions_ready_many(cluster: Cluster, namespace: str, label: str, count: int) -> None:
+    def ready() -> bool:
+        items = cluster.get_json("vf", "-l", label, namespace=namespace)["items"]
+        return len(items) == count and all(map(_is_ready, items))
+
+    cluster.wait_for(f"{count} functions {label} Ready", ready, timeout=600, interval=3)
+
+
+def _home(name: str, ips: list[str]) -> str:
+    """The pool pod the API sends a function to (the same rendezvous hashing)."""
+    return max(ips, key=lambda ip: weight(name.encode(), f"http://{ip}:8080"))
+
+
+@pytest.mark.timeout(600)
+def test_killing_a_pool_pod_under_load_loses_only_the_requests_inside_it(
+    release: Release, functions
+):
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    names = [f"steady-{i}" for i in range(8)]
+    code = "await new Promise((r) => setTimeout(r, 20)); return event;"
+    cluster.apply([_shared(n, code, e2e="steady") for n in names], namespace=namespace)
+    try:
+        _wait_functions_ready(cluster, namespace, names)
+        ips = _pool_ips(cluster, namespace)
+        assert len(ips) == 2
+        victim_ip = _home(names[0], ips)
+        [victim] = [
+            p["metadata"]["name"]
+            for p in _pods(cluster, namespace, POOL_PODS)
+            if p["status"].get("podIP") == victim_ip
+        ]
+        results: list[tuple[float, int | str]] = []
+        stop = threading.Event()
+
+        def load(worker: int) -> None:
+            with httpx.Client(timeout=30) as client:
+                i = worker
+                while not stop.is_set():
+                    name = names[i % len(names)]
+                    i += 4
+                    try:
+                        status: int | str = api.execute(name, {"i": i}, client=client).status_code
+                    except httpx.HTTPError as exc:
+                        status = type(exc).__name__
+                    results.append((time.monotonic(), status))
+
+        threads = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(3)
+        killed_at = time.monotonic()
+        cluster.kubectl("delete", "pod", victim, "--grace-period=0", "--force", namespace=namespace)
+        time.sleep(5)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        failed = [(t - killed_at, s) for t, s in results if s != 200]
+        after = [s for t, s in results if t > killed_at + 2]
+        # At most the requests in flight on the killed pod (4 load threads) fail, as 502s
+        # (RuntimeUnavailable); everything from 2 s on is answered by the other pod.
+        assert len(failed) <= 4, failed
+        assert all(s == 502 for _, s in failed), failed
+        assert after
+        assert all(s == 200 for s in after), Counter(after)
+        record_figure(
+            "pool pod killed under load",
+            f"{len(failed)} of {len(results)} requests failed (502, in flight on the killed pod;"
+            f" 4 clients), none after {max((t for t, _ in failed), default=0):.2f} s",
+        )
+    finally:
+        _delete_labelled(cluster, namespace, "e2e=steady")
+        _wait_settled(cluster, namespace, release.name, "the pool back to 2 pods", timeout=120)
+
+
+ATTACKS = {
+    "spin": "while (true) {}",
+    "grow": "const a = []; while (true) a.push(new Array(1e5).fill(1));",
+    "recurse": "const f = (n) => f(n + 1) + 1; return f(0);",
+    "flood": (
+        "for (let i = 0; i < 1000; i++) setTimeout(() => {}, 1);"
+        " await new Promise((r) => setTimeout(r, 20)); return 1;"
+    ),
+}
+
+
+@pytest.mark.timeout(600)
+def test_hostile_neighbours_in_the_pool_leave_a_benign_function_alone(release: Release, functions):
+    """While shared functions on the same pool pod spin forever, allocate and recurse without
+    bound and flood timers, a benign function driven at a steady rate keeps answering."""
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    ips = _pool_ips(cluster, namespace)
+    benign = "benign"
+    home = _home(benign, ips)
+    # Attackers named so that they hash to the benign function's pod.
+    attackers: dict[str, str] = {}
+    for kind, code in ATTACKS.items():
+        n = 0
+        while _home(f"{kind}-{n}", ips) != home:
+            n += 1
+        attackers[f"{kind}-{n}"] = code
+    manifests = [_shared(benign, "return event;", e2e="hostile")]
+    for name, code in attackers.items():
+        manifest = _shared(name, code, e2e="hostile")
+        manifest["spec"].update(timeoutMs=1000, memoryMb=32)
+        manifests.append(manifest)
+    cluster.apply(manifests, namespace=namespace)
+    try:
+        _wait_functions_ready(cluster, namespace, [benign, *attackers])
+        attacked = threading.Event()
+        stop = threading.Event()
+        attack_statuses: list[int] = []
+
+        def attack(name: str) -> None:
+            with httpx.Client(timeout=30) as client:
+                while not stop.is_set():
+                    if not attacked.wait(0.1):
+                        continue
+                    attack_statuses.append(api.execute(name, client=client).status_code)
+
+        def benign_phase(seconds: float) -> tuple[list[float], list[int]]:
+            samples, failures = [], []
+            with httpx.Client(timeout=30) as client:
+                end = time.monotonic() + seconds
+                i = 0
+                while time.monotonic() < end:
+                    i += 1
+                    started = time.perf_counter()
+                    response = api.execute(benign, {"i": i}, client=client)
+                    samples.append((time.perf_counter() - started) * 1000)
+                    if response.status_code != 200 or response.json()["output"] != {"i": i}:
+                        failures.append(response.status_code)
+                    time.sleep(0.01)  # a steady rate, about 80 a second
+            return samples, failures
+
+        threads = [threading.Thread(target=attack, args=(n,), daemon=True) for n in attackers]
+        for thread in threads:
+            thread.start()
+        quiet: list[float] = []
+        hit: list[float] = []
+        failures: list[int] = []
+        try:
+            benign_phase(1)  # warm
+            for _ in range(3):
+                samples, failed = benign_phase(5)
+                quiet += samples
+                failures += failed
+                attacked.set()
+                time.sleep(0.5)
+                samples, failed = benign_phase(5)
+                hit += samples
+                failures += failed
+                attacked.clear()
+                time.sleep(1.5)  # the last attack over (its timeout)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        assert failures == [], failures
+        assert attack_statuses, "no attack ran"
+        assert set(attack_statuses) <= {500, 504}, Counter(attack_statuses)
+        restarts = _restarts(cluster, namespace, POOL_PODS)
+        assert all(count == 0 for count, _ in restarts), f"pool: {restarts}"
+        quiet_p99, hit_p99 = _percentile(quiet, 0.99), _percentile(hit, 0.99)
+        record_figure(
+            "pool neighbours",
+            f"benign p99 {hit_p99:.1f} ms beside {len(attack_statuses)} attacks"
+            f" ({', '.join(attackers)}) vs quiet p99 {quiet_p99:.1f} ms: {hit_p99 / quiet_p99:.2f}x"
+            f" (goal <= 2x); p50 {statistics.median(hit):.1f} vs {statistics.median(quiet):.1f} ms;"
+            f" {len(quiet) + len(hit)} calls, 0 failed",
+        )
+    finally:
+        _delete_labelled(cluster, namespace, "e2e=hostile")
 
 
 # -- upgrade -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ class Function:
     memory_mb: int
     code_sha256: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    isolation: Isolation = "warm"
+    isolation: Isolation = "shared"
     concurrency: int | None = None
     replicas: int | None = None
     created_at: str | None = None
@@ -43,14 +43,22 @@ class Function:
     # Why the function cannot run at all (reason, message, extra fields), from its status: code
     # that does not compile, a broken codeRef, or storage failing, with no older code serving.
     blocked: tuple[str, str, dict[str, Any]] | None = None
+    # The reason of its Ready condition, and the generation its status was computed for.
+    ready_reason: str | None = None
+    generation: int = 0
+    observed_generation: int = 0
     # Per-function bulkhead cap in this API process (None: the settings' default applies).
     inflight_cap: int | None = None
     # Precomputed by `prepare`, used on every invocation.
     runtime_headers: list[tuple[str, str]] = field(default_factory=list)
     affinity: int = 0
+    route_key: bytes = b""  # its rendezvous key in the pool
 
     def prepare(self, *, send_env: bool) -> Function:
-        """Fill the per-invocation constants: runtime headers and the routing affinity."""
+        """Fill the per-invocation constants: runtime headers and the routing affinity.
+
+        `send_env` for runtimes that serve many functions (local workers, the pool): they get
+        the function's env, and the code's hash to check what they load against."""
         headers = [
             ("x-vortex-function", self.function_id),
             ("x-vortex-timeout-ms", str(self.timeout_ms)),
@@ -58,8 +66,11 @@ class Function:
         ]
         if send_env and self.env:
             headers.append(("x-vortex-env", json.dumps(self.env, separators=(",", ":"))))
+        if send_env and self.code_sha256:
+            headers.append(("x-vortex-code-sha256", self.code_sha256))
         self.runtime_headers = headers
-        self.affinity = zlib.crc32(self.function_id.encode())
+        self.route_key = self.function_id.encode()
+        self.affinity = zlib.crc32(self.route_key)
         return self
 
     def deadline_s(self, grace_ms: int) -> float:

@@ -1,17 +1,20 @@
 """One invocation over the endpoint table: pick, post, retry only if never sent, map the answer.
 
-Both backends call `Invoker.invoke` for warm execution (local workers and warm pods speak the same
-runtime protocol), so there is one execute path. The runtime's answer body is passed through as
-bytes; only its status is mapped onto the API's status table (507, a function hitting its memory
-limit, is the function's own error and becomes 500).
+Both backends call `Invoker.invoke` for warm execution (local workers, the shared pool and warm
+pods speak the same runtime protocol), so there is one execute path. The runtime's answer body is
+passed through as bytes; only its status is mapped onto the API's status table (507, a function
+hitting its memory limit, is the function's own error and becomes 500). `Invoker.warm` asks the
+runtime a function will go to for an isolate ahead of its first call.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from vortex_api.errors import (
+    ApiError,
     ExecutionTimeout,
     NotReady,
     RuntimeUnavailable,
@@ -66,6 +69,10 @@ _STATUS_MAP: dict[int, tuple[int, str]] = {
 }
 
 
+WARM_TIMEOUT_S = 2.0  # a warm-up waits at most this long for the isolate
+_BUSY = b'"RuntimeBusy"'
+
+
 def to_result(reply: RuntimeReply) -> InvocationResult:
     """Map a runtime reply onto the API's status table."""
     mapped = _STATUS_MAP.get(reply.status)
@@ -101,12 +108,21 @@ class Invoker:
         self.on_timeout = on_timeout
 
     async def invoke(
-        self, group: str, path: str, function: Function, invocation: Invocation
+        self,
+        group: str,
+        path: str,
+        function: Function,
+        invocation: Invocation,
+        *,
+        sticky: bool = False,
     ) -> InvocationResult:
+        """Run one invocation on the group. `sticky`: on the function's rendezvous endpoint,
+        spilling to the next one when it answers busy (nothing ran there)."""
         table = self.table
-        endpoint = table.pick(group, function.affinity)
+        key = function.route_key if sticky else None
+        endpoint = table.pick(group, function.affinity, sticky=key)
         if endpoint is None:
-            endpoint = await table.wait(group, self.readiness_wait_s, function.affinity)
+            endpoint = await table.wait(group, self.readiness_wait_s, function.affinity, sticky=key)
             if endpoint is None:
                 raise NotReady(
                     f"no runtime is ready for {function.function_id!r}",
@@ -129,7 +145,7 @@ class Invoker:
                 # replacement of this one (a restarted worker, a rescheduled pod).
                 tried.append(current)
                 retry = await table.wait(
-                    group, self.readiness_wait_s, function.affinity, exclude=tried
+                    group, self.readiness_wait_s, function.affinity, exclude=tried, sticky=key
                 )
                 if retry is None:
                     raise
@@ -141,4 +157,26 @@ class Invoker:
                 raise
             finally:
                 current.inflight -= 1
+            if sticky and reply.status == 503 and _BUSY in reply.body[:200]:
+                # Every isolate of the function there stayed busy: the next pod may have room.
+                tried.append(current)
+                spill = table.pick(group, function.affinity, exclude=tried, sticky=key)
+                if spill is not None:
+                    endpoint = spill
+                    continue
             return to_result(reply)
+
+    async def warm(self, group: str, path: str, function: Function, *, sticky: bool) -> bool:
+        """Have the runtime the function's next call goes to start an isolate for it now, so
+        that call finds it warm. Best effort: False if that failed, which only costs a cold
+        start."""
+        key = function.route_key if sticky else None
+        endpoint = self.table.pick(group, function.affinity, sticky=key)
+        if endpoint is None:
+            return False
+        with contextlib.suppress(ApiError):  # the transport's timeout is an ApiError too
+            reply = await self.transport.post(
+                endpoint.url + path, function.runtime_headers, b"", WARM_TIMEOUT_S
+            )
+            return reply.status == 200
+        return False

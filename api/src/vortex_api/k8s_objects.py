@@ -2,7 +2,7 @@
 
 - `function_body` / `function_patch`: the `VortexFunction` for a deploy request.
 - `function_from_object`: a `VortexFunction` (spec + status) as a `Function`.
-- `slice_endpoints`: the function and ready runtime URLs an EndpointSlice of `vf-<name>` lists.
+- `slice_endpoints`: the group (function, or the pool) and ready runtime URLs of an EndpointSlice.
 - `one_shot_pod`: the Pod that runs a single execution of an `isolation: pod` function.
 
 The Kubernetes backend and the pod runner call these; unit tests check them directly.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vortex_api.functions import Function, Isolation
+from vortex_api.functions import Function
 from vortex_api.models import DeployRequest
 from vortex_api.settings import Settings
 from vortex_kube import contract
@@ -90,10 +90,15 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
     concurrency = spec.get("concurrency")
     replicas = spec.get("replicas")
     ready_replicas = status.get("readyReplicas")
+    isolation = contract.parse_isolation(spec.get("isolation"))
     cap = None
     if concurrency:
-        cap = int(concurrency) * max(1, int(ready_replicas or replicas or 1))
-    isolation: Isolation = "pod" if spec.get("isolation") == "pod" else "warm"
+        pods = 1 if isolation == "shared" else max(1, int(ready_replicas or replicas or 1))
+        cap = int(concurrency) * pods
+    blocked = blocked_by(status)
+    if isolation == "shared" and blocked is None:
+        blocked = _env_not_pooled(env_spec)
+    ready_condition = condition(status, "Ready") or {}
     return Function(
         function_id=str(meta.get("name")),
         timeout_ms=int(spec.get("timeoutMs") or settings.default_timeout_ms),
@@ -113,14 +118,40 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         env_spec=env_spec,
         inflight_cap=cap,
         resources=spec.get("resources"),
-        blocked=blocked_by(status),
-    ).prepare(send_env=False)
+        blocked=blocked,
+        ready_reason=ready_condition.get("reason"),
+        generation=int(meta.get("generation") or 0),
+        observed_generation=int(status.get("observedGeneration") or 0),
+    ).prepare(send_env=isolation == "shared")
 
 
-def slice_endpoints(obj: dict[str, Any], default_port: int) -> tuple[str | None, list[str]]:
-    """(function name, ready runtime URLs) of an EndpointSlice; no name if not a function's."""
+def _env_not_pooled(env_spec: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]] | None:
+    """Why a shared function cannot run: the pool gets env values with each request, so an
+    entry read from a Secret or ConfigMap (`valueFrom`) needs pods of its own."""
+    names = [str(e["name"]) for e in env_spec if "value" not in e]
+    if not names:
+        return None
+    message = (
+        f"env {', '.join(names)} uses valueFrom, which the shared pool cannot read;"
+        " use isolation warm or pod, or give the value"
+    )
+    return contract.ENV_NOT_POOLED, message, {}
+
+
+# The routing group of the shared pool's pods: a name no function can have.
+POOL_GROUP = ":pool"
+
+
+def slice_endpoints(
+    obj: dict[str, Any], default_port: int, pool_service: str | None = None
+) -> tuple[str | None, list[str]]:
+    """(group, ready runtime URLs) of an EndpointSlice: the function of a `vf-<name>` Service,
+    or POOL_GROUP for the pool's Service; no group if neither."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    function = function_of_child(labels.get(SERVICE_NAME_LABEL) or "")
+    service = labels.get(SERVICE_NAME_LABEL) or ""
+    function = (
+        POOL_GROUP if pool_service and service == pool_service else function_of_child(service)
+    )
     if function is None:
         return None, []
     ports = obj.get("ports") or []

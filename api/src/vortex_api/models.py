@@ -25,6 +25,7 @@ from vortex_kube.contract import (
     MIN_MEMORY_MB,
     MIN_REPLICAS,
     MIN_TIMEOUT_MS,
+    Isolation,
 )
 
 __all__ = ["ENV_NAME_PATTERN", "FUNCTION_NAME_PATTERN", "DeployRequest"]
@@ -53,8 +54,12 @@ class DeployRequest(BaseModel):
     env: dict[str, Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]] | None = Field(
         default=None, max_length=MAX_ENV_ENTRIES, description="context.env of the function"
     )
-    isolation: Literal["warm", "pod"] | None = Field(
-        default=None, description="warm isolates (default) or one Pod per execution (Kubernetes)"
+    isolation: Isolation | None = Field(
+        default=None,
+        description=(
+            "shared (default): isolates in the pool of runtime pods; warm: runtime pods of its"
+            " own; pod: one Pod per execution (Kubernetes)"
+        ),
     )
     concurrency: int | None = Field(
         default=None,
@@ -95,7 +100,7 @@ class FunctionSpecOut(BaseModel):
     timeout_ms: int
     memory_mb: int
     env: dict[str, str]
-    isolation: Literal["warm", "pod"]
+    isolation: Isolation
     concurrency: int | None = None
     replicas: int | None = None
 

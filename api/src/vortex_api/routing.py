@@ -1,16 +1,26 @@
 """The endpoint table: which runtimes can serve a group, and least-in-flight choice among them.
 
-A group is "local" for the local workers (any worker serves any function by key) or a function id
-for Kubernetes warm pods. The local supervisor and the EndpointSlice watcher write the table; the
-invoker picks from it on every execution, so picking is a scan over a short list with no I/O. Ties
-go to the endpoint the function's affinity points at first, which keeps a quiet function on the
-same runtime (its isolate stays warm) while different functions spread out.
+A group is "local" for the local workers (any worker serves any function by key), the pool's
+group for the Kubernetes shared pool, or a function id for Kubernetes warm pods. The local
+supervisor and the EndpointSlice watcher write the table; the invoker picks from it on every
+execution, so picking is a scan over a short list with no I/O. Ties go to the endpoint the
+function's affinity points at first, which keeps a quiet function on the same runtime (its isolate
+stays warm) while different functions spread out. In the pool, where a pod holds the isolates of
+the functions it serves, a function goes to one pod by rendezvous hashing (`sticky`): the pod with
+the highest weight for it, the same in every API replica, and only a few functions move when a
+pod comes or goes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Collection, Iterable
+
+
+def weight(key: bytes, url: str) -> int:
+    """The rendezvous weight of an endpoint for a key (stable across processes)."""
+    return int.from_bytes(hashlib.blake2b(key + url.encode(), digest_size=8).digest())
 
 
 class Endpoint:
@@ -79,12 +89,23 @@ class EndpointTable:
             self._on_remove(url)
 
     def pick(
-        self, group: str, affinity: int = 0, exclude: Collection[Endpoint] = ()
+        self,
+        group: str,
+        affinity: int = 0,
+        exclude: Collection[Endpoint] = (),
+        sticky: bytes | None = None,
     ) -> Endpoint | None:
-        """The endpoint with the fewest in-flight invocations, or None if the group is empty."""
+        """The endpoint with the fewest in-flight invocations (or, given a `sticky` key, the
+        highest rendezvous weight for it), or None if the group is empty."""
         endpoints = self._groups.get(group)
         if not endpoints:
             return None
+        if sticky is not None:
+            return max(
+                (ep for ep in endpoints if not (exclude and ep in exclude)),
+                key=lambda ep: weight(sticky, ep.url),
+                default=None,
+            )
         n = len(endpoints)
         best: Endpoint | None = None
         start = affinity % n
@@ -104,11 +125,12 @@ class EndpointTable:
         timeout_s: float,
         affinity: int = 0,
         exclude: Collection[Endpoint] = (),
+        sticky: bytes | None = None,
     ) -> Endpoint | None:
         """Wait up to `timeout_s` for an endpoint of the group outside `exclude`, and pick it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while (endpoint := self.pick(group, affinity, exclude)) is None:
+        while (endpoint := self.pick(group, affinity, exclude, sticky)) is None:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
@@ -117,7 +139,7 @@ class EndpointTable:
                 async with asyncio.timeout(remaining):
                     await event.wait()
             except TimeoutError:
-                return self.pick(group, affinity, exclude)
+                return self.pick(group, affinity, exclude, sticky)
         return endpoint
 
     def _notify(self, group: str) -> None:

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     readiness_wait_s: float = Field(default=30.0, ge=0)
     pod_deadline_extra_s: int = Field(default=0, ge=0)
     minio_secret_name: str | None = None
+    # The Service of the shared pool (the chart's `<fullname>-pool`); None: no pool, so shared
+    # functions cannot run.
+    pool_service: str | None = None
+    # How long `/deploy` of a shared function waits for the operator to store its code (and
+    # then warms it), so that its first execute is warm; past it, deploy answers anyway.
+    deploy_wait_s: float = Field(default=10.0, ge=0)
     # Where code lives (MINIO_*), for one-shot pods; their keys come from a Secret.
     minio: MinioSettings = Field(default_factory=MinioSettings)
 

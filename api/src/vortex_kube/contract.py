@@ -60,9 +60,26 @@ DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
     "limits": {"cpu": "1", "memory": "512Mi"},
 }
 
-Isolation = Literal["warm", "pod"]
-ISOLATIONS: tuple[Isolation, ...] = ("warm", "pod")
-DEFAULT_ISOLATION: Isolation = "warm"
+# shared: isolates in the install's pool of runtime pods; warm: a Deployment of its own; pod: a
+# one-shot Pod per invocation.
+Isolation = Literal["shared", "warm", "pod"]
+ISOLATIONS: tuple[Isolation, ...] = ("shared", "warm", "pod")
+DEFAULT_ISOLATION: Isolation = "shared"
+# The Ready reason of a shared function whose code is stored: the pool serves it.
+POOLED = "Pooled"
+# The pool's pods, and the EndpointSlices of its Service (the chart's `<fullname>-pool`).
+POOL_COMPONENT = "pool"
+# The Ready reason of a shared function with env read from a Secret or ConfigMap (`valueFrom`):
+# the pool receives env values with each request, so such a function needs pods of its own.
+ENV_NOT_POOLED = "EnvNotPooled"
+
+
+def parse_isolation(value: object) -> Isolation:
+    """An isolation value as the CRD allows it; anything else is the default."""
+    for isolation in ISOLATIONS:
+        if value == isolation:
+            return isolation
+    return DEFAULT_ISOLATION
 
 
 def child_name(function: str) -> str:
@@ -168,7 +185,7 @@ class FunctionSpec:
                 s3_key=s3.get("key"),
             )
         env = tuple(e for e in spec.get("env") or [] if isinstance(e, dict) and e.get("name"))
-        isolation: Isolation = "pod" if spec.get("isolation") == "pod" else "warm"
+        isolation = parse_isolation(spec.get("isolation"))
         return cls(
             code=spec.get("code") if isinstance(spec.get("code"), str) else None,
             code_ref=code_ref,

@@ -1,4 +1,4 @@
-"""The one builder of runtime pod specs: warm pods, one-shot pods and (later) pool pods.
+"""The one builder of runtime pod specs: warm pods, one-shot pods and the shared pool's pods.
 
 Every runtime pod gets the same hardening, which Pod Security `restricted` admits: non-root with a
 fixed uid, a read-only root file system with a small in-memory `/tmp`, no capabilities, no
@@ -8,6 +8,8 @@ turns TLS to S3 on when the install uses it.
 
 The operator's `manifests.deployment` (warm pods) and the API's `k8s_objects.one_shot_pod` call
 `warm_pod_spec` and `one_shot_pod_spec`; both read `Platform` from their settings (pure, no I/O).
+The Helm chart renders the pool's Deployment (templates/pool/deployment.yaml) itself;
+tests/e2e/test_chart.py holds its pod spec equal to `pool_pod_spec` built from the same values.
 """
 
 from __future__ import annotations
@@ -58,24 +60,38 @@ def _env(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": value}
 
 
-def runtime_env(platform: Platform, code: RuntimeCode, pool_size: int) -> list[dict[str, Any]]:
-    """The runtime's environment: where it listens, its code object, limits, MinIO, user env."""
-    env = [
+def _listen_env(platform: Platform) -> list[dict[str, Any]]:
+    return [
         _env("VORTEX_RUNTIME_HOST", "0.0.0.0"),
         _env("VORTEX_RUNTIME_PORT", str(platform.port)),
         _env("VORTEX_LOG_FORMAT", platform.log_format),
+    ]
+
+
+def _minio_env(platform: Platform, secret: str) -> list[dict[str, Any]]:
+    """Where code objects live; the keys only as references to `secret`."""
+    env = [
+        _env("MINIO_ENDPOINT", platform.minio_endpoint),
+        _env("MINIO_BUCKET", platform.minio_bucket),
+        _env("MINIO_SECURE", "true" if platform.minio_secure else "false"),
+    ]
+    for key in SECRET_KEYS:
+        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    return env
+
+
+def runtime_env(platform: Platform, code: RuntimeCode, pool_size: int) -> list[dict[str, Any]]:
+    """The runtime's environment: where it listens, its code object, limits, MinIO, user env."""
+    env = [
+        *_listen_env(platform),
         _env("VORTEX_FUNCTION_NAME", code.function),
         _env("VORTEX_CODE_KEY", code.code_key),
         _env("VORTEX_CODE_SHA256", code.sha256),
         _env("VORTEX_TIMEOUT_MS", str(code.timeout_ms)),
         _env("VORTEX_MEMORY_MB", str(code.memory_mb)),
         _env("VORTEX_POOL_SIZE", str(pool_size)),
-        _env("MINIO_ENDPOINT", platform.minio_endpoint),
-        _env("MINIO_BUCKET", platform.minio_bucket),
-        _env("MINIO_SECURE", "true" if platform.minio_secure else "false"),
+        *_minio_env(platform, code.secret),
     ]
-    for key in SECRET_KEYS:
-        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": code.secret, "key": key}}})
     for item in code.env:
         entry: dict[str, Any] = {"name": f"{ENV_PREFIX}{item['name']}"}
         if "valueFrom" in item:
@@ -142,6 +158,19 @@ def _pod_spec(platform: Platform, container: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _serve_long(container: dict[str, Any], drain_s: int) -> None:
+    """What a long-lived runtime pod (warm or pool) adds: a liveness probe, and a drain of
+    `drain_s` (preStop) before SIGTERM, so routers drop the pod first."""
+    container["livenessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+    if drain_s:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain_s}}}
+
+
 def warm_pod_spec(
     platform: Platform,
     code: RuntimeCode,
@@ -155,14 +184,7 @@ def warm_pod_spec(
     SIGTERM comes after a drain of `drain_s` (preStop), then in-flight invocations get their
     timeout to finish."""
     container = _container(platform, runtime_env(platform, code, pool_size), resources)
-    container["livenessProbe"] = {
-        "httpGet": {"path": "/healthz", "port": "http"},
-        "periodSeconds": 10,
-        "timeoutSeconds": 2,
-        "failureThreshold": 3,
-    }
-    if drain_s:
-        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain_s}}}
+    _serve_long(container, drain_s)
     spec = _pod_spec(platform, container)
     spec["terminationGracePeriodSeconds"] = drain_s + math.ceil(code.timeout_ms / 1000) + 2
     return spec
@@ -185,4 +207,54 @@ def one_shot_pod_spec(
     spec["restartPolicy"] = "Never"
     spec["activeDeadlineSeconds"] = math.ceil(code.timeout_ms / 1000) + deadline_extra_s
     spec["terminationGracePeriodSeconds"] = 1
+    return spec
+
+
+def pool_env(
+    platform: Platform,
+    *,
+    memory_budget_mb: int,
+    isolates_per_function: int,
+    prewarm_isolates: int,
+    secret: str,
+) -> list[dict[str, Any]]:
+    """The environment of a pool pod: many functions by code key, code read from MinIO."""
+    return [
+        *_listen_env(platform),
+        _env("VORTEX_USE_MINIO", "true"),
+        _env("VORTEX_MEMORY_BUDGET_MB", str(memory_budget_mb)),
+        _env("VORTEX_POOL_SIZE", str(isolates_per_function)),
+        _env("VORTEX_PREWARM_ISOLATES", str(prewarm_isolates)),
+        *_minio_env(platform, secret),
+    ]
+
+
+def pool_pod_spec(
+    platform: Platform,
+    *,
+    memory_budget_mb: int,
+    isolates_per_function: int,
+    prewarm_isolates: int,
+    resources: dict[str, Any],
+    drain_s: int,
+    grace_s: int,
+    secret: str,
+) -> dict[str, Any]:
+    """The pod template spec of the shared pool's Deployment (one per install).
+
+    A pool pod serves every shared function (`POST /invoke/<code-key>`), loading each code object
+    on first use; idle isolates of the least recently used functions close past
+    `memory_budget_mb`, which must stay well below the memory limit. `grace_s` covers the drain
+    and the longest invocation in flight."""
+    env = pool_env(
+        platform,
+        memory_budget_mb=memory_budget_mb,
+        isolates_per_function=isolates_per_function,
+        prewarm_isolates=prewarm_isolates,
+        secret=secret,
+    )
+    container = _container(platform, env, resources)
+    _serve_long(container, drain_s)
+    spec = _pod_spec(platform, container)
+    spec["terminationGracePeriodSeconds"] = grace_s
     return spec

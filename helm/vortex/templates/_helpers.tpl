@@ -53,6 +53,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "vortex.api.fullname" -}}{{ include "vortex.fullname" . }}-api{{- end }}
 {{- define "vortex.minio.fullname" -}}{{ include "vortex.fullname" . }}-minio{{- end }}
 {{- define "vortex.runtime.fullname" -}}{{ include "vortex.fullname" . }}-functions{{- end }}
+{{- define "vortex.pool.fullname" -}}{{ include "vortex.fullname" . }}-pool{{- end }}
 
 {{- define "vortex.operator.serviceAccountName" -}}
 {{- if .Values.operator.serviceAccount.create }}
@@ -101,6 +102,37 @@ cluster-wide. */}}
 {{- end }}
 {{- end }}
 
+{{/* Selector labels of the pool's pods. They are function pods (name vortex-function), so the
+runtime NetworkPolicy (ingress from the API only) and MinIO's (function pods may read code)
+apply to them as well. */}}
+{{- define "vortex.pool.selectorLabels" -}}
+app.kubernetes.io/name: vortex-function
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: pool
+{{- end }}
+
+{{/* All labels of the pool's pods. */}}
+{{- define "vortex.pool.podLabels" -}}
+{{ include "vortex.pool.selectorLabels" . }}
+app.kubernetes.io/part-of: vortex
+vortex.dev/isolation: shared
+{{- end }}
+
+{{/* The pool's memory limit in MiB, when given as a plain number of bytes or with a binary or
+decimal suffix (Ki, Mi, Gi, Ti, k, M, G, T); empty when not set. */}}
+{{- define "vortex.pool.memoryLimitMb" -}}
+{{- $limit := (.Values.pool.resources.limits | default dict).memory }}
+{{- if not (kindIs "invalid" $limit) }}
+{{- $text := toString $limit }}
+{{- $factors := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "" 1 }}
+{{- $suffix := regexFind "[A-Za-z]+$" $text }}
+{{- $number := trimSuffix $suffix $text }}
+{{- if and (hasKey $factors $suffix) (regexMatch "^[0-9]+$" $number) }}
+{{- div (mul (int64 $number) (index $factors $suffix)) 1048576 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The Secret with MINIO_ACCESS_KEY and MINIO_SECRET_KEY the operator uses. */}}
 {{- define "vortex.minio.secretName" -}}
 {{- if .Values.minio.enabled }}
@@ -126,6 +158,53 @@ cluster-wide. */}}
 
 {{- define "vortex.minio.secure" -}}
 {{- if and (not .Values.minio.enabled) .Values.minio.external.secure }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/* The port MinIO listens on: the endpoint's, else 443 with TLS and 80 without. */}}
+{{- define "vortex.minio.port" -}}
+{{- $endpoint := include "vortex.minio.endpoint" . }}
+{{- if regexMatch ":[0-9]+$" $endpoint }}
+{{- regexFind "[0-9]+$" $endpoint }}
+{{- else if eq (include "vortex.minio.secure" .) "true" }}443
+{{- else }}80
+{{- end }}
+{{- end }}
+
+{{/*
+NetworkPolicyPeers (a YAML list) that reach MinIO, decided as the operator's
+`manifests.minio_peers` decides them for warm pods: the bundled MinIO's pods; else
+minio.external.networkPolicyPeers; else derived from the endpoint: an IPv4 address is that
+address, `<service>.<namespace>` (or `.svc...`) the MinIO pods of that namespace, and any other
+host anywhere (a NetworkPolicy cannot name a host, so only the port is pinned).
+*/}}
+{{- define "vortex.minio.peers" -}}
+{{- if .Values.minio.enabled }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ .Release.Namespace }}
+  podSelector:
+    matchLabels:
+      {{- include "vortex.selectorLabels" (dict "ctx" . "component" "minio") | nindent 6 }}
+{{- else if .Values.minio.external.networkPolicyPeers }}
+{{- toYaml .Values.minio.external.networkPolicyPeers }}
+{{- else }}
+{{- $host := regexReplaceAll ":[0-9]+$" (include "vortex.minio.endpoint" .) "" }}
+{{- $parts := splitList "." $host }}
+{{- if regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$" $host }}
+- ipBlock:
+    cidr: {{ $host }}/32
+{{- else if and (ge (len $parts) 2) (or (eq (len $parts) 2) (eq (index $parts 2) "svc")) }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ index $parts 1 }}
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: minio
+{{- else }}
+- ipBlock:
+    cidr: 0.0.0.0/0
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The Secret with the API keys. */}}

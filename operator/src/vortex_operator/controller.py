@@ -369,8 +369,10 @@ class Controller:
         async with state.lock:
             if kind == "Deployment":
                 state.deployment = None if event_type == "DELETED" else DeploymentView.of(obj)
+            isolation = state.spec.isolation
             wanted = state.serving is not None and (
-                kind not in ("Deployment", "Service") or state.spec.isolation == "warm"
+                isolation == "warm"
+                or (isolation == "pod" and kind not in ("Deployment", "Service"))
             )
             if wanted and needs_reapply(kind, event_type, obj, state.recorded.get(kind)):
                 await self._restore(state, kind, event_type)

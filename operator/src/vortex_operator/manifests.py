@@ -8,7 +8,8 @@
   MinIO.
 
 Every child is adopted (`kopf.adopt`): owner reference to the VortexFunction, same namespace.
-The controller applies what `children` returns.
+The controller applies what `children` returns (nothing for a shared function, which the
+install's pool serves) and deletes what `unwanted` lists.
 """
 
 from __future__ import annotations
@@ -167,7 +168,11 @@ def network_policy(ref: FunctionRef, settings: Settings) -> dict[str, Any]:
 def children(
     ref: FunctionRef, spec: FunctionSpec, sha256: str, settings: Settings
 ) -> list[dict[str, Any]]:
-    """Every child the function should have, adopted, in apply order (Secret before pods)."""
+    """Every child the function should have, adopted, in apply order (Secret before pods).
+
+    A shared function has none: the install's pool serves it."""
+    if spec.isolation == "shared":
+        return []
     objs = [secret(ref, settings), network_policy(ref, settings)]
     if spec.isolation == "warm":
         objs += [service(ref, settings), deployment(ref, spec, sha256, settings)]
@@ -179,4 +184,10 @@ def unwanted(spec: FunctionSpec) -> list[tuple[str, str]]:
     """(kind, reason) of children that must not exist for this spec."""
     if spec.isolation == "pod":
         return [("Deployment", "isolation is pod"), ("Service", "isolation is pod")]
+    if spec.isolation == "shared":
+        # Pods first: a warm pod still draining keeps reading code with its Secret.
+        return [
+            (kind, "isolation is shared")
+            for kind in ("Deployment", "Service", "NetworkPolicy", "Secret")
+        ]
     return []

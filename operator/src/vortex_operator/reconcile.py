@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from vortex_kube.contract import CODE_ANNOTATION, FunctionSpec, child_name, code_key
+from vortex_kube.contract import (
+    CODE_ANNOTATION,
+    ENV_NOT_POOLED,
+    POOLED,
+    FunctionSpec,
+    child_name,
+    code_key,
+)
 from vortex_operator import conditions as cond
 from vortex_operator.model import FunctionRef
 
@@ -181,6 +188,42 @@ def _warm_conditions(
     return available, ready
 
 
+def env_not_pooled(spec: FunctionSpec) -> list[str]:
+    """The env entries a shared function reads from a Secret or ConfigMap (`valueFrom`): the pool
+    receives env values with each request, so it cannot serve them."""
+    return [str(e["name"]) for e in spec.env if "value" not in e]
+
+
+def _shared_conditions(
+    spec: FunctionSpec, outcome: CodeOutcome | None, serving: str | None, code: cond.Condition
+) -> tuple[cond.Condition, cond.Condition]:
+    """A shared function is Ready (reason Pooled) once its code is stored: the pool loads it on
+    first use, and no pod of its own is made."""
+    unreadable = env_not_pooled(spec)
+    if unreadable:
+        message = (
+            f"env {', '.join(unreadable)} uses valueFrom, which the shared pool cannot read;"
+            " use isolation warm or pod, or give the value"
+        )
+        available = cond.Condition(cond.AVAILABLE, cond.FALSE, ENV_NOT_POOLED, message)
+        return available, cond.Condition(cond.READY, cond.FALSE, ENV_NOT_POOLED, message)
+    if serving is None:
+        available = cond.Condition(cond.AVAILABLE, cond.FALSE, "CodeNotStored", code.message)
+    else:
+        available = cond.Condition(
+            cond.AVAILABLE, cond.TRUE, POOLED, "served by the shared pool of runtime pods"
+        )
+    if outcome is not None and not outcome.stored:
+        kept = f"; still serving {serving[:12]}" if serving else ""
+        reason = _REASONS[outcome.kind]
+        return available, cond.Condition(cond.READY, cond.FALSE, reason, f"{outcome.message}{kept}")
+    if serving is None or outcome is None:
+        return available, cond.Condition(cond.READY, cond.FALSE, code.reason, code.message)
+    return available, cond.Condition(
+        cond.READY, cond.TRUE, POOLED, f"served by the shared pool, code {serving[:12]}"
+    )
+
+
 def _phase(outcome: CodeOutcome | None, ready: cond.Condition, serving: str | None) -> str:
     if outcome is not None and outcome.kind in _FAILED:
         return "Failed"
@@ -210,7 +253,9 @@ def function_status(
     the outcome belongs to.
     """
     code = _code_condition(outcome)
-    if spec.isolation == "pod":
+    if spec.isolation == "shared":
+        available, ready = _shared_conditions(spec, outcome, serving, code)
+    elif spec.isolation == "pod":
         stored = serving is not None and outcome is not None and outcome.stored
         if serving is None:
             available = cond.Condition(cond.AVAILABLE, cond.FALSE, "CodeNotStored", code.message)
@@ -242,7 +287,15 @@ def function_status(
             "column": outcome.column,
             "message": outcome.message,
         }
-    if spec.isolation == "pod":
+    if spec.isolation == "shared":
+        status.update(
+            replicas=0,
+            readyReplicas=0,
+            replicasSummary=None,
+            selector=None,
+            endpoint=None,
+        )
+    elif spec.isolation == "pod":
         status.update(
             replicas=0,
             readyReplicas=0,

@@ -50,9 +50,22 @@ COLD_STARTS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+FUNCTIONS_LOADED = Gauge(
+    "vortex_runtime_functions_loaded",
+    "Functions whose code this runtime holds (many-function mode: the pool, local workers)",
+    registry=REGISTRY,
+)
 PREWARMED = Gauge(
     "vortex_runtime_prewarmed_isolates", "Blank isolates ready for new functions", registry=REGISTRY
 )
+
+
+# Every known label value exists from the start, at 0, so rates and dashboards show a zero
+# rather than no data before the first eviction or cold start.
+for _reason in ("timeout", "memory", "terminated", "busy", "evicted", "retired", "shutdown"):
+    RECYCLES.labels(reason=_reason)
+for _kind in ("prewarmed", "isolate"):
+    COLD_STARTS.labels(kind=_kind)
 
 
 def bind_gauges(

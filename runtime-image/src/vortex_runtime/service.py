@@ -213,6 +213,7 @@ class ManyFunctionService:
         await prestart()
         await self.prewarmed.fill()
         metrics.PREWARMED.set_function(lambda: float(self.prewarmed.ready))
+        metrics.FUNCTIONS_LOADED.set_function(lambda: float(len(self._registry.pools)))
         self._prober = asyncio.ensure_future(_probe_forever(self.settings, self._registry.sweep))
 
     async def _pool_for(self, key: str, request: InvokeRequest) -> FunctionPool:

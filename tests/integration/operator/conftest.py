@@ -31,11 +31,18 @@ import pytest
 
 from tests.cluster.fixtures import IMAGES, REPO_ROOT, Cluster, ClusterError
 from tests.fixtures.minio import MinioServer, free_port
+from vortex_kube.podspec import Platform, pool_pod_spec
 
 VENV_BIN = Path(sys.executable).parent
 CRD_FILE = REPO_ROOT / "crds" / "vortexfunction.yaml"
 EXAMPLES = REPO_ROOT / "crds" / "examples"
 MINIO_SECRET = "vortex-minio"
+POOL_SERVICE = "vortex-pool"
+POOL_LABELS = {
+    "app.kubernetes.io/name": "vortex-function",
+    "app.kubernetes.io/component": "pool",
+    "vortex.dev/isolation": "shared",
+}
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,57 @@ class Stack:
         wait_http(f"http://127.0.0.1:{self.liveness_port}/healthz", 60, self.operator)
         return self.operator
 
+    def start_pool(self, replicas: int = 2) -> None:
+        """The shared pool as the chart runs it (`<fullname>-pool`): a Deployment of pool pods
+        from the one pod-spec builder, and its Service; waits until every pod is Ready."""
+        platform = Platform(
+            image=self.images.runtime,
+            minio_endpoint=self.minio.endpoint,
+            minio_bucket=self.bucket,
+            pull_policy="IfNotPresent",
+        )
+        spec = pool_pod_spec(
+            platform,
+            memory_budget_mb=256,
+            isolates_per_function=8,
+            prewarm_isolates=2,
+            resources={
+                "requests": {"cpu": "50m", "memory": "128Mi"},
+                "limits": {"memory": "768Mi"},
+            },
+            drain_s=1,
+            grace_s=10,
+            secret=MINIO_SECRET,
+        )
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": POOL_SERVICE, "labels": POOL_LABELS},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": POOL_LABELS},
+                "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "template": {"metadata": {"labels": POOL_LABELS}, "spec": spec},
+            },
+        }
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": POOL_SERVICE, "labels": POOL_LABELS},
+            "spec": {
+                "selector": POOL_LABELS,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            },
+        }
+        self.cluster.apply([deployment, service], namespace=self.namespace)
+        self.kubectl("rollout", "status", f"deployment/{POOL_SERVICE}", "--timeout=120s")
+
+    def pool_pods(self) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in POOL_LABELS.items())
+        return list(
+            self.cluster.get_json("pods", "-l", selector, namespace=self.namespace)["items"]
+        )
+
     def start_api(self, minio_secret: str | None = MINIO_SECRET) -> Process:
         """The API; one-shot pods read MinIO keys from `minio_secret`, or without one from the
         function's own Secret `vf-<name>`."""
@@ -216,6 +274,7 @@ class Stack:
             "VORTEX_NAMESPACE": self.namespace,
             "VORTEX_PORT": str(port),
             "VORTEX_RUNTIME_IMAGE": self.images.runtime,
+            "VORTEX_POOL_SERVICE": POOL_SERVICE,
         }
         if minio_secret:
             env["VORTEX_MINIO_SECRET_NAME"] = minio_secret
@@ -452,6 +511,7 @@ def running_stack(
         for label in namespace_labels:
             cluster.kubectl("label", "namespace", s.namespace, label)
         s.start_local_operator()
+        s.start_pool()
         s.start_api(minio_secret=minio_secret)
         yield s
     finally:

@@ -1,5 +1,6 @@
-"""A function's life on the real cluster, with the operator as a local `kopf run` process and the
-real API (kubernetes backend): apply, execute, roll, reject bad code, scale, heal, delete."""
+"""A function's life on the real cluster, with the operator as a local `kopf run` process, the
+real API (kubernetes backend) and the shared pool: apply, execute, move between the pool and warm
+pods, roll, reject bad code, scale, heal, delete."""
 
 from __future__ import annotations
 
@@ -20,28 +21,78 @@ def messages(response_json: dict[str, Any]) -> list[str]:
     return [entry["message"] for entry in response_json["logs"]]
 
 
-def test_hello_example_is_ready_with_running_pods_and_executes(stack: Stack) -> None:
+def test_hello_example_is_pooled_with_no_pod_of_its_own_and_executes(stack: Stack) -> None:
+    pool_pods = {p["metadata"]["name"] for p in stack.pool_pods()}
     name = stack.apply_example("hello")
     fn = stack.wait_ready(name)
 
     status = fn["status"]
+    assert fn["spec"]["isolation"] == "shared"  # the CRD's default
     assert status["phase"] == "Ready"
-    assert status["readyReplicas"] == 1
-    assert status["replicasSummary"] == "1/1"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "Pooled"
     code = fn["spec"]["code"]
     assert status["codeSha256"] == sha256_hex(code.encode())
     assert status["codeObject"] == f"functions/{status['codeSha256']}.js"
     assert status["codeObject"] in stack.code_objects()
-    [pod] = stack.running_ready_pods(name)
-    assert pod["metadata"]["annotations"]["vortex.dev/code-sha256"] == status["codeSha256"]
-    assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "vortex-function"
+    assert "replicasSummary" not in status
+    assert stack.pods(name, isolation=None) == []
+    for kind in ("deployment", "service", "networkpolicy", "secret"):
+        assert stack.get(kind, f"vf-{name}") is None, kind
 
     printed = stack.kubectl("get", "vf", name).stdout.split("\n")[1].split()
-    assert printed[:4] == [name, "True", "1/1", status["codeSha256"][:12]]
+    assert printed[:3] == [name, "True", "shared"]
+    assert status["codeSha256"][:12] in printed
 
     response = stack.execute_until_ok(name)
     assert response.json()["output"] == 42
     assert messages(response.json()) == ["Hello Vortex!"]
+    assert {p["metadata"]["name"] for p in stack.pool_pods()} == pool_pods  # no new pod
+
+
+def test_a_function_moves_between_the_pool_and_warm_pods_with_no_failed_request(
+    stack: Stack,
+) -> None:
+    stack.apply_function("mover", {"code": "return 'moved';"})
+    stack.wait_ready("mover")
+    assert stack.execute_until_ok("mover").json()["output"] == "moved"
+
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def light_load() -> None:
+        while not stop.is_set():
+            response = stack.execute("mover")
+            statuses[response.status_code] += 1
+            if response.status_code != 200:
+                failures.append(f"{response.status_code} {response.text[:200]}")
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=light_load)
+    worker.start()
+    try:
+        stack.patch_spec("mover", {"isolation": "warm"})
+        stack.wait_condition("mover", "Ready", "True", generation=2, timeout=120)
+        stack.cluster.wait_for(
+            "a warm pod of mover", lambda: stack.running_ready_pods("mover"), timeout=60
+        )
+        time.sleep(1)
+        stack.patch_spec("mover", {"isolation": "shared"})
+        fn = stack.wait_condition("mover", "Ready", "True", generation=3, timeout=60)
+        ready = next(c for c in fn["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "Pooled"
+        stack.cluster.wait_for(
+            "mover's warm pods gone", lambda: not stack.pods("mover", isolation=None), timeout=60
+        )
+        time.sleep(1)
+    finally:
+        stop.set()
+        worker.join(30)
+
+    assert failures == []
+    assert statuses[200] > 20
+    assert stack.get("deployment", "vf-mover") is None
 
 
 def test_async_and_event_examples(stack: Stack) -> None:
@@ -60,7 +111,7 @@ def test_async_and_event_examples(stack: Stack) -> None:
 
 
 def test_children_are_owned_hardened_and_keep_keys_out_of_specs(stack: Stack) -> None:
-    stack.apply_function("owned", {"code": "return 1;"})
+    stack.apply_function("owned", {"code": "return 1;", "isolation": "warm"})
     fn = stack.wait_ready("owned")
     uid = fn["metadata"]["uid"]
     for kind in ("deployment", "service", "networkpolicy", "secret"):
@@ -94,7 +145,7 @@ def test_children_are_owned_hardened_and_keep_keys_out_of_specs(stack: Stack) ->
 
 
 def test_code_change_rolls_with_no_failed_request(stack: Stack) -> None:
-    stack.apply_function("roll", {"code": "return 'v1';", "replicas": 2})
+    stack.apply_function("roll", {"code": "return 'v1';", "replicas": 2, "isolation": "warm"})
     stack.wait_ready("roll")
     assert stack.execute_until_ok("roll").json()["output"] == "v1"
 
@@ -136,7 +187,7 @@ def test_code_change_rolls_with_no_failed_request(stack: Stack) -> None:
 
 
 def test_syntax_error_is_a_false_condition_and_nothing_rolls(stack: Stack) -> None:
-    stack.apply_function("typo", {"code": "return 'good';"})
+    stack.apply_function("typo", {"code": "return 'good';", "isolation": "warm"})
     stack.wait_ready("typo")
     before = stack.get("deployment", "vf-typo")
     assert before is not None
@@ -166,7 +217,7 @@ def test_syntax_error_is_a_false_condition_and_nothing_rolls(stack: Stack) -> No
 
 
 def test_deleted_deployment_comes_back(stack: Stack) -> None:
-    stack.apply_function("phoenix", {"code": "return 'again';"})
+    stack.apply_function("phoenix", {"code": "return 'again';", "isolation": "warm"})
     stack.wait_ready("phoenix")
     old = stack.get("deployment", "vf-phoenix")
     assert old is not None
@@ -189,7 +240,7 @@ def test_deleted_deployment_comes_back(stack: Stack) -> None:
 
 
 def test_hand_edited_service_is_put_back(stack: Stack) -> None:
-    stack.apply_function("edited", {"code": "return 1;"})
+    stack.apply_function("edited", {"code": "return 1;", "isolation": "warm"})
     stack.wait_ready("edited")
     stack.kubectl(
         "patch",
@@ -210,7 +261,7 @@ def test_hand_edited_service_is_put_back(stack: Stack) -> None:
 
 
 def test_kubectl_scale_gives_three_warm_pods(stack: Stack) -> None:
-    stack.apply_function("scaled", {"code": "return 'many';"})
+    stack.apply_function("scaled", {"code": "return 'many';", "isolation": "warm"})
     stack.wait_ready("scaled")
 
     stack.kubectl("scale", "vf/scaled", "--replicas=3")
@@ -241,6 +292,7 @@ def test_memory_limit_kills_the_pod_which_restarts_and_serves_again(stack: Stack
             "code": code,
             "memoryMb": 4096,  # the isolate may grow; the pod's limit is the one that bites
             "concurrency": 1,
+            "isolation": "warm",
             "resources": {"requests": {"memory": "128Mi"}, "limits": {"memory": "200Mi"}},
         },
     )
@@ -304,7 +356,7 @@ def test_isolation_pod_has_no_warm_pods_and_a_runaway_gets_504(stack: Stack) -> 
 
 
 def test_deleting_a_function_leaves_nothing_behind(stack: Stack) -> None:
-    stack.apply_function("doomed", {"code": "return 'bye';", "replicas": 2})
+    stack.apply_function("doomed", {"code": "return 'bye';", "replicas": 2, "isolation": "warm"})
     fn = stack.wait_ready("doomed")
     key = fn["status"]["codeObject"]
     assert key in stack.code_objects()

@@ -33,7 +33,8 @@ def body(stack: Stack, name: str, code: str) -> dict[str, Any]:
         "apiVersion": "vortex.dev/v1alpha1",
         "kind": "VortexFunction",
         "metadata": {"name": name, "namespace": stack.namespace},
-        "spec": {"code": code, "resources": SMALL},
+        # Warm: these figures are of the operator rolling out pods of their own.
+        "spec": {"code": code, "resources": SMALL, "isolation": "warm"},
     }
 
 

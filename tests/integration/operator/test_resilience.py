@@ -18,7 +18,11 @@ def function(stack: Stack, name: str, code: str) -> dict[str, object]:
         "apiVersion": "vortex.dev/v1alpha1",
         "kind": "VortexFunction",
         "metadata": {"name": name, "namespace": stack.namespace},
-        "spec": {"code": code, "resources": {"requests": {"cpu": "10m", "memory": "96Mi"}}},
+        "spec": {
+            "code": code,
+            "isolation": "warm",
+            "resources": {"requests": {"cpu": "10m", "memory": "96Mi"}},
+        },
     }
 
 
@@ -79,7 +83,7 @@ def test_killed_in_mid_reconcile_converges_after_restart(stack: Stack) -> None:
 
 
 def test_minio_outage_is_storage_unavailable_and_heals_by_itself(stack: Stack) -> None:
-    stack.apply_function("steady", {"code": "return 'v1';"})
+    stack.apply_function("steady", {"code": "return 'v1';", "isolation": "warm"})
     stack.wait_ready("steady")
 
     stack.minio.stop()

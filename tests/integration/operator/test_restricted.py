@@ -65,7 +65,7 @@ def test_an_isolation_pod_function_returns_200_under_restricted(restricted: Stac
 
 
 def test_a_warm_function_rolls_out_under_restricted(restricted: Stack) -> None:
-    restricted.apply_function("warm", {"code": "return 'warm ok';"})
+    restricted.apply_function("warm", {"code": "return 'warm ok';", "isolation": "warm"})
     restricted.wait_ready("warm", timeout=120)
 
     assert restricted.execute_until_ok("warm").json()["output"] == "warm ok"
@@ -73,11 +73,21 @@ def test_a_warm_function_rolls_out_under_restricted(restricted: Stack) -> None:
     assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_a_shared_function_is_served_by_the_restricted_pool(restricted: Stack) -> None:
+    restricted.apply_function("pooled", {"code": "return 'pooled ok';"})
+    restricted.wait_ready("pooled", timeout=120)
+
+    assert restricted.execute_until_ok("pooled").json()["output"] == "pooled ok"
+    pods = restricted.pool_pods()
+    assert pods
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+
+
 def test_a_new_function_that_does_not_compile_says_so_at_once(restricted: Stack) -> None:
     restricted.apply_function("broken", {"code": "const a = 1;\nreturn a +;\n"})
     restricted.wait_condition("broken", "Ready", "False", reason="CompileError", generation=1)
     header, row = restricted.kubectl("get", "vf", "broken").stdout.strip().split("\n")[:2]
-    assert header.split()[:5] == ["NAME", "READY", "REPLICAS", "CODE", "REASON"]
+    assert header.split()[:6] == ["NAME", "READY", "ISOLATION", "REPLICAS", "CODE", "REASON"]
     assert "CompileError" in row.split()
 
     # Before, this waited for a runtime that could never start, then answered 503 NotReady.

@@ -21,6 +21,7 @@ NS = "vortex-test"
 FUNCTIONS = FakeKube.key("/apis/vortex.dev/v1alpha1", NS, "vortexfunctions")
 SLICES = FakeKube.key("/apis/discovery.k8s.io/v1", NS, "endpointslices")
 PODS = FakeKube.key("/api/v1", NS, "pods")
+POOL_SERVICE = "vortex-pool"
 
 
 @pytest.fixture
@@ -35,6 +36,8 @@ def k8s_settings(tmp_path: Path) -> Settings:
         backend="kubernetes",
         namespace=NS,
         readiness_wait_s=2.0,
+        deploy_wait_s=0.5,
+        pool_service=POOL_SERVICE,
         runtime_image="registry.local/vortex-runtime:test",
         data_dir=tmp_path,
     )
@@ -64,22 +67,30 @@ async def k8s_client(k8s_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def endpoint_slice(function: str, *ips: str, ready: bool | None = True, suffix: str = "a") -> dict:
+def _slice(name: str, labels: dict[str, str], ips: tuple[str, ...], ready: bool | None) -> dict:
     conditions = {} if ready is None else {"ready": ready}
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"vf-{function}-{suffix}",
-            # The EndpointSlice controller copies the Service's labels (the operator's).
-            "labels": {
-                "kubernetes.io/service-name": f"vf-{function}",
-                "app.kubernetes.io/name": "vortex-function",
-                "app.kubernetes.io/managed-by": "vortex-operator",
-                "vortex.dev/function": function,
-            },
-        },
+        "metadata": {"name": name, "labels": labels},
         "addressType": "IPv4",
         "endpoints": [{"addresses": [ip], "conditions": conditions} for ip in ips],
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
     }
+
+
+def endpoint_slice(function: str, *ips: str, ready: bool | None = True, suffix: str = "a") -> dict:
+    # The EndpointSlice controller copies the Service's labels (the operator's).
+    labels = {
+        "kubernetes.io/service-name": f"vf-{function}",
+        "app.kubernetes.io/name": "vortex-function",
+        "app.kubernetes.io/managed-by": "vortex-operator",
+        "vortex.dev/function": function,
+    }
+    return _slice(f"vf-{function}-{suffix}", labels, ips, ready)
+
+
+def pool_slice(*ips: str, ready: bool | None = True, suffix: str = "a") -> dict:
+    """An EndpointSlice of the shared pool's Service (labels as the chart sets them)."""
+    labels = {"kubernetes.io/service-name": POOL_SERVICE, "app.kubernetes.io/component": "pool"}
+    return _slice(f"{POOL_SERVICE}-{suffix}", labels, ips, ready)

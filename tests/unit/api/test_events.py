@@ -97,7 +97,9 @@ async def test_local_backend_refuses_before_forwarding(
 async def test_kubernetes_backend_refuses_before_forwarding(
     k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
 ) -> None:
-    created = await k8s_client.post("/deploy", json={"code": "return event;", "name": "ev"})
+    created = await k8s_client.post(
+        "/deploy", json={"code": "return event;", "name": "ev", "isolation": "warm"}
+    )
     assert created.status_code == 201
     await fake_kube.put(SLICES, endpoint_slice("ev", "10.0.0.1"))
     for body, why in REFUSED:

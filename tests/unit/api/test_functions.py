@@ -29,7 +29,7 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         "timeout_ms": 700,
         "memory_mb": 128,
         "env": {"K": "v"},
-        "isolation": "warm",
+        "isolation": "shared",
         "concurrency": None,
         "replicas": None,
     }

@@ -45,6 +45,7 @@ def test_function_from_object() -> None:
             "memoryMb": 64,
             "concurrency": 4,
             "replicas": 3,
+            "isolation": "warm",
             "env": [
                 {"name": "A", "value": "1"},
                 {"name": "S", "valueFrom": {"secretKeyRef": {"name": "x", "key": "y"}}},
@@ -69,7 +70,7 @@ def test_function_from_object() -> None:
 
 def test_defaults_for_a_bare_object() -> None:
     fn = function_from_object({"metadata": {"name": "bare"}}, Settings(default_timeout_ms=1234))
-    assert (fn.timeout_ms, fn.isolation, fn.ready, fn.phase) == (1234, "warm", False, "Pending")
+    assert (fn.timeout_ms, fn.isolation, fn.ready, fn.phase) == (1234, "shared", False, "Pending")
     assert fn.inflight_cap is None
 
 
@@ -80,9 +81,53 @@ def test_function_body_omits_unset_fields() -> None:
         "timeoutMs": 5000,
         "memoryMb": 128,
         "env": [],
-        "isolation": "warm",
+        "isolation": "shared",
     }
     assert body["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "vortex-api"}
+
+
+def test_a_shared_function_sends_its_env_and_code_hash_and_is_capped_per_api_replica() -> None:
+    obj = {
+        "metadata": {"name": "sh", "generation": 3},
+        "spec": {"concurrency": 5, "replicas": 3, "env": [{"name": "A", "value": "1"}]},
+        "status": {
+            "observedGeneration": 3,
+            "codeSha256": "d" * 64,
+            "codeObject": f"functions/{'d' * 64}.js",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Pooled"}],
+        },
+    }
+    fn = function_from_object(obj, Settings())
+    assert fn.isolation == "shared"
+    assert fn.ready is True
+    assert fn.ready_reason == "Pooled"
+    assert (fn.generation, fn.observed_generation) == (3, 3)
+    assert fn.inflight_cap == 5  # replicas are warm pods: not the pool's
+    assert ("x-vortex-env", '{"A":"1"}') in fn.runtime_headers
+    assert ("x-vortex-code-sha256", "d" * 64) in fn.runtime_headers
+    assert fn.blocked is None
+
+
+def test_a_shared_function_reading_env_from_a_secret_cannot_run() -> None:
+    env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "x", "key": "y"}}}]
+    fn = function_from_object(
+        {"metadata": {"name": "s"}, "spec": {"env": env}, "status": {"codeSha256": "e" * 64}},
+        Settings(),
+    )
+    assert fn.blocked is not None
+    reason, message, _ = fn.blocked
+    assert reason == "EnvNotPooled"
+    assert "T uses valueFrom" in message
+
+
+def test_pool_slices_are_the_pool_group() -> None:
+    from tests.unit.api.kube_fixtures import POOL_SERVICE, pool_slice
+    from vortex_api.k8s_objects import POOL_GROUP
+
+    urls = ["http://10.1.0.1:8080", "http://10.1.0.2:8080"]
+    obj = pool_slice("10.1.0.1", "10.1.0.2")
+    assert slice_endpoints(obj, 8080, POOL_SERVICE) == (POOL_GROUP, urls)
+    assert slice_endpoints(obj, 8080) == (None, [])
 
 
 def test_one_shot_pod_defaults_and_secret_credentials() -> None:

@@ -53,7 +53,7 @@ async def test_deploy_creates_a_vortexfunction(
         "timeoutMs": 2500,
         "memoryMb": 64,
         "env": [{"name": "A", "value": "1"}],
-        "isolation": "warm",
+        "isolation": "shared",
         "replicas": 2,
     }
     doc = (await k8s_client.get("/functions/hello")).json()
@@ -101,7 +101,7 @@ async def test_status_from_the_operator_is_shown(
 async def test_execute_balances_over_ready_pods_only(
     k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
 ) -> None:
-    await deploy(k8s_client, name="web")
+    await deploy(k8s_client, name="web", isolation="warm")
     await fake_kube.put(SLICES, endpoint_slice("web", "10.0.0.1", "10.0.0.2"))
     await fake_kube.put(SLICES, endpoint_slice("web", "10.0.0.9", ready=False, suffix="b"))
     await fake_kube.put(SLICES, endpoint_slice("other", "10.0.0.3"))
@@ -127,7 +127,7 @@ async def test_execute_balances_over_ready_pods_only(
 async def test_first_call_waits_for_a_ready_pod(
     k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
 ) -> None:
-    await deploy(k8s_client, name="cold")
+    await deploy(k8s_client, name="cold", isolation="warm")
     call = asyncio.create_task(k8s_client.post("/execute/cold"))
     await asyncio.sleep(0.2)
     assert not call.done()
@@ -143,7 +143,7 @@ async def test_no_ready_pod_within_the_wait_is_503(
     k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
 ) -> None:
     k8s_backend.invoker.readiness_wait_s = 0.1
-    await deploy(k8s_client, name="never")
+    await deploy(k8s_client, name="never", isolation="warm")
     await fake_kube.put(SLICES, endpoint_slice("never", "10.0.2.1", ready=False))
 
     response = await k8s_client.post("/execute/never")
@@ -168,7 +168,7 @@ async def test_slice_changes_update_the_routing_table(
 async def test_connect_error_retries_on_another_pod(
     k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime
 ) -> None:
-    await deploy(k8s_client, name="r")
+    await deploy(k8s_client, name="r", isolation="warm")
     await fake_kube.put(SLICES, endpoint_slice("r", "10.0.0.1", "10.0.0.2"))
 
     def one_dead(request: httpx.Request) -> httpx.Response:
@@ -187,7 +187,10 @@ async def test_functions_created_outside_the_api_are_served(
 ) -> None:
     await fake_kube.put(
         FUNCTIONS,
-        {"metadata": {"name": "kubectl-made"}, "spec": {"code": "x", "timeoutMs": 700}},
+        {
+            "metadata": {"name": "kubectl-made"},
+            "spec": {"code": "x", "timeoutMs": 700, "isolation": "warm"},
+        },
     )
     await fake_kube.put(SLICES, endpoint_slice("kubectl-made", "10.0.0.5"))
 

@@ -42,12 +42,12 @@ def failed_status(reason: str, message: str, **extra: object) -> dict[str, objec
 async def put_function(
     fake: FakeKube, backend: KubernetesBackend, name: str, status: dict[str, object]
 ) -> None:
-    obj = {"metadata": {"name": name}, "spec": {"code": "return (;"}, **status}
+    obj = {"metadata": {"name": name}, "spec": {"code": "return (;", "isolation": "warm"}, **status}
     await fake.put(FUNCTIONS, obj)
     await eventually(lambda: name in backend.functions)
 
 
-@pytest.mark.parametrize("isolation", ["warm", "pod"])
+@pytest.mark.parametrize("isolation", ["shared", "warm", "pod"])
 async def test_code_that_does_not_compile_is_409_compile_error_at_once(
     k8s_client: httpx.AsyncClient,
     fake_kube: FakeKube,

@@ -1,9 +1,10 @@
-"""Every runtime pod (warm pods from the operator, one-shot pods from the API) comes from one
-builder with one hardening, which Pod Security `restricted` admits, and never carries MinIO keys
-inline."""
+"""Every runtime pod (warm pods from the operator, one-shot pods from the API, the shared pool's
+pods from the chart) comes from one builder with one hardening, which Pod Security `restricted`
+admits, and never carries MinIO keys inline."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -12,11 +13,17 @@ from vortex_api.functions import Function
 from vortex_api.k8s_objects import one_shot_pod
 from vortex_api.settings import Settings as ApiSettings
 from vortex_kube.contract import FunctionSpec
-from vortex_kube.podspec import Platform, RuntimeCode, one_shot_pod_spec, warm_pod_spec
+from vortex_kube.podspec import (
+    Platform,
+    RuntimeCode,
+    one_shot_pod_spec,
+    pool_pod_spec,
+    warm_pod_spec,
+)
 from vortex_operator import manifests
 from vortex_operator.model import FunctionRef
 from vortex_operator.settings import Settings as OperatorSettings
-from vortex_runtime.settings import MinioSettings
+from vortex_runtime.settings import MinioSettings, RuntimeSettings
 
 SHA = "c" * 64
 MINIO = MinioSettings(endpoint="minio.vortex.svc:9000", bucket="code", secure=True)
@@ -80,7 +87,22 @@ def one_shot(secret_name: str | None = None) -> dict[str, Any]:
     return dict(one_shot_pod(fn, "vf-hello-1", "1", settings)["spec"])
 
 
-@pytest.mark.parametrize("build", [warm, one_shot], ids=["warm", "one-shot"])
+def pool(**overrides: Any) -> dict[str, Any]:
+    settings = OperatorSettings(minio=MINIO, runtime_image="r/runtime:1")
+    kwargs: dict[str, Any] = {
+        "memory_budget_mb": 512,
+        "isolates_per_function": 8,
+        "prewarm_isolates": 2,
+        "resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "drain_s": settings.drain_seconds,
+        "grace_s": 60,
+        "secret": "minio-read",
+        **overrides,
+    }
+    return pool_pod_spec(settings.platform(), **kwargs)
+
+
+@pytest.mark.parametrize("build", [warm, one_shot, pool], ids=["warm", "one-shot", "pool"])
 def test_runtime_pods_pass_pod_security_restricted(build: Any) -> None:
     assert restricted_violations(build()) == []
 
@@ -137,3 +159,64 @@ def test_one_shot_deadline_and_default_resources() -> None:
     assert warm_spec["terminationGracePeriodSeconds"] == 2 + 2 + 2
     env = {e["name"]: e.get("value") for e in warm_spec["containers"][0]["env"]}
     assert env["VORTEX_POOL_SIZE"] == "3"
+
+
+def test_pool_pods_are_hardened_and_probed_like_warm_pods() -> None:
+    w, p = warm(), pool()
+    for key in ("securityContext", "volumes", "automountServiceAccountToken", "enableServiceLinks"):
+        assert p[key] == w[key]
+    [wc], [pc] = w["containers"], p["containers"]
+    for key in (
+        "name",
+        "image",
+        "imagePullPolicy",
+        "args",
+        "ports",
+        "securityContext",
+        "volumeMounts",
+        "readinessProbe",
+        "livenessProbe",
+        "lifecycle",
+        "terminationMessagePolicy",
+    ):
+        assert pc[key] == wc[key], key
+    assert p["terminationGracePeriodSeconds"] == 60
+    assert "restartPolicy" not in p
+
+
+def test_pool_env_is_what_the_runtime_reads_in_many_function_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [container] = pool(memory_budget_mb=300, isolates_per_function=3, prewarm_isolates=0)[
+        "containers"
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    # No code object of its own: the pool serves functions by code key.
+    assert not {"VORTEX_CODE_KEY", "VORTEX_CODE_SHA256", "VORTEX_FUNCTION_NAME"} & set(env)
+    for key in ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"):
+        assert "value" not in env[key]
+        assert env[key]["valueFrom"] == {"secretKeyRef": {"name": "minio-read", "key": key}}
+    for name in list(os.environ):
+        if name.startswith(("VORTEX_", "MINIO_")):
+            monkeypatch.delenv(name)
+    for name, entry in env.items():
+        if "value" in entry:
+            monkeypatch.setenv(name, entry["value"])
+    runtime, minio = RuntimeSettings(), MinioSettings()
+    assert runtime.use_minio is True
+    assert runtime.code_key is None
+    assert runtime.runtime_port == 8080
+    assert (runtime.memory_budget_mb, runtime.pool_size, runtime.prewarm_isolates) == (300, 3, 0)
+    assert (minio.endpoint, minio.bucket, minio.secure) == ("minio.vortex.svc:9000", "code", True)
+    # Every VORTEX_* variable names a setting of the runtime (a typo would be ignored silently).
+    fields = {f"VORTEX_{name.upper()}" for name in RuntimeSettings.model_fields}
+    assert {n for n in env if n.startswith("VORTEX_")} <= fields
+
+
+def test_pool_without_drain_has_no_pre_stop() -> None:
+    [container] = pool(drain_s=0)["containers"]
+    assert "lifecycle" not in container
+    assert container["resources"] == {
+        "requests": {"memory": "256Mi"},
+        "limits": {"memory": "1Gi"},
+    }

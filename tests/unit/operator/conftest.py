@@ -87,8 +87,9 @@ def function(
     status: dict[str, Any] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    """A VortexFunction body as the API server hands it out."""
-    body_spec: dict[str, Any] = dict(spec)
+    """A VortexFunction body as the API server hands it out (warm unless `isolation` is given:
+    most tests here are about a function's own children)."""
+    body_spec: dict[str, Any] = {"isolation": "warm", **spec}
     if code is not None:
         body_spec["code"] = code
     return {

@@ -204,6 +204,51 @@ async def test_switching_to_isolation_pod_removes_warm_pods(
     assert events.reasons().count("Removed") == 2
 
 
+async def test_a_shared_function_is_pooled_with_no_children_of_its_own(
+    controller: Controller, kube: FakeKube, store: FakeStore, events: RecordedEvents
+) -> None:
+    await controller.reconcile(function(isolation="shared"))
+
+    assert store.objects == {f"functions/{SHA}.js": b"return 42;"}
+    assert kube.children() == set()
+    assert [c for c in kube.calls if c[0] == "apply"] == []
+    status = kube.statuses[("fns", "hello")]
+    assert condition(status, "Ready")["status"] == "True"
+    assert condition(status, "Ready")["reason"] == "Pooled"
+    assert condition(status, "Available")["reason"] == "Pooled"
+    assert status["phase"] == "Ready"
+    assert status["codeObject"] == f"functions/{SHA}.js"
+    assert "replicasSummary" not in status
+    assert "endpoint" not in status
+    assert "Ready" in events.reasons()
+
+
+async def test_moving_a_function_between_warm_and_shared_adds_and_removes_its_children(
+    controller: Controller, kube: FakeKube, events: RecordedEvents
+) -> None:
+    await controller.reconcile(function())
+    assert len(kube.children()) == 4
+    await controller.reconcile(function(isolation="shared", generation=2))
+    assert kube.children() == set()
+    assert events.reasons().count("Removed") == 4
+    assert condition(kube.statuses[("fns", "hello")], "Ready")["reason"] == "Pooled"
+    await controller.reconcile(function(isolation="warm", generation=3))
+    assert kube.applied("Deployment") == ["vf-hello", "vf-hello"]
+    assert condition(kube.statuses[("fns", "hello")], "Ready")["reason"] == "RollingOut"
+
+
+async def test_a_shared_function_reading_env_from_a_secret_says_it_needs_pods(
+    controller: Controller, kube: FakeKube
+) -> None:
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    await controller.reconcile(function(isolation="shared", env=env))
+    ready = condition(kube.statuses[("fns", "hello")], "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "EnvNotPooled"
+    assert "TOKEN" in ready["message"]
+    assert "isolation warm or pod" in ready["message"]
+
+
 async def test_update_without_code_change_trusts_the_stored_object(
     controller: Controller, kube: FakeKube, store: FakeStore
 ) -> None:

@@ -38,7 +38,9 @@ def test_subresources() -> None:
 
 def test_printer_columns() -> None:
     columns = {c["name"]: c["jsonPath"] for c in VERSION["additionalPrinterColumns"]}
-    assert list(columns)[:3] == ["Ready", "Replicas", "Code"]
+    assert list(columns)[:4] == ["Ready", "Isolation", "Replicas", "Code"]
+    assert columns["Isolation"] == ".spec.isolation"
+    assert all("priority" not in c for c in VERSION["additionalPrinterColumns"][:4])
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Code"] == ".status.codeShortSha256"
     assert columns["Age"] == ".metadata.creationTimestamp"
@@ -59,8 +61,8 @@ def test_defaults_match_the_operator() -> None:
     assert props["memoryMb"]["default"] == parsed.memory_mb == 128
     assert props["replicas"]["default"] == parsed.replicas == 1
     assert props["concurrency"]["default"] == parsed.concurrency
-    assert props["isolation"]["default"] == parsed.isolation == "warm"
-    assert props["isolation"]["enum"] == ["warm", "pod"]
+    assert props["isolation"]["default"] == parsed.isolation == "shared"
+    assert props["isolation"]["enum"] == ["shared", "warm", "pod"]
     assert props["resources"]["default"] == DEFAULT_RESOURCES == parsed.resources
 
 

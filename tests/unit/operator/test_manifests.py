@@ -28,7 +28,7 @@ def settings(
 
 
 def spec(**fields) -> FunctionSpec:
-    return FunctionSpec.parse({"code": "return 1;", **fields})
+    return FunctionSpec.parse({"code": "return 1;", "isolation": "warm", **fields})
 
 
 def test_children_are_owned_by_the_function() -> None:

@@ -55,7 +55,7 @@ def status_for(spec: FunctionSpec, dep: DeploymentView | None, outcome=None) -> 
 
 
 def test_rolled_out_needs_every_pod_updated_ready_and_no_old_pod() -> None:
-    spec = FunctionSpec.parse({"code": "x", "replicas": 2})
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 2})
     assert (
         ready(status_for(spec, deployment(replicas=2, updatedReplicas=2, readyReplicas=2)))[
             "status"
@@ -77,7 +77,7 @@ def test_rolled_out_needs_every_pod_updated_ready_and_no_old_pod() -> None:
 
 
 def test_deployment_not_yet_observed_is_not_ready() -> None:
-    spec = FunctionSpec.parse({"code": "x", "replicas": 2})
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 2})
     view = DeploymentView.of(
         {
             "metadata": {"generation": 3},
@@ -94,7 +94,7 @@ def test_deployment_not_yet_observed_is_not_ready() -> None:
 
 
 def test_progress_deadline_is_reported() -> None:
-    spec = FunctionSpec.parse({"code": "x", "replicas": 2})
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 2})
     view = DeploymentView.of(
         {
             "metadata": {"generation": 2},
@@ -111,14 +111,14 @@ def test_progress_deadline_is_reported() -> None:
 
 
 def test_scaled_to_zero() -> None:
-    spec = FunctionSpec.parse({"code": "x", "replicas": 0})
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 0})
     status = status_for(spec, deployment())
     assert ready(status)["reason"] == "ScaledToZero"
     assert status["replicasSummary"] == "0/0"
 
 
 def test_compile_error_keeps_serving_hash_and_says_so() -> None:
-    spec = FunctionSpec.parse({"code": "x", "replicas": 2})
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 2})
     outcome = CodeOutcome.compile_error(3, 7, "Unexpected token")
     status = status_for(spec, deployment(replicas=2, updatedReplicas=2, readyReplicas=2), outcome)
     assert (
@@ -133,7 +133,7 @@ def test_compile_error_keeps_serving_hash_and_says_so() -> None:
 
 
 def test_a_new_function_that_does_not_compile_says_so_in_ready() -> None:
-    spec = FunctionSpec.parse({"code": "x"})
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm"})
     outcome = CodeOutcome.compile_error(1, 9, "Unexpected token")
     status = function_status(
         REF,
@@ -152,7 +152,7 @@ def test_a_new_function_that_does_not_compile_says_so_in_ready() -> None:
 
 
 def test_outcome_round_trips_through_the_status() -> None:
-    spec = FunctionSpec.parse({"code": "x"})
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm"})
     for outcome in (
         CodeOutcome.stored_as(SHA),
         CodeOutcome.compile_error(1, 2, "bad"),

@@ -37,7 +37,9 @@ async def test_a_new_function_starts_from_a_prewarmed_isolate(client_for, tmp_pa
         await asyncio.sleep(0.2)  # the stock refills between calls
     assert kinds == ["prewarmed", "prewarmed", "prewarmed", None]
     assert metrics.COLD_STARTS.labels(kind="prewarmed")._value.get() == before + 3
-    assert "vortex_runtime_prewarmed_isolates 2.0" in (await client.get("/metrics")).text
+    text = (await client.get("/metrics")).text
+    assert "vortex_runtime_prewarmed_isolates 2.0" in text
+    assert "vortex_runtime_functions_loaded 3.0" in text
 
 
 async def test_without_a_stock_a_new_isolate_is_started(client_for, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,17 +1,22 @@
 """The Kubernetes backend: functions are `VortexFunction` objects, executions go to runtime pods.
 
 Deploy creates (or, for an existing name, patches) the VortexFunction; the operator stores the code
-and runs the warm Deployment and Service `vf-<name>`. Two informers keep memory current without
-per-request lookups: VortexFunctions (the function cache) and the EndpointSlices of `vf-*`
-Services (the routing table, group = function name). Warm executions go through the shared
-`Invoker` (least in-flight, bounded wait for the first ready pod, retry elsewhere only on connect
-errors); `isolation: pod` functions run in a one-shot Pod each (`PodRunner`).
+and, for a warm function, runs the Deployment and Service `vf-<name>`. Three informers keep memory
+current without per-request lookups: VortexFunctions (the function cache), the EndpointSlices of
+`vf-*` Services (the routing table, group = function name) and those of the pool's Service (group
+POOL_GROUP). Executions go through the shared `Invoker`: a shared function to its rendezvous pod of
+the pool with `/invoke/<code object>`, spilling to the next pod when that one is busy; a warm one
+to its least-busy pod (after a move from shared: to the pool until its first pod is ready); both
+retry elsewhere only on connect errors. `isolation: pod` functions run in a one-shot Pod each
+(`PodRunner`). Deploying a shared function waits for its code to be stored, then warms it on its
+pod; so does every API replica when the operator reports new code for one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -21,6 +26,7 @@ from vortex_api.errors import (
     FunctionNotFound,
     FunctionNotRunnable,
     InternalError,
+    NotReady,
     StorageUnavailable,
     from_kube,
 )
@@ -29,6 +35,7 @@ from vortex_api.functions import Function
 from vortex_api.informer import Informer
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.k8s_objects import (
+    POOL_GROUP,
     STORAGE_UNAVAILABLE,
     function_body,
     function_from_object,
@@ -41,7 +48,14 @@ from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeTransport
 from vortex_kube.client import KubeApi
-from vortex_kube.contract import API, FUNCTION_APP, FUNCTION_LABEL, KIND, NAME_LABEL
+from vortex_kube.contract import (
+    API,
+    FUNCTION_APP,
+    FUNCTION_LABEL,
+    KIND,
+    NAME_LABEL,
+    SERVICE_NAME_LABEL,
+)
 from vortex_kube.errors import Conflict, KubeError
 
 log = logging.getLogger("vortex_api.kubernetes")
@@ -75,7 +89,12 @@ class KubernetesBackend:
             readiness_wait_s=settings.readiness_wait_s,
             retry_after_s=settings.retry_after_s,
         )
-        self._slices: dict[str, tuple[str, list[str]]] = {}
+        # Per informer ("functions", "pool"): slice name -> (group, URLs).
+        self._slices: dict[str, dict[str, tuple[str, list[str]]]] = {"functions": {}, "pool": {}}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._warming: set[asyncio.Task[None]] = set()
+        self._was_shared: set[str] = set()  # functions seen shared, until a warm pod serves
+        self._warmed: dict[str, str] = {}  # function -> the code object last warmed
         self._tasks: list[asyncio.Task[None]] = []
         self._informers: list[Informer] = []
         self.pods: PodRunner | None = None
@@ -93,11 +112,22 @@ class KubernetesBackend:
                 self.kube,
                 "EndpointSlice",
                 ns,
-                self._reset_slices,
-                self._slice_event,
+                lambda items: self._reset_slices("functions", items),
+                lambda kind, obj: self._slice_event("functions", kind, obj),
                 SLICE_SELECTOR,
             ),
         ]
+        if self.settings.pool_service:
+            self._informers.append(
+                Informer(
+                    self.kube,
+                    "EndpointSlice",
+                    ns,
+                    lambda items: self._reset_slices("pool", items),
+                    lambda kind, obj: self._slice_event("pool", kind, obj),
+                    f"{SERVICE_NAME_LABEL}={self.settings.pool_service}",
+                )
+            )
         self._tasks = [asyncio.create_task(i.run()) for i in self._informers]
         try:
             async with asyncio.timeout(_SYNC_TIMEOUT_S):
@@ -106,9 +136,9 @@ class KubernetesBackend:
             log.warning("Kubernetes caches not synced in %ss; serving anyway", _SYNC_TIMEOUT_S)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._warming]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._warming]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.pods is not None:
@@ -129,6 +159,11 @@ class KubernetesBackend:
             log.warning("ignoring malformed VortexFunction: %s", exc)
             return None
         self.functions[function.function_id] = function
+        if function.isolation == "shared":
+            self._was_shared.add(function.function_id)
+        event = self._changed.pop(function.function_id, None)
+        if event is not None:
+            event.set()
         return function
 
     def _reset_functions(self, items: list[dict[str, Any]]) -> None:
@@ -138,28 +173,48 @@ class KubernetesBackend:
 
     def _function_event(self, event_type: str, obj: dict[str, Any]) -> None:
         if event_type == "DELETED":
-            self.functions.pop(str((obj.get("metadata") or {}).get("name")), None)
+            name = str((obj.get("metadata") or {}).get("name"))
+            self.functions.pop(name, None)
+            self._was_shared.discard(name)
+            self._warmed.pop(name, None)
         elif event_type in ("ADDED", "MODIFIED"):
-            self._store(obj)
+            name = str((obj.get("metadata") or {}).get("name"))
+            before = self.functions.get(name)
+            function = self._store(obj)
+            if function is not None and _newly_pooled(before, function):
+                # New code for a shared function (deployed by kubectl, or by any API replica):
+                # start its isolate on its pod now, so that its first call is warm.
+                task = asyncio.create_task(self._warm(function))
+                self._warming.add(task)
+                task.add_done_callback(self._warming.discard)
+
+    async def _wait_changed(self, function_id: str, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for the next change of the function in the cache."""
+        event = self._changed.setdefault(function_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
 
     # routing table
 
-    def _reset_slices(self, items: list[dict[str, Any]]) -> None:
-        old = {fn for fn, _ in self._slices.values()}
-        self._slices.clear()
+    def _reset_slices(self, source: str, items: list[dict[str, Any]]) -> None:
+        slices = self._slices[source]
+        old = {fn for fn, _ in slices.values()}
+        slices.clear()
         for obj in items:
-            self._slice_event("ADDED", obj)
-        for fn in old - {fn for fn, _ in self._slices.values()}:
+            self._slice_event(source, "ADDED", obj)
+        for fn in old - {fn for fn, _ in slices.values()}:
             self.table.replace(fn, [])
 
-    def _slice_event(self, event_type: str, obj: dict[str, Any]) -> None:
+    def _slice_event(self, source: str, event_type: str, obj: dict[str, Any]) -> None:
+        slices = self._slices[source]
         slice_name = str((obj.get("metadata") or {}).get("name"))
-        previous = self._slices.pop(slice_name, None)
-        function_id, urls = slice_endpoints(obj, self.settings.runtime_port)
-        if event_type != "DELETED" and function_id is not None:
-            self._slices[slice_name] = (function_id, urls)
-        for fn in {f for f in (function_id, previous[0] if previous else None) if f}:
-            merged = [u for f, us in self._slices.values() if f == fn for u in us]
+        previous = slices.pop(slice_name, None)
+        group, urls = slice_endpoints(obj, self.settings.runtime_port, self.settings.pool_service)
+        if event_type != "DELETED" and group is not None:
+            slices[slice_name] = (group, urls)
+        for fn in {f for f in (group, previous[0] if previous else None) if f}:
+            merged = [u for f, us in slices.values() if f == fn for u in us]
             self.table.replace(fn, merged)
 
     def _not_runnable(
@@ -198,7 +253,36 @@ class KubernetesBackend:
         function = self._store(obj)
         if function is None:
             raise InternalError("the Kubernetes API returned a malformed VortexFunction")
+        if function.isolation == "shared":
+            function = await self._until_stored(function, self.settings.deploy_wait_s)
+            if _pooled_code(function):
+                await self._warm(function)
         return function
+
+    async def _until_stored(self, function: Function, timeout_s: float) -> Function:
+        """The function once the operator has processed its current spec (its code stored, or
+        why not), or as it is after `timeout_s`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        fid = function.function_id
+        while function.observed_generation < function.generation or (
+            function.code_object is None and function.blocked is None
+        ):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await self._wait_changed(fid, remaining)
+            function = self.functions.get(fid, function)
+        return function
+
+    async def _warm(self, function: Function) -> None:
+        """Warm a shared function's code on its pod, once per code object (deploy and the
+        watch both ask)."""
+        key = function.code_object
+        if key is None or self._warmed.get(function.function_id) == key:
+            return
+        self._warmed[function.function_id] = key
+        await self.invoker.warm(POOL_GROUP, f"/warm/{key}", function, sticky=True)
 
     async def resolve(self, function_id: str) -> Function:
         function = self.functions.get(function_id)
@@ -234,4 +318,62 @@ class KubernetesBackend:
         if function.isolation == "pod":
             assert self.pods is not None
             return await self.pods.run(function, invocation)
+        if function.isolation == "shared" or self._pool_meanwhile(function):
+            return await self._invoke_pooled(function, invocation)
         return await self.invoker.invoke(function.function_id, "/invoke", function, invocation)
+
+    def _pool_meanwhile(self, function: Function) -> bool:
+        """A function moved from shared to warm is served by the pool until its first pod of
+        its own is ready, so the move fails no request (unless it is scaled to zero, or reads
+        env from a Secret, which the pool cannot)."""
+        fid = function.function_id
+        if fid not in self._was_shared:
+            return False
+        if self.table.endpoints(fid) or function.ready_reason == "ScaledToZero":
+            self._was_shared.discard(fid)
+            return False
+        return (
+            function.code_object is not None
+            and all("value" in e for e in function.env_spec)
+            and bool(self.table.endpoints(POOL_GROUP))
+        )
+
+    async def _invoke_pooled(self, function: Function, invocation: Invocation) -> InvocationResult:
+        if not self.settings.pool_service:
+            raise NotReady(
+                f"{function.function_id!r} is shared, but this install runs no pool"
+                " (VORTEX_POOL_SERVICE is not set)",
+                retry_after_s=self.settings.retry_after_s,
+            )
+        if function.code_object is None:
+            # Deployed a moment ago: the operator is storing its code.
+            function = await self._until_stored(function, self.settings.readiness_wait_s)
+            if function.blocked is not None:
+                raise self._not_runnable(function.function_id, *function.blocked)
+            if function.code_object is None:
+                raise NotReady(
+                    f"the code of {function.function_id!r} is not stored yet",
+                    retry_after_s=self.settings.retry_after_s,
+                )
+        pooled = function if function.isolation == "shared" else _as_pooled(function)
+        return await self.invoker.invoke(
+            POOL_GROUP, f"/invoke/{function.code_object}", pooled, invocation, sticky=True
+        )
+
+
+def _pooled_code(function: Function) -> bool:
+    return function.code_object is not None and function.blocked is None
+
+
+def _newly_pooled(before: Function | None, after: Function) -> bool:
+    """Whether a shared function's cache entry now names code it did not name before."""
+    return (
+        after.isolation == "shared"
+        and _pooled_code(after)
+        and (before is None or before.code_object != after.code_object)
+    )
+
+
+def _as_pooled(function: Function) -> Function:
+    """A warm function's record as the pool needs it: with its env and code hash sent along."""
+    return dataclasses.replace(function).prepare(send_env=True)

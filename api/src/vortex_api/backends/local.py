@@ -1,21 +1,22 @@
 """The local backend: functions in a data dir, executions on supervised runtime worker processes.
 
 Deploy stores the code content-addressed and a record per function (so restarting keeps every
-function); execute routes `POST /invoke/<sha256>.js` to the least-busy worker through the shared
-`Invoker`, the same path warm pods use in Kubernetes. Built by `backends.make_backend`.
+function); every function, whatever its `isolation` (`pod` is refused), runs on the workers as
+shared functions run in the cluster's pool. Execute routes `POST /invoke/<sha256>.js` to the
+least-busy worker through the shared `Invoker`, the same path the pool and warm pods use in
+Kubernetes. Built by `backends.make_backend`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
-from vortex_api.errors import ApiError, BadRequest, FunctionNotFound
+from vortex_api.errors import BadRequest, FunctionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
@@ -23,8 +24,7 @@ from vortex_api.models import DeployRequest
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeTransport
-
-WARM_TIMEOUT_S = 2.0  # deploy waits at most this long for the first isolate
+from vortex_kube.contract import DEFAULT_ISOLATION, parse_isolation
 
 
 def _record(function: Function) -> dict[str, Any]:
@@ -35,6 +35,7 @@ def _record(function: Function) -> dict[str, Any]:
         "memory_mb": function.memory_mb,
         "env": function.env,
         "concurrency": function.concurrency,
+        "isolation": function.isolation,
         "created_at": function.created_at,
     }
 
@@ -48,6 +49,7 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
         env={str(k): str(v) for k, v in (record.get("env") or {}).items()},
         concurrency=record.get("concurrency"),
         inflight_cap=record.get("concurrency"),
+        isolation=parse_isolation(record.get("isolation")),
         created_at=record.get("created_at"),
     ).prepare(send_env=True)
 
@@ -120,6 +122,7 @@ class LocalBackend:
                 env=dict(request.env or {}),
                 concurrency=request.concurrency,
                 inflight_cap=request.concurrency,
+                isolation=request.isolation or DEFAULT_ISOLATION,
                 created_at=(previous.created_at if previous else datetime.now(UTC).isoformat()),
             ).prepare(send_env=True)
             await asyncio.to_thread(self.store.save, function_id, _record(function))
@@ -130,16 +133,9 @@ class LocalBackend:
         return function
 
     async def _warm(self, function: Function) -> None:
-        """Have the worker that will serve `function` start an isolate for it now, so the
-        first execute finds it warm. Best effort: a failure here only costs a cold start."""
-        endpoint = self.table.pick(GROUP, function.affinity)
-        if endpoint is None:
-            return
+        """Have the worker that will serve `function` start an isolate for it now."""
         key = self.store.code_key(function.code_sha256 or "")
-        with contextlib.suppress(ApiError):  # the transport's timeout is an ApiError too
-            await self.transport.post(
-                f"{endpoint.url}/warm/{key}", function.runtime_headers, b"", WARM_TIMEOUT_S
-            )
+        await self.invoker.warm(GROUP, f"/warm/{key}", function, sticky=False)
 
     async def resolve(self, function_id: str) -> Function:
         function = self.functions.get(function_id)
