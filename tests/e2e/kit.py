@@ -28,6 +28,7 @@ import yaml
 from tests.cluster.fixtures import CLUSTER_SRC, REPO_ROOT, state_dir
 
 CHART = REPO_ROOT / "helm" / "vortex"
+CRD = REPO_ROOT / "crds" / "vortexfunction.yaml"
 DASHBOARD = CHART / "dashboards" / "vortex.json"
 KUBE_VERSION = "1.33.0"
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")

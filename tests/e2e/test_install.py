@@ -282,6 +282,9 @@ def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterat
     name = f"vortex-{uuid.uuid4().hex[:6]}"
     rel: Release | None = None
     try:
+        # Helm installs a chart's CRD only when there is none: bring an older one up to date, as
+        # the README tells users to when they upgrade.
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
         started = time.monotonic()
         installed = helm(
             "install", name, str(kit.CHART), "--namespace", namespace, values=base_values

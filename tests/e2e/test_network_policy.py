@@ -1,6 +1,6 @@
 """The chart's NetworkPolicies on the real cluster, which enforces them (kube-router's firewall
 beside the CNI bridge, see tests/cluster/README.md): one release installed for the module, a warm
-function, and probe pods, from inside which plain TCP connects (2 s timeout) say what each pod
+function and a shared one (the pool's pods), and probe pods, from inside which plain TCP connects (2 s timeout) say what each pod
 reaches.
 
 Probe pods run the runtime image with a TCP listener on 8080: `stranger` (no labels) and
@@ -83,8 +83,18 @@ FUNCTION_MANIFEST = {
     "apiVersion": "vortex.dev/v1alpha1",
     "kind": "VortexFunction",
     "metadata": {"name": FUNCTION},
-    "spec": {"code": "return 7;\n"},
+    "spec": {"code": "return 7;\n", "isolation": "warm"},
 }
+# A shared function: the pool's pods serve it.
+SHARED = "np-shared"
+SHARED_MANIFEST = {
+    "apiVersion": "vortex.dev/v1alpha1",
+    "kind": "VortexFunction",
+    "metadata": {"name": SHARED},
+    "spec": {"code": "return 8;\n"},
+}
+# Runtime pods: a warm function's, and the shared pool's.
+RUNTIMES = ["function", "pool"]
 
 
 def _deny_all_ingress(name: str) -> dict[str, Any]:
@@ -245,10 +255,15 @@ def _deployments_ready(cluster: Cluster, namespace: str, release: str) -> bool:
 
 
 def _function_ready(cluster: Cluster, namespace: str) -> bool:
-    fn = cluster.get_json("vortexfunction", FUNCTION, namespace=namespace)
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in fn.get("status", {}).get("conditions", [])
+    """Both functions (the warm one and the shared one) Ready."""
+    return all(
+        any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in cluster.get_json("vortexfunction", name, namespace=namespace)
+            .get("status", {})
+            .get("conditions", [])
+        )
+        for name in (FUNCTION, SHARED)
     )
 
 
@@ -268,6 +283,8 @@ def net(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[N
     release = f"vortex-{uuid.uuid4().hex[:6]}"
     started = time.monotonic()
     try:
+        # Helm never upgrades a CRD it finds: bring it up to date first, as users must.
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(kit.CRD))
         helm("install", release, str(kit.CHART), "--namespace", namespace, values=base_values)
         # the probe pods start while the release does, on the release's runtime image
         runtime = base_values["runtime"]["image"]
@@ -298,9 +315,9 @@ def net(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[N
                 timeout=180,
                 interval=0.5,
             )
-            cluster.apply(FUNCTION_MANIFEST, namespace=namespace)
+            cluster.apply([FUNCTION_MANIFEST, SHARED_MANIFEST], namespace=namespace)
             cluster.wait_for(
-                f"VortexFunction {FUNCTION} Ready",
+                f"VortexFunctions {FUNCTION} and {SHARED} Ready",
                 lambda: _function_ready(cluster, namespace),
                 timeout=150,
                 interval=0.5,
@@ -314,7 +331,7 @@ def net(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[N
         for ns, name in _probes(namespace, other):
             n.pods[name] = n.pod(ns, f"vortex-e2e/probe={name}")
         n.pods["function"] = n.pod(namespace, f"vortex.dev/function={FUNCTION}")
-        for c in ("api", "operator", "minio"):
+        for c in ("api", "operator", "minio", "pool"):
             n.pods[c] = n.component(c)
         n.services["minio"] = _service(cluster, namespace, f"{release}-minio", "s3")
         n.services["api"] = _service(cluster, namespace, f"{release}-api", "http")
@@ -376,8 +393,9 @@ def test_the_cluster_enforces_network_policy(net: Net) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_function_pods_reach_minio_and_dns(net: Net) -> None:
-    fn = net.pods["function"]
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_function_pods_reach_minio_and_dns(net: Net, runtime: str) -> None:
+    fn = net.pods[runtime]
     net.expect(
         fn,
         {
@@ -392,18 +410,22 @@ def test_function_pods_reach_minio_and_dns(net: Net) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_function_pods_cannot_reach_the_kubernetes_api(net: Net) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_function_pods_cannot_reach_the_kubernetes_api(net: Net, runtime: str) -> None:
     targets = {
         "kubernetes service": net.services["kubernetes"],
         "api server on the node": net.services["apiserver"],
     }
     # reachable from a pod no policy limits: the port is open, only the policy closes it
     net.expect(net.pods["stranger"], {k: (v, True) for k, v in targets.items()})
-    net.expect(net.pods["function"], {k: (v, False) for k, v in targets.items()})
+    net.expect(net.pods[runtime], {k: (v, False) for k, v in targets.items()})
 
 
 @pytest.mark.timeout(180)
-def test_function_pods_cannot_reach_other_namespaces_the_operator_or_the_api(net: Net) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_function_pods_cannot_reach_other_namespaces_the_operator_or_the_api(
+    net: Net, runtime: str
+) -> None:
     p = net.pods
     targets = {
         "pod in another namespace": p["outsider"].at("listen"),
@@ -415,14 +437,19 @@ def test_function_pods_cannot_reach_other_namespaces_the_operator_or_the_api(net
     # The same targets, from an unlimited pod: open (the operator's health port takes anyone;
     # the API takes everyone by default).
     net.expect(p["api-client"], {k: (v, True) for k, v in targets.items()})
-    net.expect(p["function"], {k: (v, False) for k, v in targets.items()})
+    net.expect(p[runtime], {k: (v, False) for k, v in targets.items()})
 
 
 @pytest.mark.timeout(180)
-def test_function_pods_take_invocations_only_from_the_api_and_scrapers(net: Net) -> None:
+@pytest.mark.parametrize(
+    ("runtime", "function", "output"), [("function", FUNCTION, 7), ("pool", SHARED, 8)]
+)
+def test_function_pods_take_invocations_only_from_the_api_and_scrapers(
+    net: Net, runtime: str, function: str, output: int
+) -> None:
     p = net.pods
-    fn = {"function pod": (p["function"].at("http"), True)}
-    closed = {"function pod": (p["function"].at("http"), False)}
+    fn = {"function pod": (p[runtime].at("http"), True)}
+    closed = {"function pod": (p[runtime].at("http"), False)}
     net.expect(p["api"], fn)
     net.expect(p["scraper"], fn)  # global.metricsScrapers: prometheus pods in any namespace
     net.expect(p["stranger"], closed)
@@ -441,13 +468,13 @@ def test_function_pods_take_invocations_only_from_the_api_and_scrapers(net: Net)
         ).stdout
     ).decode()
     response = httpx.post(
-        f"http://{host}:{port}/execute/{FUNCTION}",
+        f"http://{host}:{port}/execute/{function}",
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         content=b"",
         timeout=40,
     )
     assert response.status_code == 200, response.text
-    assert response.json()["output"] == 7
+    assert response.json()["output"] == output
 
 
 # -- MinIO -------------------------------------------------------------------------------------
@@ -463,6 +490,7 @@ def test_minio_answers_only_the_operator_and_function_pods(net: Net) -> None:
     blocked = {k: (v[0], False) for k, v in minio.items()}
     net.expect(p["operator"], minio)
     net.expect(p["function"], minio)
+    net.expect(p["pool"], minio)
     # an unlabelled pod of the release namespace, a pod of another namespace, a pod labelled as
     # a function but outside the watched namespaces, and the API (which never reads code)
     for source in ("stranger", "outsider", "fake-function", "api"):
