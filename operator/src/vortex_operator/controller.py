@@ -39,6 +39,7 @@ from vortex_operator.reconcile import (
     code_history,
     deletable,
     function_status,
+    had_children,
     needs_reapply,
     recorded_version,
     retry_delay,
@@ -280,7 +281,12 @@ class Controller:
         assert state.serving is not None
         for obj in manifests.children(state.ref, state.spec, state.serving, self.settings):
             await self._apply(state, obj)
-        for kind, why in manifests.unwanted(state.spec):
+        unwanted = manifests.unwanted(state.spec)
+        if not had_children(state.status):
+            # A function the last status shows without children (a new shared one): nothing to
+            # delete, so no request for it.
+            unwanted = [(kind, why) for kind, why in unwanted if kind in state.recorded]
+        for kind, why in unwanted:
             if await self.kube.delete(kind, state.ref.namespace, state.ref.child):
                 self.events.normal(state.ref, "Removed", f"{kind} {state.ref.child}: {why}")
             state.recorded.pop(kind, None)

@@ -6,6 +6,7 @@ code objects to delete, and how long to wait before a retry.
 - `function_status`: the whole `status` stanza from the outcome, the Deployment and the previous
   status (conditions keep their transition times).
 - `status_patch`: the JSON merge patch from one status to the next (None when nothing changed).
+- `had_children`: whether a published status is that of a function with children of its own.
 - `needs_reapply`: whether a child's watch event means it was deleted or edited by someone else.
 - `code_history` / `deletable`: the objects a function keeps and the ones nobody references.
 
@@ -313,6 +314,12 @@ def function_status(
             endpoint=f"http://{child_name(ref.name)}.{ref.namespace}.svc.{cluster_domain}",
         )
     return status
+
+
+def had_children(status: dict[str, Any]) -> bool:
+    """Whether a published status is that of a warm or pod function, which have children (a
+    shared function's status has no `replicasSummary`)."""
+    return status.get("replicasSummary") is not None
 
 
 def status_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any] | None:
