@@ -702,6 +702,18 @@ def _pool_metric(cluster: Cluster, namespace: str, metric: str) -> dict[str, flo
     return out
 
 
+def _pool_memory_mb(cluster: Cluster, namespace: str) -> float:
+    """The pool pods' working set in all (the kubelet's summary: what the memory limit counts)."""
+    node = cluster.get_json("nodes")["items"][0]["metadata"]["name"]
+    raw = cluster.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/stats/summary").stdout
+    pool = {p["metadata"]["name"] for p in _pods(cluster, namespace, POOL_PODS)}
+    return sum(
+        pod["memory"]["workingSetBytes"] / (1 << 20)
+        for pod in json.loads(raw)["pods"]
+        if pod["podRef"]["namespace"] == namespace and pod["podRef"]["name"] in pool
+    )
+
+
 def _pod_names(cluster: Cluster, namespace: str) -> set[str]:
     return {p["metadata"]["name"] for p in _pods(cluster, namespace)}
 
@@ -810,6 +822,7 @@ def test_a_thousand_shared_functions_on_the_default_pool(release: Release, funct
     cluster, namespace, api = release.cluster, release.namespace, release.api
     pods_before = _pod_names(cluster, namespace)
     names = [f"dense-{i:04d}" for i in range(DENSITY)]
+    memory_before = _pool_memory_mb(cluster, namespace)
     try:
         started = time.monotonic()
         for first in range(0, DENSITY, 250):
@@ -847,6 +860,8 @@ def test_a_thousand_shared_functions_on_the_default_pool(release: Release, funct
             _pool_metric(cluster, namespace, "vortex_runtime_cold_starts_total").values()
         )
         loaded = _pool_metric(cluster, namespace, "vortex_runtime_functions_loaded")
+        time.sleep(12)  # the kubelet's summary is refreshed every 10 s or so
+        memory_after = _pool_memory_mb(cluster, namespace)
         evicted = _pool_metric(
             cluster, namespace, 'vortex_runtime_isolate_recycles_total{reason="evicted"}'
         )
@@ -861,7 +876,10 @@ def test_a_thousand_shared_functions_on_the_default_pool(release: Release, funct
         f" pool pod {sorted(int(v) for v in loaded.values())}; evictions"
         f" {sum(evicted.values()):.0f}; cold starts in the first round"
         f" {cold_first - cold_before:.0f} (the rest were warmed on Ready), second round"
-        f" {cold_after - cold_first:.0f}; rounds {rounds[0]:.1f} s and {rounds[1]:.1f} s",
+        f" {cold_after - cold_first:.0f}; rounds {rounds[0]:.1f} s and {rounds[1]:.1f} s; pool"
+        f" working set {memory_before:.0f} MB before, {memory_after:.0f} MB after:"
+        f" {(memory_after - memory_before) / max(1.0, sum(loaded.values())):.2f} MB per idle warm"
+        " function (goal <= 1 MB)",
     )
 
 
