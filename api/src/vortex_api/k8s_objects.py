@@ -97,7 +97,9 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         cap = int(concurrency) * pods
     blocked = blocked_by(status)
     if isolation == "shared" and blocked is None:
-        blocked = _env_not_pooled(env_spec)
+        unreadable = contract.env_not_pooled(env_spec)
+        if unreadable is not None:
+            blocked = (contract.ENV_NOT_POOLED, unreadable, {})
     ready_condition = condition(status, "Ready") or {}
     return Function(
         function_id=str(meta.get("name")),
@@ -123,19 +125,6 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         generation=int(meta.get("generation") or 0),
         observed_generation=int(status.get("observedGeneration") or 0),
     ).prepare(send_env=isolation == "shared")
-
-
-def _env_not_pooled(env_spec: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]] | None:
-    """Why a shared function cannot run: the pool gets env values with each request, so an
-    entry read from a Secret or ConfigMap (`valueFrom`) needs pods of its own."""
-    names = [str(e["name"]) for e in env_spec if "value" not in e]
-    if not names:
-        return None
-    message = (
-        f"env {', '.join(names)} uses valueFrom, which the shared pool cannot read;"
-        " use isolation warm or pod, or give the value"
-    )
-    return contract.ENV_NOT_POOLED, message, {}
 
 
 # The routing group of the shared pool's pods: a name no function can have.

@@ -9,6 +9,7 @@ its one-shot pods and the operator's reconciler all read a VortexFunction throug
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,6 +73,18 @@ POOL_COMPONENT = "pool"
 # The Ready reason of a shared function with env read from a Secret or ConfigMap (`valueFrom`):
 # the pool receives env values with each request, so such a function needs pods of its own.
 ENV_NOT_POOLED = "EnvNotPooled"
+
+
+def env_not_pooled(env: Iterable[dict[str, Any]]) -> str | None:
+    """Why the pool cannot serve a function with these env entries (`{name, value}` or
+    `{name, valueFrom}`), or None if it can: the operator's Ready message and the API's error."""
+    names = [str(e["name"]) for e in env if "value" not in e]
+    if not names:
+        return None
+    return (
+        f"env {', '.join(names)} uses valueFrom, which the shared pool cannot read;"
+        " use isolation warm or pod, or give the value"
+    )
 
 
 def parse_isolation(value: object) -> Isolation:

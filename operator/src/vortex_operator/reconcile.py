@@ -27,6 +27,7 @@ from vortex_kube.contract import (
     FunctionSpec,
     child_name,
     code_key,
+    env_not_pooled,
 )
 from vortex_operator import conditions as cond
 from vortex_operator.model import FunctionRef
@@ -189,23 +190,13 @@ def _warm_conditions(
     return available, ready
 
 
-def env_not_pooled(spec: FunctionSpec) -> list[str]:
-    """The env entries a shared function reads from a Secret or ConfigMap (`valueFrom`): the pool
-    receives env values with each request, so it cannot serve them."""
-    return [str(e["name"]) for e in spec.env if "value" not in e]
-
-
 def _shared_conditions(
     spec: FunctionSpec, outcome: CodeOutcome | None, serving: str | None, code: cond.Condition
 ) -> tuple[cond.Condition, cond.Condition]:
     """A shared function is Ready (reason Pooled) once its code is stored: the pool loads it on
     first use, and no pod of its own is made."""
-    unreadable = env_not_pooled(spec)
-    if unreadable:
-        message = (
-            f"env {', '.join(unreadable)} uses valueFrom, which the shared pool cannot read;"
-            " use isolation warm or pod, or give the value"
-        )
+    message = env_not_pooled(spec.env)
+    if message is not None:
         available = cond.Condition(cond.AVAILABLE, cond.FALSE, ENV_NOT_POOLED, message)
         return available, cond.Condition(cond.READY, cond.FALSE, ENV_NOT_POOLED, message)
     if serving is None:

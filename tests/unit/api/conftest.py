@@ -33,6 +33,17 @@ def ok(output: Any = None, *, logs: list[dict[str, str]] | None = None) -> httpx
     )
 
 
+def refused_by(host: str, output: Any) -> Callable[[httpx.Request], httpx.Response]:
+    """A runtime handler: `host` refuses connections, every other runtime answers `output`."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == host:
+            raise httpx.ConnectError("refused", request=request)
+        return ok(output)
+
+    return handler
+
+
 class FakeRuntime:
     """Answers runtime requests with `handler` and keeps every request it saw."""
 

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from tests.unit.api.conftest import FakeRuntime, ok
+from tests.unit.api.conftest import FakeRuntime, ok, refused_by
 from tests.unit.api.helpers import eventually
 from tests.unit.api.kube_fixtures import FUNCTIONS, SLICES, endpoint_slice
 from tests.unit.fake_kube import FakeKube
@@ -171,12 +171,7 @@ async def test_connect_error_retries_on_another_pod(
     await deploy(k8s_client, name="r", isolation="warm")
     await fake_kube.put(SLICES, endpoint_slice("r", "10.0.0.1", "10.0.0.2"))
 
-    def one_dead(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "10.0.0.1":
-            raise httpx.ConnectError("refused", request=request)
-        return ok("alive")
-
-    runtime.handler = one_dead
+    runtime.handler = refused_by("10.0.0.1", "alive")
     for _ in range(3):
         response = await k8s_client.post("/execute/r")
         assert response.json()["output"] == "alive"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.unit.api.conftest import FakeRuntime, ok
+from tests.unit.api.conftest import FakeRuntime, ok, refused_by
 from tests.unit.api.helpers import eventually
 from tests.unit.api.kube_fixtures import FUNCTIONS, SLICES, endpoint_slice, pool_slice
 from tests.unit.fake_kube import FakeKube
@@ -164,12 +164,7 @@ async def test_a_pool_pod_that_refuses_connections_is_skipped(
     await pool_of(fake_kube, k8s_backend, "10.1.0.1", "10.1.0.2")
     await put_shared(fake_kube, k8s_backend, "r")
 
-    def one_dead(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "10.1.0.1":
-            raise httpx.ConnectError("refused", request=request)
-        return ok("alive")
-
-    runtime.handler = one_dead
+    runtime.handler = refused_by("10.1.0.1", "alive")
     for _ in range(3):
         response = await k8s_client.post("/execute/r")
         assert response.json()["output"] == "alive"

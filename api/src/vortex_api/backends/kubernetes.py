@@ -55,6 +55,7 @@ from vortex_kube.contract import (
     KIND,
     NAME_LABEL,
     SERVICE_NAME_LABEL,
+    env_not_pooled,
 )
 from vortex_kube.errors import Conflict, KubeError
 
@@ -334,7 +335,7 @@ class KubernetesBackend:
             return False
         return (
             function.code_object is not None
-            and all("value" in e for e in function.env_spec)
+            and env_not_pooled(function.env_spec) is None
             and bool(self.table.endpoints(POOL_GROUP))
         )
 
