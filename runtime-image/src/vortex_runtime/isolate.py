@@ -39,6 +39,7 @@ from py_mini_racer import (
 )
 from py_mini_racer._mini_racer import _make_context  # a context for a given loop (0.14)
 
+from vortex_runtime import sched
 from vortex_runtime.errors import (
     MAX_ERROR_MESSAGE_BYTES,
     MAX_ERROR_NAME_BYTES,
@@ -126,16 +127,18 @@ def _racer() -> MiniRacer:
 
 
 # Isolate threads run at a lower CPU priority than the thread of the event loop, which serves
-# every function's HTTP: JavaScript that hogs the CPU slows other JavaScript, never the server.
+# every function's HTTP, and with a longer slice (sched.py): JavaScript that hogs the CPU slows
+# other JavaScript, never the server.
 ISOLATE_NICE = 5
 # An isolate whose invocation keeps its thread busy (at least DEMOTE_CPU_S of CPU within a window
 # of DEMOTE_WINDOW_S; the first window starts DEMOTE_WINDOW_S into the invocation, so only
 # invocations longer than two windows are ever measured) drops to DEMOTED_NICE for the rest of its
-# life, so CPU-bound code yields the cores to short invocations of its neighbours. An unprivileged
+# life, with the longest slice, so CPU-bound code yields the cores to short invocations of its
+# neighbours, which preempt it as soon as they wake up. An unprivileged
 # process cannot raise a thread's priority again, so the demotion is for good (until recycled).
 DEMOTE_WINDOW_S = 0.01
 DEMOTE_CPU_S = 0.006
-DEMOTED_NICE = 19
+DEMOTED_NICE = sched.DEMOTED_NICE
 
 # Isolates are made on one helper thread, which runs at ISOLATE_NICE: V8 takes milliseconds to
 # make one, which would stall the event loop, and the threads it starts inherit that priority.
@@ -154,13 +157,14 @@ def _make_racer(loop: asyncio.AbstractEventLoop) -> tuple[MiniRacer, list[int]]:
 
     mini-racer's own constructor would also install its timer on the calling loop with a
     blocking eval; the bootstrap replaces that timer with its own, so it is not installed."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, ISOLATE_NICE)  # this thread (Linux: per thread)
+    sched.set_thread(0, nice=ISOLATE_NICE, slice_ns=sched.HELPER_SLICE_NS)
     _start_v8()
     before = _threads()
     maker = _make_context(loop)
     context = maker.__enter__()
     started = sorted(_threads() - before - {threading.get_native_id()})
+    for tid in started:  # V8 makes the isolate and runs its scripts on these
+        sched.set_thread(tid, nice=ISOLATE_NICE, slice_ns=sched.SHORT_SLICE_NS)
     mr = MiniRacer.__new__(MiniRacer)
     mr._own_context_maker = maker  # so that close() frees the context, as its own would
     mr._ctx = context
@@ -170,8 +174,7 @@ def _make_racer(loop: asyncio.AbstractEventLoop) -> tuple[MiniRacer, list[int]]:
 def _demote_thread(tid: int) -> None:
     """Run a thread at DEMOTED_NICE. (Not SCHED_IDLE: V8's threads take the GIL for their
     callbacks, and one starved while holding it would stall the whole process.)"""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, DEMOTED_NICE)
+    sched.demote(tid)
 
 
 def thread_cpu_s(tid: int) -> float | None:

@@ -14,7 +14,6 @@ Called by pool.py; __main__.py installs the drain handler.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -23,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import NoReturn, Protocol
+
+from vortex_runtime import sched
 
 log = logging.getLogger("vortex_runtime.watchdog")
 
@@ -85,7 +86,6 @@ def _fire(what: str) -> None:
         exit_now("the drain handler failed")
 
 
-CLOSE_NICE = 19
 # Closes run one after another on one long-lived thread (starting threads per close stalls the
 # event loop, which waits for each to start), watched by one more thread for the grace period.
 _queue: queue.SimpleQueue[tuple[Closable, str]] = queue.SimpleQueue()
@@ -97,8 +97,7 @@ _threads_lock = threading.Lock()
 
 def _closer() -> None:
     global _current, _closing
-    with contextlib.suppress(OSError):  # closing is never urgent: it yields to serving
-        os.setpriority(os.PRIO_PROCESS, 0, CLOSE_NICE)  # this thread (Linux: per thread)
+    sched.demote(threading.get_native_id())  # closing is never urgent: it yields to serving
     number = 0
     while True:
         target, what = _queue.get()

@@ -34,6 +34,24 @@ def test_single_function_from_file(start_runtime, tmp_path: Path) -> None:  # ty
     assert "Hello Vortex!" not in runtime.log()
 
 
+def test_the_event_loop_runs_with_the_shortest_slice(start_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The thread that serves every function's HTTP preempts the process's other threads."""
+    import os
+
+    from vortex_runtime import sched
+
+    (tmp_path / "a.js").write_text("return 1")
+    runtime = start_runtime("--store", str(tmp_path))
+    runtime.wait_ready()
+    assert httpx.post(runtime.url + "/invoke/a.js").json()["output"] == 1
+    pid = runtime.process.pid
+    assert sched.thread_slice_ns(pid) == sched.LOOP_SLICE_NS  # the main thread runs the loop
+    others = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - {pid}
+    slices = {sched.thread_slice_ns(tid) for tid in others}
+    assert sched.SHORT_SLICE_NS in slices  # the isolates
+    assert sched.HELPER_SLICE_NS in slices  # the thread that makes them
+
+
 def test_many_functions_from_store(start_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "a.js").write_text("return event.n * 2")
     runtime = start_runtime("--store", str(tmp_path), "--pool-size", "2")

@@ -536,6 +536,7 @@ async def test_cpu_bound_invocation_drops_its_thread_to_the_lowest_priority(isol
     isolate that only does short work keeps its priority."""
     import os
 
+    from vortex_runtime import sched
     from vortex_runtime.isolate import DEMOTED_NICE, ISOLATE_NICE
 
     code = "if (event) { const end = Date.now() + 150; while (Date.now() < end) {} } return 1"
@@ -552,4 +553,8 @@ async def test_cpu_bound_invocation_drops_its_thread_to_the_lowest_priority(isol
 
     assert nice(busy) == {DEMOTED_NICE}
     assert nice(quick) == {ISOLATE_NICE}
+    # ... and the longest slice, so that the quick ones preempt it the moment they wake up
+    slices = {sched.thread_slice_ns(tid) for tid in busy._blank.threads}
+    assert slices == {sched.LONG_SLICE_NS}
+    assert {sched.thread_slice_ns(tid) for tid in quick._blank.threads} == {sched.SHORT_SLICE_NS}
     assert (await busy.invoke("null", context(), 2)).output_json == "1"  # still serves

@@ -1,0 +1,92 @@
+"""CPU scheduling of the runtime's threads (Linux): their nice value and their time slice.
+
+Linux schedules each thread on its own. The event loop, which serves every function's HTTP, and
+the isolates serving short invocations run with a short time slice, so that when one of them
+wakes up on a core taken by a CPU-bound thread it runs at once (the EEVDF scheduler, Linux 6.6
+and later, lets a waking thread with a shorter slice preempt the running one; older kernels
+ignore the request). Threads that make isolates get a longer one, and a thread that hogs a core
+is demoted: nice 19 and the longest slice, so it runs only on what the others leave. An
+unprivileged process can lower its threads' priority but never raise it again. Every call is
+best effort: where the kernel refuses, nothing changes. Called by __main__.py (the event loop's
+thread), isolate.py (isolates) and watchdog.py (the closer thread).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import struct
+
+# struct sched_attr (SCHED_ATTR_SIZE_VER1): size, policy, flags, nice, priority, runtime,
+# deadline, period, util_min, util_max. For SCHED_OTHER, `runtime` is the slice asked for.
+_ATTR = struct.Struct("IIQiIQQQII")
+_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}  # sched_setattr, sched_getattr
+# The kernel accepts 0.1 ms to 100 ms (its default is 0.7 ms times 1 + log2 of the CPUs).
+LOOP_SLICE_NS = 100_000  # the event loop: it preempts every other thread of the process
+SHORT_SLICE_NS = 300_000  # isolates: they preempt helpers and demoted isolates
+HELPER_SLICE_NS = 3_000_000  # making isolates: never urgent
+LONG_SLICE_NS = 100_000_000  # demoted
+DEMOTED_NICE = 19
+
+
+def _syscalls() -> tuple[ctypes.CDLL, int, int] | None:
+    numbers = _SYSCALLS.get(platform.machine())
+    if numbers is None:
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True), *numbers
+    except OSError:
+        return None
+
+
+_SYS = _syscalls()
+
+
+def _get(tid: int) -> tuple[int, ...] | None:
+    if _SYS is None:
+        return None
+    libc, _, get = _SYS
+    buffer = ctypes.create_string_buffer(_ATTR.size)
+    if libc.syscall(get, tid, buffer, _ATTR.size, 0) != 0:
+        return None
+    return _ATTR.unpack(buffer.raw)
+
+
+def set_thread(tid: int, *, nice: int | None = None, slice_ns: int | None = None) -> bool:
+    """Give thread `tid` (0: the calling thread) a nice value and/or a time slice; the other
+    keeps its current value. False where the kernel refused or cannot do it."""
+    attr = _get(tid)
+    if _SYS is None or attr is None:
+        if nice is None:
+            return False
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)  # Linux: per thread
+        except OSError:
+            return False
+        return True
+    _size, policy, flags, old_nice, priority, runtime, *rest = attr
+    if policy != 0:  # not SCHED_OTHER: someone chose another policy, which stays
+        return False
+    packed = _ATTR.pack(
+        _ATTR.size,
+        policy,
+        flags,
+        old_nice if nice is None else nice,
+        priority,
+        runtime if slice_ns is None else slice_ns,
+        *rest,
+    )
+    libc, set_call, _ = _SYS
+    return bool(libc.syscall(set_call, tid, ctypes.create_string_buffer(packed), 0) == 0)
+
+
+def demote(tid: int) -> bool:
+    """Run a CPU-bound thread only on what the others leave (for good)."""
+    return set_thread(tid, nice=DEMOTED_NICE, slice_ns=LONG_SLICE_NS)
+
+
+def thread_slice_ns(tid: int = 0) -> int | None:
+    """The slice a thread asked for (None where unknown)."""
+    attr = _get(tid)
+    return None if attr is None else attr[5]
