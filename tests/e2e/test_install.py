@@ -703,15 +703,24 @@ def _pool_metric(cluster: Cluster, namespace: str, metric: str) -> dict[str, flo
 
 
 def _pool_memory_mb(cluster: Cluster, namespace: str) -> float:
-    """The pool pods' working set in all (the kubelet's summary: what the memory limit counts)."""
+    """The pool pods' working set in all (the kubelet's summary: what the memory limit counts),
+    once the summary has every pool pod (a new pod shows up there within about 10 s)."""
     node = cluster.get_json("nodes")["items"][0]["metadata"]["name"]
-    raw = cluster.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/stats/summary").stdout
     pool = {p["metadata"]["name"] for p in _pods(cluster, namespace, POOL_PODS)}
-    return sum(
-        pod["memory"]["workingSetBytes"] / (1 << 20)
-        for pod in json.loads(raw)["pods"]
-        if pod["podRef"]["namespace"] == namespace and pod["podRef"]["name"] in pool
-    )
+    found: dict[str, float] = {}
+
+    def read() -> bool:
+        raw = cluster.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/stats/summary").stdout
+        found.clear()
+        for pod in json.loads(raw)["pods"]:
+            ref = pod["podRef"]
+            working_set = pod.get("memory", {}).get("workingSetBytes")
+            if ref["namespace"] == namespace and ref["name"] in pool and working_set:
+                found[ref["name"]] = working_set / (1 << 20)
+        return set(found) == pool
+
+    cluster.wait_for("the pool pods in the kubelet's summary", read, timeout=60, interval=2)
+    return sum(found.values())
 
 
 def _pod_names(cluster: Cluster, namespace: str) -> set[str]:
@@ -817,8 +826,9 @@ DENSITY = 1000
 
 @pytest.mark.timeout(1200)
 def test_a_thousand_shared_functions_on_the_default_pool(release: Release, functions):
-    """1,000 functions applied, each called twice: every call succeeds, the pool pods stay within
-    their memory limit (evicting idle isolates is fine), and no pod is added."""
+    """1,000 functions applied, each called twice: every call succeeds, the second calls are warm
+    (the default budget keeps them all), the pool pods stay within their memory limit, and no
+    pod is added."""
     cluster, namespace, api = release.cluster, release.namespace, release.api
     pods_before = _pod_names(cluster, namespace)
     names = [f"dense-{i:04d}" for i in range(DENSITY)]
@@ -868,6 +878,9 @@ def test_a_thousand_shared_functions_on_the_default_pool(release: Release, funct
         restarts = _restarts(cluster, namespace, POOL_PODS)
         assert all(count == 0 for count, _ in restarts), f"pool: {restarts}"
         assert _pod_names(cluster, namespace) == pods_before, "a pod was created"
+        # The default budget keeps every one of them warm: the second calls start nothing.
+        assert cold_after - cold_first == 0, f"{cold_after - cold_first} second calls were cold"
+        assert sum(loaded.values()) >= DENSITY, loaded
     finally:
         _delete_labelled(cluster, namespace, "e2e=dense", timeout=600)
     record_figure(
@@ -955,6 +968,111 @@ def test_killing_a_pool_pod_under_load_loses_only_the_requests_inside_it(
     finally:
         _delete_labelled(cluster, namespace, "e2e=steady")
         _wait_settled(cluster, namespace, release.name, "the pool back to 2 pods", timeout=120)
+
+
+ATTACKS = {
+    "spin": "while (true) {}",
+    "grow": "const a = []; while (true) a.push(new Array(1e5).fill(1));",
+    "recurse": "const f = (n) => f(n + 1) + 1; return f(0);",
+    "flood": (
+        "for (let i = 0; i < 1000; i++) setTimeout(() => {}, 1);"
+        " await new Promise((r) => setTimeout(r, 20)); return 1;"
+    ),
+}
+
+
+@pytest.mark.timeout(600)
+def test_hostile_neighbours_in_the_pool_leave_a_benign_function_alone(release: Release, functions):
+    """While shared functions on the same pool pod spin forever, allocate and recurse without
+    bound and flood timers, a benign function driven at a steady rate keeps answering."""
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    ips = _pool_ips(cluster, namespace)
+    benign = "benign"
+    home = _home(benign, ips)
+    # Attackers named so that they hash to the benign function's pod.
+    attackers: dict[str, str] = {}
+    for kind, code in ATTACKS.items():
+        n = 0
+        while _home(f"{kind}-{n}", ips) != home:
+            n += 1
+        attackers[f"{kind}-{n}"] = code
+    manifests = [_shared(benign, "return event;", e2e="hostile")]
+    for name, code in attackers.items():
+        manifest = _shared(name, code, e2e="hostile")
+        manifest["spec"].update(timeoutMs=1000, memoryMb=32)
+        manifests.append(manifest)
+    cluster.apply(manifests, namespace=namespace)
+    try:
+        _wait_functions_ready(cluster, namespace, [benign, *attackers])
+        attacked = threading.Event()
+        stop = threading.Event()
+        attack_statuses: list[int] = []
+
+        def attack(name: str) -> None:
+            with httpx.Client(timeout=30) as client:
+                while not stop.is_set():
+                    if not attacked.wait(0.1):
+                        continue
+                    attack_statuses.append(api.execute(name, client=client).status_code)
+                    time.sleep(0.01)  # each tenant at the benign one's steady rate
+
+        def benign_phase(seconds: float) -> tuple[list[float], list[str]]:
+            samples: list[float] = []
+            failures: list[str] = []
+            with httpx.Client(timeout=30) as client:
+                end = time.monotonic() + seconds
+                i = 0
+                while time.monotonic() < end:
+                    i += 1
+                    started = time.perf_counter()
+                    response = api.execute(benign, {"i": i}, client=client)
+                    samples.append((time.perf_counter() - started) * 1000)
+                    if response.status_code != 200 or response.json()["output"] != {"i": i}:
+                        failures.append(f"{response.status_code} {response.text[:300]}")
+                    time.sleep(0.01)  # a steady rate, about 80 a second
+            return samples, failures
+
+        threads = [threading.Thread(target=attack, args=(n,), daemon=True) for n in attackers]
+        for thread in threads:
+            thread.start()
+        quiet: list[float] = []
+        hit: list[float] = []
+        failures: list[str] = []
+        try:
+            benign_phase(1)  # warm
+            for _ in range(3):
+                samples, failed = benign_phase(5)
+                quiet += samples
+                failures += failed
+                attacked.set()
+                time.sleep(0.5)
+                samples, failed = benign_phase(5)
+                hit += samples
+                failures += failed
+                attacked.clear()
+                time.sleep(1.5)  # the last attack over (its timeout)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        assert failures == [], failures
+        assert attack_statuses, "no attack ran"
+        assert set(attack_statuses) <= {500, 504}, Counter(attack_statuses)
+        restarts = _restarts(cluster, namespace, POOL_PODS)
+        assert all(count == 0 for count, _ in restarts), f"pool: {restarts}"
+        quiet_p99, hit_p99 = _percentile(quiet, 0.99), _percentile(hit, 0.99)
+        record_figure(
+            "pool neighbours",
+            f"benign p99 {hit_p99:.1f} ms beside {len(attack_statuses)} attacks"
+            f" ({', '.join(attackers)}) vs quiet p99 {quiet_p99:.1f} ms: {hit_p99 / quiet_p99:.2f}x"
+            f" (goal <= 2x); p50 {statistics.median(hit):.1f} vs {statistics.median(quiet):.1f} ms;"
+            f" {len(quiet) + len(hit)} calls, 0 failed",
+        )
+    finally:
+        _delete_labelled(cluster, namespace, "e2e=hostile")
+
+
+# -- upgrade -------------------------------------------------------------------------------------
 
 
 # -- upgrade -------------------------------------------------------------------------------------

@@ -30,10 +30,11 @@ from vortex_runtime.prewarm import Prewarmer
 
 log = logging.getLogger("vortex_runtime.pool")
 
-# What an isolate costs beyond the heap V8 has committed for it (thread stack, bookkeeping): a
-# warm isolate of a small function grows the process by about 1 MB, of which about 0.8 MB is its
-# committed heap (`python -m bench density` measures it).
-_ISOLATE_OVERHEAD_BYTES = 256 * 1024
+# What an isolate costs beyond the heap V8 has committed for it (thread stack, bookkeeping). The
+# committed heap already overstates what a small isolate touches: about 1.3 MB committed, of
+# which the process grows by about 1 MB per warm function (`python -m bench density` measures
+# it), so the estimate errs on the safe side with little more.
+_ISOLATE_OVERHEAD_BYTES = 64 * 1024
 _MB = 1024 * 1024
 # An idle isolate that has not run since its last probe is probed again only this often.
 REPROBE_S = 10.0
