@@ -19,7 +19,7 @@ STEP_MS = 50
 
 def saves(path: Path, stop: threading.Event | None = None) -> Iterator[None]:
     """Yield once per save of `path` (written or created; its deletion is not a save), until
-    `stop` is set. Ctrl-C ends the iteration without raising."""
+    `stop` is set. Ctrl-C raises KeyboardInterrupt, as anywhere else."""
     target = path.resolve()
 
     def is_save(change: Change, changed: str) -> bool:
@@ -30,7 +30,6 @@ def saves(path: Path, stop: threading.Event | None = None) -> Iterator[None]:
         watch_filter=is_save,
         stop_event=stop,
         step=STEP_MS,
-        raise_interrupt=False,
         recursive=False,
     ):
         yield
