@@ -35,7 +35,7 @@ unit: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy runtime-image/src/vortex_runtime api/src/vortex_kube api/src/vortex_api operator/src/vortex_operator
+	$(VENV)/bin/mypy runtime-image/src/vortex_runtime api/src/vortex_kube api/src/vortex_api api/src/vortex_cli operator/src/vortex_operator
 	$(VENV)/bin/lint-imports --no-cache
 
 fmt: install

@@ -1,7 +1,7 @@
-"""The import contracts of the four packages (.importlinter at the repository root): layers inside
+"""The import contracts of the five packages (.importlinter at the repository root): layers inside
 each package, API and operator independent of each other and sharing only `vortex_kube`, the
-runtime importing neither, and one module per third-party client (kubernetes_asyncio, minio,
-py_mini_racer)."""
+runtime importing neither, the CLI speaking HTTP only, and one module per third-party client
+(kubernetes_asyncio, minio, py_mini_racer; httpx, rich and watchfiles in the CLI)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,138 @@
+"""The HTTP client of the Vortex API: one method per endpoint, errors mapped to `errors.py`.
+
+The only module of the CLI that imports httpx. Commands build a `Client` (through
+`commands/common.py`) and call its methods; unit tests hand it an `httpx.MockTransport`.
+Answers are returned as parsed JSON; an error status raises `ApiError` (`AuthError` for 401 and
+403), and a URL that does not answer raises `ApiUnreachable` naming the URL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from vortex_cli.errors import ApiUnreachable, api_error
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+# Management calls answer within seconds (a cluster deploy waits for its code to be stored).
+REQUEST_TIMEOUT_S = 60.0
+# An execution may take a function's largest timeout (300 s) plus the API's grace.
+EXECUTE_TIMEOUT_S = 330.0
+CONNECT_TIMEOUT_S = 5.0
+
+
+class Invocation:
+    """A successful `/execute` answer: the function's output, logs and time."""
+
+    def __init__(self, document: dict[str, Any], invocation_id: str | None) -> None:
+        self.document = document
+        self.invocation_id = invocation_id
+
+    @property
+    def output(self) -> Any:
+        return self.document.get("output")
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        logs = self.document.get("logs")
+        return logs if isinstance(logs, list) else []
+
+
+class Client:
+    """Calls to one API at `url`, with `key` as the Bearer token when given."""
+
+    def __init__(
+        self, url: str, key: str | None = None, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            transport=transport,
+            timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        headers = {"Content-Type": "application/json"} if content is not None else {}
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
+        try:
+            response = self._http.request(method, path, content=content, headers=headers, **extra)
+        except httpx.ConnectError as exc:
+            raise ApiUnreachable(self.url, _reason(exc, "connection failed")) from exc
+        except httpx.TimeoutException as exc:
+            raise ApiUnreachable(self.url, _reason(exc, "timed out")) from exc
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(self.url, _reason(exc, "the connection broke")) from exc
+        if response.status_code >= 400:
+            raise api_error(response.status_code, _json(response), response.reason_phrase)
+        return response
+
+    def _document(self, response: httpx.Response) -> dict[str, Any]:
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise ApiUnreachable(self.url, "the answer is not a Vortex API document")
+        return body
+
+    def deploy(self, request: dict[str, Any]) -> str:
+        """`POST /deploy`; the function id."""
+        body = json.dumps(request).encode()
+        return str(self._document(self._send("POST", "/deploy", content=body))["function_id"])
+
+    def execute(self, function_id: str, event: bytes | None) -> Invocation:
+        """`POST /execute/{id}` with `event` as the body, sent as given (None: no body)."""
+        response = self._send(
+            "POST", f"/execute/{_segment(function_id)}", content=event, timeout=EXECUTE_TIMEOUT_S
+        )
+        return Invocation(self._document(response), response.headers.get("x-vortex-invocation-id"))
+
+    def list(self) -> list[dict[str, Any]]:
+        """`GET /functions`."""
+        functions = self._document(self._send("GET", "/functions")).get("functions")
+        return functions if isinstance(functions, list) else []
+
+    def get(self, function_id: str) -> dict[str, Any]:
+        """`GET /functions/{id}`."""
+        return self._document(self._send("GET", f"/functions/{_segment(function_id)}"))
+
+    def delete(self, function_id: str) -> None:
+        """`DELETE /functions/{id}`."""
+        self._send("DELETE", f"/functions/{_segment(function_id)}")
+
+
+def _segment(function_id: str) -> str:
+    # A name with a slash or a dot segment must not reach another route.
+    return quote(function_id, safe="").replace(".", "%2E")
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _reason(exc: httpx.HTTPError, fallback: str) -> str:
+    text = str(exc).strip()
+    return text or fallback

@@ -1,0 +1,21 @@
+"""The CLI's commands, one module per verb (or per resource); `main.py` adds them to the group.
+
+`common.py` holds what they share: the `--url`, `--key` and `-o` options, and the one place an
+error becomes its line and exit code.
+"""
+
+from __future__ import annotations
+
+from vortex_cli.commands import deploy, dev, functions, init, invoke
+
+COMMANDS = [
+    deploy.deploy,
+    invoke.invoke,
+    functions.list_functions,
+    functions.get,
+    functions.delete,
+    init.init,
+    dev.dev,
+]
+
+__all__ = ["COMMANDS"]

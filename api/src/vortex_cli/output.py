@@ -1,0 +1,157 @@
+"""How results reach the terminal: rich tables and plain lines for people, JSON for scripts.
+
+The only module of the CLI that imports rich. Commands print through an `Output` made for the
+`-o/--output` they were given (`commands/common.py`). Results go to stdout; the function's console
+logs, progress and errors go to stderr, so `vortex invoke f | jq` sees only the output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from vortex_cli.errors import ApiError, CliError
+
+Format = Literal["text", "json"]
+FORMATS: tuple[Format, ...] = ("text", "json")
+
+# Off a terminal rich would wrap tables at 80 columns; a pipe gets whole lines instead.
+_PIPE_WIDTH = 1000
+
+
+def to_json(value: Any) -> str:
+    """JSON as the CLI prints it: indented, non-ASCII kept."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def log_line(entry: dict[str, Any]) -> str:
+    """One console log entry of a function: `<timestamp> <level> <message>`."""
+    return f"{entry.get('timestamp', '')} {entry.get('level', 'log')} {entry.get('message', '')}"
+
+
+def function_row(info: dict[str, Any]) -> list[str]:
+    """The columns of one function in `vortex list` (see `FUNCTION_COLUMNS`)."""
+    spec = info.get("spec") or {}
+    status = info.get("status") or {}
+    sha = info.get("code_sha256") or ""
+    return [
+        str(info.get("function_id", "")),
+        str(status.get("phase", "")),
+        str(spec.get("isolation", "")),
+        f"{spec.get('timeout_ms', '')} ms",
+        f"{spec.get('memory_mb', '')} MB",
+        sha[:12],
+        str(info.get("created_at") or ""),
+    ]
+
+
+FUNCTION_COLUMNS = ("NAME", "STATUS", "ISOLATION", "TIMEOUT", "MEMORY", "CODE", "CREATED")
+
+
+def function_fields(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of one function in `vortex get`, in order."""
+    spec = info.get("spec") or {}
+    status = info.get("status") or {}
+    fields = [
+        ("name", str(info.get("function_id", ""))),
+        ("status", str(status.get("phase", ""))),
+        ("ready", "yes" if status.get("ready") else "no"),
+        ("isolation", str(spec.get("isolation", ""))),
+        ("timeout", f"{spec.get('timeout_ms', '')} ms"),
+        ("memory", f"{spec.get('memory_mb', '')} MB"),
+    ]
+    for key in ("concurrency", "replicas"):
+        if spec.get(key) is not None:
+            fields.append((key, str(spec[key])))
+    for name, value in sorted((spec.get("env") or {}).items()):
+        fields.append((f"env {name}", str(value)))
+    fields.append(("code sha256", str(info.get("code_sha256") or "")))
+    fields.append(("created", str(info.get("created_at") or "")))
+    for condition in status.get("conditions") or []:
+        reason = condition.get("reason") or ""
+        message = condition.get("message") or ""
+        fields.append((f"condition {condition.get('type', '')}", f"{reason} {message}".strip()))
+    return fields
+
+
+class Output:
+    """Prints one command's results in `format` to `out` (stdout) and `err` (stderr)."""
+
+    def __init__(
+        self, format: Format = "text", out: TextIO | None = None, err: TextIO | None = None
+    ) -> None:
+        self.format = format
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    @property
+    def json(self) -> bool:
+        return self.format == "json"
+
+    def _print(self, table: Table) -> None:
+        if self.out.isatty():
+            Console(file=self.out, highlight=False).print(table)
+            return
+        console = Console(file=self.out, width=_PIPE_WIDTH, highlight=False, color_system=None)
+        with console.capture() as captured:
+            console.print(table)
+        # Cells are padded to their column's width; a pipe gets no trailing blanks.
+        lines = (line.rstrip() for line in captured.get().splitlines())
+        print("\n".join(lines), file=self.out, flush=True)
+
+    def line(self, text: str) -> None:
+        """A result line on stdout (text mode)."""
+        print(text, file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        """Progress for a person, on stderr."""
+        print(text, file=self.err, flush=True)
+
+    def document(self, value: Any) -> None:
+        """A JSON document on stdout."""
+        print(to_json(value), file=self.out, flush=True)
+
+    def result(self, value: Any, text: str) -> None:
+        """`value` as JSON in json mode, else the line `text`."""
+        if self.json:
+            self.document(value)
+        else:
+            self.line(text)
+
+    def logs(self, entries: Iterable[dict[str, Any]]) -> None:
+        """A function's console logs, on stderr."""
+        for entry in entries:
+            print(log_line(entry), file=self.err)
+        self.err.flush()
+
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in columns:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            # Text, not markup: a value with brackets is shown as it is.
+            table.add_row(*(Text(cell) for cell in row))
+        self._print(table)
+
+    def fields(self, pairs: Iterable[tuple[str, str]]) -> None:
+        table = Table(box=None, pad_edge=False, show_header=False)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for key, value in pairs:
+            table.add_row(Text(key), Text(value))
+        self._print(table)
+
+    def error(self, error: CliError) -> None:
+        """The error as one line on stderr (after the function's logs, if it ran); in json mode
+        also its JSON document on stdout."""
+        if isinstance(error, ApiError) and not self.json:
+            self.logs(error.logs)
+        if self.json:
+            self.document(error.document())
+        print(f"Error: {error.line()}", file=self.err, flush=True)
