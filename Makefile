@@ -15,7 +15,7 @@ $(STAMP): runtime-image/pyproject.toml api/pyproject.toml operator/pyproject.tom
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ./runtime-image -e ./api -e ./operator -r tests/requirements.txt
+	$(PY) -m pip install -q -e ./runtime-image -e './api[cli]' -e ./operator -r tests/requirements.txt
 	touch $(STAMP)
 
 deps:
