@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     # This thread runs the event loop, which serves every function's HTTP: the shortest slice,
     # so that it preempts any other thread of the process when it wakes up.
     sched.set_thread(0, slice_ns=sched.LOOP_SLICE_NS)
+    cpu = sched.choose_cpu(settings.serve_cpu, settings.worker_index)
+    if cpu is not None:
+        sched.pin_serving(cpu)
     logs.setup(as_json=settings.log_format == "json")
     watchdog.configure(settings.watchdog_grace_ms, settings.drain_timeout_ms)
 

@@ -51,6 +51,17 @@ def test_ctrl_c_stops_every_worker(api_factory: Callable[..., ApiProcess]) -> No
     _wait_for(lambda: not any(alive(pid) for pid in workers), timeout_s=5)
 
 
+def test_workers_serve_on_a_cpu_each(api_factory: Callable[..., ApiProcess]) -> None:
+    """Each worker's serving threads share one CPU, and the workers take the CPUs in turn."""
+    allowed = sorted(os.sched_getaffinity(0))
+    api = api_factory(VORTEX_LOCAL_WORKERS="2")
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        fid = client.post("/deploy", json={"code": "return 7;"}).json()["function_id"]
+        assert client.post(f"/execute/{fid}").json()["output"] == 7
+    cpus = sorted(tuple(sorted(os.sched_getaffinity(pid))) for pid in api.workers())
+    assert cpus == sorted([(allowed[0],), (allowed[1 % len(allowed)],)])
+
+
 def test_workers_die_with_a_killed_api(api_factory: Callable[..., ApiProcess]) -> None:
     api = api_factory(VORTEX_LOCAL_WORKERS="2")
     workers = api.workers()

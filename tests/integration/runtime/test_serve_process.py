@@ -52,6 +52,23 @@ def test_the_event_loop_runs_with_the_shortest_slice(start_runtime, tmp_path: Pa
     assert sched.HELPER_SLICE_NS in slices  # the thread that makes them
 
 
+def test_a_local_mode_worker_serves_on_one_cpu(start_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Local mode's workers each pin their serving threads to a CPU of their own; a runtime
+    without a worker index (a pod) leaves every CPU to the kernel."""
+    import os
+
+    allowed = sorted(os.sched_getaffinity(0))
+    (tmp_path / "a.js").write_text("return 1")
+    worker = start_runtime("--store", str(tmp_path), env={"VORTEX_WORKER_INDEX": "1"})
+    free = start_runtime("--store", str(tmp_path))
+    for runtime in (worker, free):
+        runtime.wait_ready()
+        assert httpx.post(runtime.url + "/invoke/a.js").json()["output"] == 1
+    tasks = os.listdir(f"/proc/{worker.process.pid}/task")
+    assert {frozenset(os.sched_getaffinity(int(tid))) for tid in tasks} == {frozenset({allowed[1]})}
+    assert os.sched_getaffinity(free.process.pid) == set(allowed)
+
+
 def test_many_functions_from_store(start_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "a.js").write_text("return event.n * 2")
     runtime = start_runtime("--store", str(tmp_path), "--pool-size", "2")

@@ -48,3 +48,32 @@ def test_a_thread_that_is_gone_is_left_alone() -> None:
     gone = _in_thread(threading.get_native_id)
     assert sched.set_thread(gone, slice_ns=sched.SHORT_SLICE_NS) is False
     assert sched.demote(gone) is False
+
+
+def test_serving_is_pinned_only_where_the_layout_is_known() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    assert len(allowed) >= 2, "these tests need a machine with two CPUs or more"
+    assert sched.choose_cpu("off", 0) is None
+    assert sched.choose_cpu("auto", None) is None  # a pod, or a runtime started by hand
+    assert sched.choose_cpu("auto", 0) == allowed[0]  # local mode's workers, one CPU each
+    assert sched.choose_cpu("auto", 1) == allowed[1]
+    assert sched.choose_cpu("auto", len(allowed)) == allowed[0]
+    assert sched.choose_cpu(str(allowed[-1]), None) == allowed[-1]
+    assert sched.choose_cpu("4096", None) is None  # not one this process may use
+
+
+def test_a_demoted_thread_leaves_the_serving_cpu(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sched, "_spare_cpus", None)
+    allowed = os.sched_getaffinity(0)
+    serving = min(allowed)
+
+    def run() -> tuple[set[int], set[int], set[int]]:
+        assert sched.pin_serving(serving)
+        pinned = os.sched_getaffinity(0)
+        inherited = _in_thread(lambda: os.sched_getaffinity(0))
+        sched.demote(threading.get_native_id())
+        return pinned, inherited, os.sched_getaffinity(0)
+
+    pinned, inherited, demoted = _in_thread(run)
+    assert pinned == inherited == {serving}
+    assert demoted == allowed - {serving}

@@ -48,10 +48,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def worker_env(pool_size: int) -> dict[str, str]:
-    """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own."""
+def worker_env(pool_size: int, index: int = 0) -> dict[str, str]:
+    """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own
+    (its index spreads the workers over the CPUs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VORTEX_", "MINIO_"))}
     env["VORTEX_POOL_SIZE"] = str(pool_size)
+    env["VORTEX_WORKER_INDEX"] = str(index)
     return env
 
 
@@ -161,7 +163,7 @@ class WorkerSupervisor:
                 str(port),
                 "--host",
                 "127.0.0.1",
-                env=worker_env(self.pool_size),
+                env=worker_env(self.pool_size, worker.index),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
