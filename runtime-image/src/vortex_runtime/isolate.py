@@ -158,6 +158,7 @@ def _make_racer(loop: asyncio.AbstractEventLoop) -> tuple[MiniRacer, list[int]]:
     mini-racer's own constructor would also install its timer on the calling loop with a
     blocking eval; the bootstrap replaces that timer with its own, so it is not installed."""
     sched.set_thread(0, nice=ISOLATE_NICE, slice_ns=sched.HELPER_SLICE_NS)
+    sched.to_spare(0)  # the threads V8 starts here inherit it: making an isolate never competes
     _start_v8()
     before = _threads()
     maker = _make_context(loop)
@@ -666,6 +667,9 @@ class Isolate:
             isolate.broken = "load"
             isolate.close_now()
             raise
+        if not demoted:
+            for tid in blank.threads:  # made on the other CPUs; it serves beside the event loop
+                sched.to_serving(tid)
         return isolate
 
     def close_now(self) -> None:

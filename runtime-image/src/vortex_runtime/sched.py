@@ -11,7 +11,8 @@ unprivileged process can lower its threads' priority but never raise it again.
 The threads that serve also share one CPU (`pin_serving`): handing an invocation from the event
 loop to an isolate's thread and back is then a switch on one CPU, not a wake-up of another one,
 which costs far more where CPUs idle in a virtual machine (measured on 2 vCPUs: a round trip of
-about 45 us instead of 150 us). A demoted thread leaves that CPU for the others. Every call is
+about 45 us instead of 150 us). Isolates are made on the other CPUs and move to the serving one
+when they start serving a function; a demoted thread leaves it again. Every call is
 best effort: where the kernel refuses, nothing changes. Called by __main__.py (the event loop's
 thread), isolate.py (isolates) and watchdog.py (the closer thread).
 """
@@ -87,7 +88,8 @@ def set_thread(tid: int, *, nice: int | None = None, slice_ns: int | None = None
     return bool(libc.syscall(set_call, tid, ctypes.create_string_buffer(packed), 0) == 0)
 
 
-_spare_cpus: set[int] | None = None  # where demoted threads run, once serving is pinned
+_serving_cpu: int | None = None  # where the event loop and function isolates run, if pinned
+_spare_cpus: set[int] | None = None  # where helpers and demoted threads run, then
 
 
 def choose_cpu(setting: str, worker_index: int | None) -> int | None:
@@ -105,23 +107,37 @@ def choose_cpu(setting: str, worker_index: int | None) -> int | None:
 
 def pin_serving(cpu: int) -> bool:
     """Pin the calling thread (the event loop, before any other thread starts: they inherit it)
-    to `cpu`; demoted threads go to the other CPUs from then on."""
-    global _spare_cpus
+    to `cpu`; helpers and demoted threads go to the other CPUs from then on."""
+    global _serving_cpu, _spare_cpus
     allowed = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, {cpu})
     except OSError:
         return False
+    _serving_cpu = cpu
     _spare_cpus = (allowed - {cpu}) or None
     return True
+
+
+def to_spare(tid: int) -> None:
+    """Move a thread off the serving CPU (helpers: isolates are made and their bootstrap run
+    there, so that making one never competes with serving)."""
+    if _spare_cpus is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, _spare_cpus)
+
+
+def to_serving(tid: int) -> None:
+    """Move a thread to the serving CPU (an isolate that starts serving a function)."""
+    if _serving_cpu is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, {_serving_cpu})
 
 
 def demote(tid: int) -> bool:
     """Run a CPU-bound thread only on what the others leave (for good), and off the CPU that
     serves."""
-    if _spare_cpus is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(tid, _spare_cpus)
+    to_spare(tid)
     return set_thread(tid, nice=DEMOTED_NICE, slice_ns=LONG_SLICE_NS)
 
 

@@ -45,7 +45,8 @@ def test_a_demoted_thread_gets_the_lowest_priority_and_the_longest_slice() -> No
 
 
 def test_a_thread_that_is_gone_is_left_alone() -> None:
-    gone = _in_thread(threading.get_native_id)
+    with open("/proc/sys/kernel/pid_max") as f:
+        gone = int(f.read()) + 1  # never a thread's id (a finished thread's may be reused)
     assert sched.set_thread(gone, slice_ns=sched.SHORT_SLICE_NS) is False
     assert sched.demote(gone) is False
 
@@ -77,3 +78,19 @@ def test_a_demoted_thread_leaves_the_serving_cpu(monkeypatch) -> None:  # type: 
     pinned, inherited, demoted = _in_thread(run)
     assert pinned == inherited == {serving}
     assert demoted == allowed - {serving}
+
+
+def test_helpers_run_off_the_serving_cpu_until_they_serve(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sched, "_spare_cpus", None)
+    monkeypatch.setattr(sched, "_serving_cpu", None)
+    allowed = os.sched_getaffinity(0)
+    serving = min(allowed)
+
+    def run() -> tuple[set[int], set[int]]:
+        assert sched.pin_serving(serving)
+        sched.to_spare(0)
+        made = os.sched_getaffinity(0)
+        sched.to_serving(threading.get_native_id())
+        return made, os.sched_getaffinity(0)
+
+    assert _in_thread(run) == (allowed - {serving}, {serving})
