@@ -99,20 +99,14 @@ def workerd(worker_js: str = TRIVIAL_WORKER) -> Iterator[str]:
             process.wait(10)
 
 
-FIRST_WORKER = "0"
-
-
 @contextmanager
 def trivial_runtime() -> Iterator[str]:
-    """A ready `python -m vortex_runtime serve` of TRIVIAL_BODY, run as local mode runs its
-    first worker (its serving threads on one CPU); yields its base URL."""
+    """A ready `python -m vortex_runtime serve` of TRIVIAL_BODY; yields its base URL."""
     with tempfile.TemporaryDirectory() as tmp:
         code = Path(tmp, "trivial.js")
         code.write_text(TRIVIAL_BODY)
         port = free_port()
-        server = runtime_server(
-            port, "--code-file", str(code), env={"VORTEX_WORKER_INDEX": FIRST_WORKER}
-        )
+        server = runtime_server(port, "--code-file", str(code))
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/readyz")

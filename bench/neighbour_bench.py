@@ -124,10 +124,7 @@ def main(runs: int = 2000) -> None:
         for name, (code, _headers) in ATTACKS.items():
             (store / name).write_text(code)
         port = anchors.free_port()
-        # run as local mode runs its first worker (its serving threads on one CPU)
-        worker = anchors.runtime_server(
-            port, "--store", str(store), env={"VORTEX_WORKER_INDEX": anchors.FIRST_WORKER}
-        )
+        worker = anchors.runtime_server(port, "--store", str(store))
         try:
             url = f"http://127.0.0.1:{port}"
             anchors.wait_http(url + "/readyz")

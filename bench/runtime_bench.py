@@ -1,12 +1,11 @@
 """Runtime benchmark (issue goals), printed in one run against the anchors:
 
-- in-process overhead per warm invocation (us), through `Isolate.invoke`, with the threads on
-  one CPU as a local-mode worker runs them;
+- in-process overhead per warm invocation (us), through `Isolate.invoke`;
 - isolate start to ready (ms) and memory per warm isolate (MB);
 - the cold start of a new function in a warm process, from a pre-warmed isolate (ms), beside
   Cloudflare Workers' published 5 ms and Fission's published p50 of 110 ms;
 - `/invoke` throughput and p50/p99 under wrk at 16 connections, against workerd serving the
-  same trivial function on the same machine (the runtime run as local mode's first worker);
+  same trivial function on the same machine;
 - per-invocation time against a process per execution (the seed's design).
 """
 
@@ -14,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import multiprocessing
 import os
 import statistics
 import time
-from typing import Any
 
 from bench import anchors
 
@@ -85,25 +82,9 @@ async def in_process(runs: int = 5000) -> dict[str, float]:
     }
 
 
-def _in_process_pinned(out: Any) -> None:
-    """In a child process, pinned as local mode's first worker pins itself (sched.py)."""
-    from vortex_runtime import sched
-
-    cpu = sched.choose_cpu("auto", int(anchors.FIRST_WORKER))
-    if cpu is not None:
-        sched.set_thread(0, slice_ns=sched.LOOP_SLICE_NS)
-        sched.pin_serving(cpu)
-    out.put(asyncio.run(in_process()))
-
-
 def main(duration_s: int = 10) -> None:
     print("== runtime benchmark ==")
-    context = multiprocessing.get_context("fork")  # V8 is not started in this process
-    out = context.Queue()
-    child = context.Process(target=_in_process_pinned, args=(out,))
-    child.start()
-    figures = out.get(timeout=600)
-    child.join(60)
+    figures = asyncio.run(in_process())
     print(
         f"in-process overhead per warm invocation: median {figures['overhead_us_median']:.1f} us,"
         f" mean {figures['overhead_us_mean']:.1f} us, p99 {figures['overhead_us_p99']:.1f} us"

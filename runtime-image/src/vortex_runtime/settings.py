@@ -76,11 +76,11 @@ class RuntimeSettings(BaseSettings):
     probe_interval_ms: int = Field(default=1000, ge=50)
     probe_timeout_ms: int = Field(default=250, ge=10)
     use_minio: bool = False
-    # The CPU that serves (the event loop and the isolates of short invocations): "auto" pins
-    # local mode's workers, one CPU each by worker index, and leaves any other process free; a
-    # number names one; "off" leaves every thread free to run anywhere. CPU-bound isolates are
-    # moved to the other CPUs (sched.py).
-    serve_cpu: str = Field(default="auto", pattern=r"^(auto|off|[0-9]{1,4})$")
+    # The CPU that serves (the event loop and the isolates of short invocations): "off" (the
+    # default) leaves every thread free to run anywhere; "auto" pins local mode's workers, one
+    # CPU each by worker index; a number names one. Then isolates are made on the other CPUs,
+    # and CPU-bound ones moved there (sched.py).
+    serve_cpu: str = Field(default="off", pattern=r"^(auto|off|[0-9]{1,4})$")
     # Set by local mode's supervisor for each worker, so that "auto" spreads them.
     worker_index: int | None = Field(default=None, ge=0)
     # "json" logs one JSON object a line; anything else logs plain text (`--log-format`).

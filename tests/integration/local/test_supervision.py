@@ -52,9 +52,10 @@ def test_ctrl_c_stops_every_worker(api_factory: Callable[..., ApiProcess]) -> No
 
 
 def test_workers_serve_on_a_cpu_each(api_factory: Callable[..., ApiProcess]) -> None:
-    """Each worker's serving threads share one CPU, and the workers take the CPUs in turn."""
+    """With VORTEX_SERVE_CPU=auto, each worker's serving threads share one CPU, and the workers
+    take the CPUs in turn."""
     allowed = sorted(os.sched_getaffinity(0))
-    api = api_factory(VORTEX_LOCAL_WORKERS="2")
+    api = api_factory(VORTEX_LOCAL_WORKERS="2", VORTEX_SERVE_CPU="auto")
     with httpx.Client(base_url=api.url, timeout=60) as client:
         fid = client.post("/deploy", json={"code": "return 7;"}).json()["function_id"]
         assert client.post(f"/execute/{fid}").json()["output"] == 7

@@ -53,15 +53,18 @@ def test_the_event_loop_runs_with_the_shortest_slice(start_runtime, tmp_path: Pa
 
 
 def test_a_local_mode_worker_serves_on_one_cpu(start_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Local mode's workers each pin their serving threads to a CPU of their own; a runtime
-    without a worker index (a pod) leaves every CPU to the kernel."""
+    """With VORTEX_SERVE_CPU=auto, local mode's workers each pin their serving threads to a
+    CPU of their own; by default, or without a worker index (a pod), every CPU is the kernel's."""
     import os
 
     allowed = sorted(os.sched_getaffinity(0))
     (tmp_path / "a.js").write_text("return 1")
-    worker = start_runtime("--store", str(tmp_path), env={"VORTEX_WORKER_INDEX": "1"})
-    free = start_runtime("--store", str(tmp_path))
-    for runtime in (worker, free):
+    worker = start_runtime(
+        "--store", str(tmp_path), env={"VORTEX_WORKER_INDEX": "1", "VORTEX_SERVE_CPU": "auto"}
+    )
+    free = start_runtime("--store", str(tmp_path), env={"VORTEX_SERVE_CPU": "auto"})
+    default = start_runtime("--store", str(tmp_path), env={"VORTEX_WORKER_INDEX": "1"})
+    for runtime in (worker, free, default):
         runtime.wait_ready()
         assert httpx.post(runtime.url + "/invoke/a.js").json()["output"] == 1
     pid = worker.process.pid
@@ -73,6 +76,7 @@ def test_a_local_mode_worker_serves_on_one_cpu(start_runtime, tmp_path: Path) ->
         frozenset(set(allowed) - {allowed[1]}),
     }
     assert os.sched_getaffinity(free.process.pid) == set(allowed)
+    assert os.sched_getaffinity(default.process.pid) == set(allowed)
 
 
 def test_many_functions_from_store(start_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -50,10 +50,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 def worker_env(pool_size: int, index: int = 0) -> dict[str, str]:
     """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own
-    (its index spreads the workers over the CPUs)."""
+    (its index spreads the workers over the CPUs when VORTEX_SERVE_CPU=auto is passed on)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VORTEX_", "MINIO_"))}
     env["VORTEX_POOL_SIZE"] = str(pool_size)
     env["VORTEX_WORKER_INDEX"] = str(index)
+    if "VORTEX_SERVE_CPU" in os.environ:
+        env["VORTEX_SERVE_CPU"] = os.environ["VORTEX_SERVE_CPU"]
     return env
 
 
