@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     worker_python: str | None = None
     # the runtime executable workers run (`vortex-runtime`); default: this Python's vortex_runtime
     runtime_path: str | None = None
+    # passed on to every worker as its VORTEX_SERVE_CPU (`auto`: one CPU each); unset: theirs
+    serve_cpu: str | None = None
 
     # Kubernetes backend.
     namespace: str = "default"

@@ -140,9 +140,19 @@ DEMOTE_WINDOW_S = 0.01
 DEMOTE_CPU_S = 0.006
 DEMOTED_NICE = sched.DEMOTED_NICE
 
+
+def _maker_thread() -> None:
+    """Once, on the helper thread: ISOLATE_NICE, a helper's slice, and off the serving CPU.
+    The threads V8 starts from it inherit all three, so making an isolate never competes."""
+    sched.set_thread(0, nice=ISOLATE_NICE, slice_ns=sched.HELPER_SLICE_NS)
+    sched.to_spare(0)
+
+
 # Isolates are made on one helper thread, which runs at ISOLATE_NICE: V8 takes milliseconds to
 # make one, which would stall the event loop, and the threads it starts inherit that priority.
-_maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vortex-isolates")
+_maker = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="vortex-isolates", initializer=_maker_thread
+)
 
 
 def _threads() -> set[int]:
@@ -157,25 +167,17 @@ def _make_racer(loop: asyncio.AbstractEventLoop) -> tuple[MiniRacer, list[int]]:
 
     mini-racer's own constructor would also install its timer on the calling loop with a
     blocking eval; the bootstrap replaces that timer with its own, so it is not installed."""
-    sched.set_thread(0, nice=ISOLATE_NICE, slice_ns=sched.HELPER_SLICE_NS)
-    sched.to_spare(0)  # the threads V8 starts here inherit it: making an isolate never competes
     _start_v8()
     before = _threads()
     maker = _make_context(loop)
     context = maker.__enter__()
     started = sorted(_threads() - before - {threading.get_native_id()})
     for tid in started:  # V8 makes the isolate and runs its scripts on these
-        sched.set_thread(tid, nice=ISOLATE_NICE, slice_ns=sched.SHORT_SLICE_NS)
+        sched.set_thread(tid, slice_ns=sched.SHORT_SLICE_NS)
     mr = MiniRacer.__new__(MiniRacer)
     mr._own_context_maker = maker  # so that close() frees the context, as its own would
     mr._ctx = context
     return mr, started
-
-
-def _demote_thread(tid: int) -> None:
-    """Run a thread at DEMOTED_NICE. (Not SCHED_IDLE: V8's threads take the GIL for their
-    callbacks, and one starved while holding it would stall the whole process.)"""
-    sched.demote(tid)
 
 
 def thread_cpu_s(tid: int) -> float | None:
@@ -580,7 +582,7 @@ class Blank:
     def close_now(self) -> None:
         # Tearing V8 down is never urgent: its threads yield to the ones serving.
         for tid in self.threads:
-            _demote_thread(tid)
+            sched.demote(tid)
         self.io = None
         if self.notification is not None:
             self.notification.__exit__(None, None, None)
@@ -789,7 +791,7 @@ class Isolate:
         """Run this isolate's threads at DEMOTED_NICE from now on (for good)."""
         self.demoted = True
         for tid in self._blank.threads:
-            _demote_thread(tid)
+            sched.demote(tid)
 
     def _watch_cpu(self, started: float | None) -> None:
         """Runs every DEMOTE_WINDOW_S while an invocation lasts: demote the isolate's thread if

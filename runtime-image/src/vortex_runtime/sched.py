@@ -136,7 +136,8 @@ def to_serving(tid: int) -> None:
 
 def demote(tid: int) -> bool:
     """Run a CPU-bound thread only on what the others leave (for good), and off the CPU that
-    serves."""
+    serves. (Not SCHED_IDLE: V8's threads take the GIL for their callbacks, and one starved
+    while holding it would stall the whole process.)"""
     to_spare(tid)
     return set_thread(tid, nice=DEMOTED_NICE, slice_ns=LONG_SLICE_NS)
 

@@ -79,6 +79,7 @@ class LocalBackend:
             start_timeout_s=settings.worker_start_timeout_s,
             python=settings.worker_python,
             runtime_path=settings.runtime_path,
+            serve_cpu=settings.serve_cpu,
         )
         self.invoker = Invoker(
             self.transport,

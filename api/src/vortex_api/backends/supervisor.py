@@ -48,14 +48,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def worker_env(pool_size: int, index: int = 0) -> dict[str, str]:
+def worker_env(pool_size: int, index: int = 0, serve_cpu: str | None = None) -> dict[str, str]:
     """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own
-    (its index spreads the workers over the CPUs when VORTEX_SERVE_CPU=auto is passed on)."""
+    (its index spreads the workers over the CPUs when `serve_cpu` is "auto")."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VORTEX_", "MINIO_"))}
     env["VORTEX_POOL_SIZE"] = str(pool_size)
     env["VORTEX_WORKER_INDEX"] = str(index)
-    if "VORTEX_SERVE_CPU" in os.environ:
-        env["VORTEX_SERVE_CPU"] = os.environ["VORTEX_SERVE_CPU"]
+    if serve_cpu is not None:
+        env["VORTEX_SERVE_CPU"] = serve_cpu
     return env
 
 
@@ -88,8 +88,10 @@ class WorkerSupervisor:
         start_timeout_s: float,
         python: str | None = None,
         runtime_path: str | None = None,
+        serve_cpu: str | None = None,
     ) -> None:
         self.count = count
+        self.serve_cpu = serve_cpu
         self.store_dir = store_dir
         self.table = table
         self.transport = transport
@@ -165,7 +167,7 @@ class WorkerSupervisor:
                 str(port),
                 "--host",
                 "127.0.0.1",
-                env=worker_env(self.pool_size, worker.index),
+                env=worker_env(self.pool_size, worker.index, self.serve_cpu),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
