@@ -15,12 +15,13 @@ from urllib.parse import quote
 import httpx
 
 from vortex_cli.errors import ApiUnreachable, api_error
+from vortex_kube import contract
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 # Management calls answer within seconds (a cluster deploy waits for its code to be stored).
 REQUEST_TIMEOUT_S = 60.0
-# An execution may take a function's largest timeout (300 s) plus the API's grace.
-EXECUTE_TIMEOUT_S = 330.0
+# An execution may take a function's largest timeout plus the API's grace.
+EXECUTE_TIMEOUT_S = contract.MAX_TIMEOUT_MS / 1000 + 30.0
 CONNECT_TIMEOUT_S = 5.0
 
 
