@@ -52,6 +52,15 @@ DEFAULT_TIMEOUT_MS, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 5000, 1, 300_000
 DEFAULT_MEMORY_MB, MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 16, 4096
 DEFAULT_CONCURRENCY, MIN_CONCURRENCY, MAX_CONCURRENCY = 4, 1, 64
 DEFAULT_REPLICAS, MIN_REPLICAS, MAX_REPLICAS = 1, 0, 100
+# spec.scale (warm functions): the autoscaler's bounds, target and idle time. minReplicas 0 is in
+# the schema for the scale-to-zero that comes with scale-from-zero (requests held in the API);
+# until then a CEL rule keeps it at SERVED_MIN_REPLICAS or more, so no function is unreachable.
+DEFAULT_MIN_SCALE, MIN_MIN_SCALE, SERVED_MIN_REPLICAS = 1, 0, 1
+DEFAULT_MAX_SCALE, MIN_MAX_SCALE = 10, 1
+MIN_TARGET_CONCURRENCY = 1
+# The default target: this share of `concurrency` in flight per pod.
+DEFAULT_TARGET_SHARE = 0.7
+DEFAULT_SCALE_TO_ZERO_S, MIN_SCALE_TO_ZERO_S, MAX_SCALE_TO_ZERO_S = 300, 30, 86_400
 MAX_ENV_ENTRIES = 64
 MAX_ENV_NAME_CHARS = 128
 MAX_ENV_VALUE_CHARS = 32_768
@@ -164,6 +173,38 @@ class CodeRef:
 
 
 @dataclass(frozen=True)
+class ScaleSpec:
+    """`spec.scale` with its defaults: the autoscaler keeps the warm pods between the bounds,
+    aiming at `target_concurrency` executions in flight per pod."""
+
+    min_replicas: int = DEFAULT_MIN_SCALE
+    max_replicas: int = DEFAULT_MAX_SCALE
+    target_concurrency: float = DEFAULT_CONCURRENCY * DEFAULT_TARGET_SHARE
+    scale_to_zero_after_s: int = DEFAULT_SCALE_TO_ZERO_S
+
+    @classmethod
+    def parse(cls, scale: dict[str, Any], concurrency: int) -> ScaleSpec:
+        def number(key: str, default: int) -> int:
+            value = scale.get(key)
+            return int(value) if value is not None else default
+
+        target = scale.get("targetConcurrency")
+        return cls(
+            min_replicas=number("minReplicas", DEFAULT_MIN_SCALE),
+            max_replicas=number("maxReplicas", DEFAULT_MAX_SCALE),
+            target_concurrency=(
+                float(target) if target else default_target_concurrency(concurrency)
+            ),
+            scale_to_zero_after_s=number("scaleToZeroAfterSeconds", DEFAULT_SCALE_TO_ZERO_S),
+        )
+
+
+def default_target_concurrency(concurrency: int) -> float:
+    """The target when `spec.scale.targetConcurrency` is absent: 70% of `concurrency`."""
+    return max(float(MIN_TARGET_CONCURRENCY), concurrency * DEFAULT_TARGET_SHARE)
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """`spec` of a VortexFunction with the CRD's defaults applied.
 
@@ -180,6 +221,8 @@ class FunctionSpec:
     concurrency: int = DEFAULT_CONCURRENCY
     env: tuple[dict[str, Any], ...] = ()
     isolation: Isolation = DEFAULT_ISOLATION
+    # Set only when the object has `spec.scale` (then the autoscaler owns `replicas`).
+    scale: ScaleSpec | None = None
     # Which fields the object itself set (the rest are defaults), by spec key.
     given: frozenset[str] = frozenset()
 
@@ -199,6 +242,8 @@ class FunctionSpec:
             )
         env = tuple(e for e in spec.get("env") or [] if isinstance(e, dict) and e.get("name"))
         isolation = parse_isolation(spec.get("isolation"))
+        concurrency = int(spec.get("concurrency") or DEFAULT_CONCURRENCY)
+        scale = spec.get("scale")
         return cls(
             code=spec.get("code") if isinstance(spec.get("code"), str) else None,
             code_ref=code_ref,
@@ -206,8 +251,9 @@ class FunctionSpec:
             memory_mb=int(spec.get("memoryMb") or DEFAULT_MEMORY_MB),
             resources=dict(spec.get("resources") or DEFAULT_RESOURCES),
             replicas=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
-            concurrency=int(spec.get("concurrency") or DEFAULT_CONCURRENCY),
+            concurrency=concurrency,
             env=env,
             isolation=isolation,
+            scale=ScaleSpec.parse(scale, concurrency) if isinstance(scale, dict) else None,
             given=frozenset(k for k, v in spec.items() if v is not None),
         )

@@ -27,6 +27,16 @@ NUMBERS: dict[str, tuple[int, int, int]] = {
     ),
     "replicas": (contract.DEFAULT_REPLICAS, contract.MIN_REPLICAS, contract.MAX_REPLICAS),
 }
+SCALE = SPEC["scale"]["properties"]
+SCALE_NUMBERS: dict[str, tuple[int, int, int]] = {
+    "minReplicas": (contract.DEFAULT_MIN_SCALE, contract.MIN_MIN_SCALE, contract.MAX_REPLICAS),
+    "maxReplicas": (contract.DEFAULT_MAX_SCALE, contract.MIN_MAX_SCALE, contract.MAX_REPLICAS),
+    "scaleToZeroAfterSeconds": (
+        contract.DEFAULT_SCALE_TO_ZERO_S,
+        contract.MIN_SCALE_TO_ZERO_S,
+        contract.MAX_SCALE_TO_ZERO_S,
+    ),
+}
 
 
 def test_names_equal_the_crd() -> None:
@@ -88,3 +98,48 @@ def test_child_names_and_code_keys() -> None:
     assert key == f"functions/{'a' * 64}.js"
     assert contract.sha_of_key(key) == "a" * 64
     assert contract.sha_of_key("functions/xyz.js") is None
+
+
+@pytest.mark.parametrize(("prop", "bounds"), SCALE_NUMBERS.items())
+def test_scale_defaults_and_bounds_equal_the_crd(prop: str, bounds: tuple[int, int, int]) -> None:
+    crd = SCALE[prop]
+    assert (crd["default"], crd["minimum"], crd["maximum"]) == bounds
+
+
+def test_target_concurrency_bounds_equal_the_crd() -> None:
+    target = SCALE["targetConcurrency"]
+    assert "default" not in target  # 70% of concurrency, which a CRD default cannot say
+    assert (target["minimum"], target["maximum"]) == (
+        contract.MIN_TARGET_CONCURRENCY,
+        contract.MAX_CONCURRENCY,
+    )
+    rules = [r["rule"] for r in SPEC["scale"]["x-kubernetes-validations"]]
+    assert f"self.minReplicas >= {contract.SERVED_MIN_REPLICAS}" in rules
+
+
+def test_parse_without_scale_leaves_replicas_to_the_user() -> None:
+    assert FunctionSpec.parse({"code": "x", "isolation": "warm"}).scale is None
+
+
+def test_parse_applies_the_scale_defaults() -> None:
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "concurrency": 10, "scale": {}})
+    assert spec.scale == contract.ScaleSpec(
+        min_replicas=1, max_replicas=10, target_concurrency=7.0, scale_to_zero_after_s=300
+    )
+    given = FunctionSpec.parse(
+        {
+            "code": "x",
+            "scale": {
+                "minReplicas": 2,
+                "maxReplicas": 20,
+                "targetConcurrency": 5,
+                "scaleToZeroAfterSeconds": 60,
+            },
+        }
+    )
+    assert given.scale == contract.ScaleSpec(2, 20, 5.0, 60)
+
+
+def test_default_target_is_at_least_one() -> None:
+    assert contract.default_target_concurrency(1) == 1.0
+    assert contract.default_target_concurrency(4) == pytest.approx(2.8)

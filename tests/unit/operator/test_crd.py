@@ -48,7 +48,7 @@ def test_printer_columns() -> None:
 
 def test_exactly_one_of_code_and_code_ref() -> None:
     rules = [r["rule"] for r in SPEC["x-kubernetes-validations"]]
-    assert rules == ["has(self.code) != has(self.codeRef)"]
+    assert rules[0] == "has(self.code) != has(self.codeRef)"
     ref_rules = [r["rule"] for r in SPEC["properties"]["codeRef"]["x-kubernetes-validations"]]
     assert ref_rules == ["has(self.configMapKeyRef) != has(self.s3)"]
     assert SPEC["properties"]["code"]["maxLength"] == 1 << 20
@@ -123,3 +123,27 @@ def test_example_is_a_valid_function(path: Path) -> None:
     assert ("code" in doc["spec"]) != ("codeRef" in doc["spec"])
     assert set(doc["spec"]) <= set(SPEC["properties"])
     check(doc["spec"]["code"])
+
+
+def test_scale_applies_to_warm_functions_and_stays_within_concurrency() -> None:
+    rules = {r["rule"]: r["message"] for r in SPEC["x-kubernetes-validations"]}
+    assert rules["!has(self.scale) || self.isolation == 'warm'"] == (
+        "spec.scale applies to isolation warm only"
+    )
+    assert any("targetConcurrency <= self.concurrency" in rule for rule in rules)
+
+
+def test_scale_rejects_min_over_max_and_explains_zero() -> None:
+    scale = SPEC["properties"]["scale"]
+    rules = {r["rule"]: r["message"] for r in scale["x-kubernetes-validations"]}
+    assert "must not exceed" in rules["self.minReplicas <= self.maxReplicas"]
+    assert "scale from zero" in rules["self.minReplicas >= 1"]
+    assert all(prop.get("description") for prop in scale["properties"].values())
+
+
+def test_autoscaler_status_fields() -> None:
+    status = SCHEMA["properties"]["status"]["properties"]
+    assert status["desiredReplicas"]["type"] == "integer"
+    assert status["observedConcurrency"]["type"] == "number"
+    assert status["lastScaleReason"]["type"] == "string"
+    assert status["lastScaleTime"]["format"] == "date-time"
