@@ -3,23 +3,58 @@
 The execute route calls `enter` before routing and `leave` when the answer is ready. Past either
 cap `enter` raises `CapacityExceeded` at once (503 with Retry-After): a full gateway answers
 immediately instead of holding connections. Single event loop, so plain counters suffice.
+
+Per function it also keeps the time integral of its executions in flight (`inflight_seconds`):
+the operator's autoscaler reads it through `GET /internal/concurrency` (and Prometheus through
+`/metrics`), and the difference of two readings over the time between them is the exact average
+load of that interval, however short the bursts within it were.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from vortex_api.errors import CapacityExceeded
+
+
+@dataclass(slots=True)
+class FunctionLoad:
+    """One function's executions in flight, and their integral over time until `since`."""
+
+    inflight: int = 0
+    inflight_seconds: float = 0.0
+    since: float = 0.0
+
+    def move(self, now: float, by: int) -> None:
+        self.inflight_seconds += self.inflight * (now - self.since)
+        self.since = now
+        self.inflight += by
+
+    def seconds_at(self, now: float) -> float:
+        return self.inflight_seconds + self.inflight * (now - self.since)
 
 
 class Bulkhead:
     """Counts in-flight executions overall and per function."""
 
-    __slots__ = ("_per_function", "inflight", "max_inflight", "retry_after_s")
+    __slots__ = ("_clock", "_loads", "inflight", "instance", "max_inflight", "retry_after_s")
 
-    def __init__(self, max_inflight: int, retry_after_s: int = 1) -> None:
+    def __init__(
+        self,
+        max_inflight: int,
+        retry_after_s: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_inflight = max_inflight
         self.retry_after_s = retry_after_s
         self.inflight = 0
-        self._per_function: dict[str, int] = {}
+        self._clock = clock
+        # Names this process's clock: readings of two instances are not comparable.
+        self.instance = uuid.uuid4().hex
+        self._loads: dict[str, FunctionLoad] = {}
 
     def enter(self, function_id: str, function_cap: int | None) -> None:
         """Take a slot or raise `CapacityExceeded`."""
@@ -28,25 +63,35 @@ class Bulkhead:
                 f"all {self.max_inflight} execution slots are busy",
                 retry_after_s=self.retry_after_s,
             )
-        if function_cap is not None:
-            current = self._per_function.get(function_id, 0)
-            if current >= function_cap:
-                raise CapacityExceeded(
-                    f"function {function_id!r} is at its cap of {function_cap} executions",
-                    retry_after_s=self.retry_after_s,
-                )
-            self._per_function[function_id] = current + 1
+        load = self._loads.get(function_id)
+        if load is None:
+            load = self._loads[function_id] = FunctionLoad(since=self._clock())
+        if function_cap is not None and load.inflight >= function_cap:
+            raise CapacityExceeded(
+                f"function {function_id!r} is at its cap of {function_cap} executions",
+                retry_after_s=self.retry_after_s,
+            )
+        load.move(self._clock(), 1)
         self.inflight += 1
 
     def leave(self, function_id: str, function_cap: int | None) -> None:
         """Give back the slot taken by `enter` (with the same cap)."""
         self.inflight -= 1
-        if function_cap is not None:
-            left = self._per_function[function_id] - 1
-            if left:
-                self._per_function[function_id] = left
-            else:
-                del self._per_function[function_id]
+        self._loads[function_id].move(self._clock(), -1)
 
     def function_inflight(self, function_id: str) -> int:
-        return self._per_function.get(function_id, 0)
+        load = self._loads.get(function_id)
+        return load.inflight if load else 0
+
+    def forget(self, function_id: str) -> None:
+        """Drop a deleted function's load (unless executions of it are still in flight)."""
+        load = self._loads.get(function_id)
+        if load is not None and not load.inflight:
+            del self._loads[function_id]
+
+    def loads(self) -> tuple[float, dict[str, tuple[int, float]]]:
+        """The clock now, and per function: (executions in flight, their integral in seconds)."""
+        now = self._clock()
+        return now, {
+            fid: (load.inflight, load.seconds_at(now)) for fid, load in self._loads.items()
+        }

@@ -8,6 +8,7 @@ helpers.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -18,11 +19,39 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from vortex_api.bulkhead import Bulkhead
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class FunctionLoadCollector(Collector):
+    """Per function, at every scrape: its executions in flight and their integral over time (the
+    rate of `vortex_function_inflight_seconds_total` is the average in flight)."""
+
+    def __init__(self, bulkhead: Bulkhead) -> None:
+        self.bulkhead = bulkhead
+
+    def collect(self) -> Iterator[Metric]:
+        inflight = GaugeMetricFamily(
+            "vortex_function_inflight_executions",
+            "Executions in flight, by function",
+            labels=["function"],
+        )
+        seconds = CounterMetricFamily(
+            "vortex_function_inflight_seconds",
+            "Time integral of the executions in flight, by function",
+            labels=["function"],
+        )
+        _, loads = self.bulkhead.loads()
+        for function_id, (count, total) in loads.items():
+            inflight.add_metric([function_id], count)
+            seconds.add_metric([function_id], total)
+        yield inflight
+        yield seconds
 
 
 class Metrics:
@@ -76,6 +105,7 @@ class Metrics:
         """Report the bulkhead's in-flight count and capacity at every scrape."""
         self.inflight.set_function(lambda: bulkhead.inflight)
         self.max_inflight.set_function(lambda: bulkhead.max_inflight)
+        self.registry.register(FunctionLoadCollector(bulkhead))
 
     def record(self, function_id: str, outcome: str, seconds: float, cold_kind: str | None) -> None:
         """Count one finished execution."""

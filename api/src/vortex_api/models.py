@@ -96,6 +96,23 @@ class HealthResponse(BaseModel):
     max_workers: int
 
 
+class FunctionLoadOut(BaseModel):
+    inflight: int = Field(description="executions in flight now")
+    inflight_seconds: float = Field(description="their integral over time since `instance` began")
+
+
+class ConcurrencyReport(BaseModel):
+    """`GET /internal/concurrency`: this replica's load per function, for the autoscaler.
+
+    Two reports of one `instance` give each function's average in flight between them:
+    the difference of `inflight_seconds` over the difference of `at`."""
+
+    instance: str = Field(description="this API process; a new one restarts the integrals")
+    at: float = Field(description="the process's monotonic clock, in seconds")
+    namespace: str = Field(description="the namespace of the functions this replica serves")
+    functions: dict[str, FunctionLoadOut]
+
+
 class FunctionSpecOut(BaseModel):
     timeout_ms: int
     memory_mb: int

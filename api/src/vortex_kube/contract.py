@@ -47,6 +47,10 @@ SECRET_KEYS = ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")
 FUNCTION_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,58}[a-z0-9])?$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
+# Where each API replica reports the executions in flight per function to the operator's
+# autoscaler (admin key): `vortex_api.models.ConcurrencyReport`.
+CONCURRENCY_PATH = "/internal/concurrency"
+
 # Defaults and bounds of the spec (the CRD's `default`, `minimum`, `maximum`, `maxItems`, ...).
 DEFAULT_TIMEOUT_MS, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 5000, 1, 300_000
 DEFAULT_MEMORY_MB, MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 16, 4096

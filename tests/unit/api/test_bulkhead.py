@@ -143,3 +143,48 @@ async def test_inflight_and_capacity_are_exported(
     slow.release.set()
     assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
     assert "vortex_inflight_executions 0.0" in (await client.get("/metrics")).text
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_load_integral_counts_every_burst_between_two_readings() -> None:
+    clock = FakeClock()
+    bulkhead = Bulkhead(10, clock=clock)
+    first_at, first = bulkhead.loads()
+    assert first == {}
+    bulkhead.enter("a", None)
+    clock.now += 0.5
+    bulkhead.enter("a", None)
+    clock.now += 0.25
+    bulkhead.leave("a", None)
+    bulkhead.leave("a", None)
+    clock.now += 1.25
+    at, loads = bulkhead.loads()
+    assert loads == {"a": (0, 0.5 + 2 * 0.25)}
+    # 1 s of executions in flight over 2 s: an average of 0.5, though none is in flight now.
+    assert loads["a"][1] / (at - first_at) == 0.5
+
+
+def test_load_counts_executions_still_in_flight() -> None:
+    clock = FakeClock()
+    bulkhead = Bulkhead(10, clock=clock)
+    bulkhead.enter("a", 3)
+    clock.now += 2
+    assert bulkhead.loads()[1] == {"a": (1, 2.0)}
+    assert bulkhead.function_inflight("a") == 1
+
+
+def test_forget_keeps_a_function_with_executions_in_flight() -> None:
+    bulkhead = Bulkhead(10)
+    bulkhead.enter("a", None)
+    bulkhead.forget("a")
+    assert bulkhead.function_inflight("a") == 1
+    bulkhead.leave("a", None)
+    bulkhead.forget("a")
+    assert bulkhead.loads()[1] == {}

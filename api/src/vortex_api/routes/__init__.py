@@ -1,13 +1,20 @@
-"""One router per resource: deploy, execute, functions, health, metrics.
+"""One router per resource: deploy, execute, functions, health, metrics, internal (autoscaler).
 
 `app.create_app` includes `ROUTERS` in this order.
 """
 
 from __future__ import annotations
 
-from vortex_api.routes import deploy, execute, functions, health, metrics
+from vortex_api.routes import deploy, execute, functions, health, internal, metrics
 
-ROUTERS = [deploy.router, execute.router, functions.router, health.router, metrics.router]
+ROUTERS = [
+    deploy.router,
+    execute.router,
+    functions.router,
+    health.router,
+    metrics.router,
+    internal.router,
+]
 
 # OpenAPI entries for the JSON errors every route may answer with.
 __all__ = ["ROUTERS"]

@@ -42,4 +42,5 @@ async def delete_function(function_id: str, request: Request) -> Response:
     gw.auth.require_admin(request.headers.get("authorization"))
     await gw.backend.delete(function_id)
     gw.metrics.forget(function_id)
+    gw.bulkhead.forget(function_id)
     return Response(status_code=204)

@@ -1,0 +1,33 @@
+"""`GET /internal/concurrency`: the executions in flight per function on this replica.
+
+The operator's autoscaler reads it from every API pod (admin key) each tick; see
+`bulkhead.Bulkhead.loads` for why it carries integrals rather than only the counts.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from vortex_api.gateway import gateway
+from vortex_api.models import ConcurrencyReport, FunctionLoadOut
+from vortex_api.routes.responses import errors
+from vortex_kube.contract import CONCURRENCY_PATH
+
+router = APIRouter(tags=["internal"])
+
+
+@router.get(CONCURRENCY_PATH, response_model=ConcurrencyReport, responses=errors(401, 403))
+async def concurrency(request: Request) -> ConcurrencyReport:
+    """This replica's executions in flight per function, and their integral over time."""
+    gw = gateway(request)
+    gw.auth.require_admin(request.headers.get("authorization"))
+    now, loads = gw.bulkhead.loads()
+    return ConcurrencyReport(
+        instance=gw.bulkhead.instance,
+        at=now,
+        namespace=gw.settings.namespace,
+        functions={
+            fid: FunctionLoadOut(inflight=count, inflight_seconds=total)
+            for fid, (count, total) in loads.items()
+        },
+    )
