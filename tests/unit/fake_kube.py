@@ -5,7 +5,8 @@ REST protocol for `kubernetes_asyncio`: namespaced create, get, list (with equal
 label selectors), watch streams that replay from a resourceVersion and then follow live changes,
 server-side apply (create if missing; `metadata.generation` bumps when the content outside
 metadata and status or the labels change), merge patch, merge patch of a VortexFunction's
-`/status`, replace with a resourceVersion compare-and-swap (409) and delete (404 when missing).
+`/status`, merge patch of `/scale` (spec.replicas), replace with a resourceVersion
+compare-and-swap (409) and delete (404 when missing).
 
 Tests act as the other side of the cluster through helpers that emit watch events like the real
 server: `put`/`patch`/`remove` (the operator and the kubelet, for the API's tests),
@@ -36,7 +37,7 @@ from vortex_kube.client import path_of
 
 _PATH = re.compile(
     r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
-    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
+    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|scale))?$"
 )
 _KINDS = (
     "Pod",
@@ -116,6 +117,8 @@ def _op(method: str, name: str | None, sub: str | None, content_type: str, body:
             return "apply"
         if sub == "status":
             return "patch_status"
+        if sub == "scale":
+            return "patch_scale"
         meta = body.get("metadata") if isinstance(body, dict) else None
         spec_only = isinstance(body, dict) and set(body) <= {"metadata", "spec"}
         if spec_only and (meta is None or set(meta) <= {"labels"}):
@@ -304,6 +307,15 @@ class FakeKube:
             self._emit(collection, "MODIFIED", obj)
         return web.json_response(items[name])
 
+    def _patch_scale(self, collection: str, name: str, body: Any) -> web.Response:
+        old = self.objects[collection][name]
+        new = copy.deepcopy(old)
+        new.setdefault("spec", {})["replicas"] = int(body["spec"]["replicas"])
+        stored = self._write(collection, old, new)
+        scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name},
+                 "spec": {"replicas": stored["spec"]["replicas"]}}  # fmt: skip
+        return web.json_response(scale)
+
     def _replace(self, collection: str, name: str, body: Any) -> web.Response:
         old = self.objects[collection][name]
         wanted = ((body or {}).get("metadata") or {}).get("resourceVersion")
@@ -370,6 +382,8 @@ class FakeKube:
             return _status(404, "NotFound", f"{plural} {name!r} not found")
         if request.method == "GET":
             return web.json_response(items[name])
+        if op == "patch_scale":
+            return self._patch_scale(collection, name, body or {})
         if request.method == "PATCH":
             return self._merge(collection, namespace, name, body or {})
         if request.method == "PUT":

@@ -2,10 +2,10 @@
 
 `KubeApi` speaks plain dicts (camelCase, as the API server does) for the kinds in `_PATHS`: get,
 list, watch, create, server-side apply (field manager given per client, forced), merge patch,
-status patch, replace (compare-and-swap on resourceVersion) and delete. Every failure is raised as
-one of `errors.py`'s kinds, so no `kubernetes_asyncio` or `aiohttp` type leaks out. Callers: the
-API's Kubernetes backend, informers and pod runner; the operator's controller and leader
-election (kopf keeps its own client for watching and patching handlers' bodies).
+status patch, scale patch, replace (compare-and-swap on resourceVersion) and delete. Every failure
+is raised as one of `errors.py`'s kinds, so no `kubernetes_asyncio` or `aiohttp` type leaks out.
+Callers: the API's Kubernetes backend, informers and pod runner; the operator's controller, leader
+election and autoscaler (kopf keeps its own client for watching and patching handlers' bodies).
 """
 
 from __future__ import annotations
@@ -222,6 +222,23 @@ class KubeApi:
         path = path_of("VortexFunction", namespace, name) + "/status"
         try:
             return await self._request("PATCH", path, {"status": patch}, content_type=_MERGE)
+        except NotFound:
+            return None
+
+    async def patch_scale(
+        self, kind: str, namespace: str, name: str, replicas: int
+    ) -> dict[str, Any] | None:
+        """Set `spec.replicas` through the scale subresource (a VortexFunction's or a
+        Deployment's), as `kubectl scale` does; None if the object is gone."""
+        path = path_of(kind, namespace, name) + "/scale"
+        try:
+            return await self._request(
+                "PATCH",
+                path,
+                {"spec": {"replicas": replicas}},
+                content_type=_MERGE,
+                query=[("fieldManager", self.field_manager)],
+            )
         except NotFound:
             return None
 

@@ -45,6 +45,7 @@ from vortex_operator.reconcile import (
     retry_delay,
     status_patch,
 )
+from vortex_operator.scaler import Scaled
 from vortex_operator.settings import Settings
 from vortex_runtime import CompileError, check, sha256_hex
 
@@ -134,6 +135,25 @@ class Controller:
             state = FunctionState.from_body(body)
             self.states[ref.key] = state
         return state
+
+    def autoscaled(self) -> list[Scaled]:
+        """The warm functions with `spec.scale` whose code serves, for the autoscaler."""
+        return [
+            Scaled(
+                ref=state.ref,
+                scale=scale,
+                replicas=state.spec.replicas,
+                ready=state.deployment.ready if state.deployment else 0,
+            )
+            for state in self.states.values()
+            if (scale := state.spec.scale) is not None
+            and state.spec.isolation == "warm"
+            and state.serving is not None
+        ]
+
+    def shared(self) -> set[tuple[str, str]]:
+        """The functions the shared pool serves, for the autoscaler's pool load."""
+        return {key for key, state in self.states.items() if state.spec.isolation == "shared"}
 
     def forget(self, namespace: str, name: str) -> None:
         self.states.pop((namespace, name), None)

@@ -5,19 +5,22 @@ Run by `python -m vortex_operator` (leader election, health endpoint) or, in dev
 
 - VortexFunctions: an index (name -> spec without code, status), create/update/resume reconcile,
   delete runs the finalizer, a timer re-reads `codeRef` sources.
+- startup also starts the autoscaler loop (`scaler.py`) when the settings name the API Service.
 - Deployments, Services, NetworkPolicies labelled `managed-by=vortex-operator`: every watch event
   goes to `Controller.child_event` (self-healing and readiness, with no polling).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import kopf
 
 from vortex_kube.client import KubeApi
 from vortex_kube.contract import FUNCTION_LABEL, GROUP, MANAGED_BY_LABEL, OPERATOR, PLURAL, VERSION
-from vortex_operator import kopfconfig
+from vortex_operator import kopfconfig, scaler
 from vortex_operator.controller import Controller
 from vortex_operator.errors import Retry
 from vortex_operator.events import KopfEvents
@@ -36,11 +39,28 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     config: Settings = getattr(memo, "settings", None) or get_settings()
     kopfconfig.configure(settings, namespaced=bool(config.namespaces))
     memo.kube = await KubeApi.connect(OPERATOR)
-    memo.controller = Controller(config, memo.kube, CodeStore(config), KopfEvents())
+    memo.controller = controller = Controller(config, memo.kube, CodeStore(config), KopfEvents())
+    # kopf runs on the leader only, so the autoscaler does too.
+    made = scaler.from_settings(
+        config,
+        memo.kube,
+        controller.events,
+        functions=controller.autoscaled,
+        shared=controller.shared,
+    )
+    if made is not None:
+        autoscaler, memo.load_source = made
+        memo.autoscaler_task = asyncio.create_task(autoscaler.run(), name="autoscaler")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = getattr(memo, "autoscaler_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await memo.load_source.close()
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()

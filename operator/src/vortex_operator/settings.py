@@ -17,7 +17,15 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from vortex_kube.contract import DEFAULT_RUNTIME_IMAGE, RUNTIME_PORT, RUNTIME_USER
+from vortex_kube.contract import (
+    DEFAULT_MAX_SCALE,
+    DEFAULT_MIN_SCALE,
+    DEFAULT_RUNTIME_IMAGE,
+    MIN_MAX_SCALE,
+    RUNTIME_PORT,
+    RUNTIME_USER,
+    SERVED_MIN_REPLICAS,
+)
 from vortex_kube.podspec import Platform
 from vortex_runtime.settings import MinioSettings
 
@@ -73,6 +81,22 @@ class Settings(BaseSettings):
 
     # Re-read codeRef sources this often (seconds).
     code_ref_interval_s: float = Field(default=30.0, gt=0)
+
+    # Autoscaling (the leader only): warm functions with spec.scale and the shared pool follow the
+    # executions in flight, read from every pod of the API Service each tick. Off without
+    # api_service.
+    autoscale: bool = True
+    autoscale_interval_s: float = Field(default=2.0, gt=0)
+    # The API's Service, its namespace (the operator's own when unset) and its admin key.
+    api_service: str | None = None
+    api_namespace: str | None = None
+    api_admin_key: SecretStr | None = None
+    # The shared pool's Deployment (in api_namespace) and its bounds; not scaled when unset.
+    pool_deployment: str | None = None
+    pool_min_replicas: int = Field(default=DEFAULT_MIN_SCALE, ge=SERVED_MIN_REPLICAS)
+    pool_max_replicas: int = Field(default=DEFAULT_MAX_SCALE, ge=MIN_MAX_SCALE)
+    # Executions in flight per pool pod, across every shared function.
+    pool_target_concurrency: float = Field(default=40.0, gt=0)
 
     # Leader election (python -m vortex_operator): one Lease, held by one replica at a time.
     leader_election: bool = True

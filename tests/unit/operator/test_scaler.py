@@ -1,0 +1,140 @@
+"""The autoscaler loop: scale subresource writes, Events, status fields, the pool, a new leader."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.unit.fake_kube import FakeKube
+from vortex_kube.client import KubeApi
+from vortex_kube.contract import ScaleSpec
+from vortex_operator.events import RecordedEvents
+from vortex_operator.loadsource import Loads
+from vortex_operator.model import FunctionRef
+from vortex_operator.scaler import Autoscaler, PoolScale, Scaled
+
+REF = FunctionRef("fns", "hot", "uid-hot")
+SCALE = ScaleSpec(min_replicas=1, max_replicas=10, target_concurrency=5)
+
+
+class Loaded:
+    def __init__(self) -> None:
+        self.loads: Loads = {}
+
+    async def read(self) -> Loads:
+        return dict(self.loads)
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(
+    kube_api: KubeApi, state: dict[str, int], events: RecordedEvents, **kw: Any
+) -> tuple[Autoscaler, Loaded, Ticks]:
+    source, ticks = Loaded(), Ticks()
+
+    def functions() -> list[Scaled]:
+        return [Scaled(REF, SCALE, state["replicas"], state["ready"])]
+
+    scaler = Autoscaler(kube_api, source, events, functions=functions, clock=ticks, **kw)
+    return scaler, source, ticks
+
+
+async def put_function(kube: FakeKube, replicas: int) -> None:
+    await kube.put(
+        FakeKube.collection("VortexFunction", "fns"),
+        {
+            "apiVersion": "vortex.dev/v1alpha1",
+            "kind": "VortexFunction",
+            "metadata": {"name": "hot", "namespace": "fns", "uid": "uid-hot"},
+            "spec": {"isolation": "warm", "replicas": replicas, "scale": {}},
+        },
+    )
+
+
+async def test_a_burst_writes_replicas_an_event_and_the_status(
+    kube: FakeKube, kube_api: KubeApi, events: RecordedEvents
+) -> None:
+    await put_function(kube, 1)
+    state = {"replicas": 1, "ready": 1}
+    scaler, source, ticks = make(kube_api, state, events)
+    source.loads = {("fns", "hot"): 30.0}
+    await scaler.tick()
+
+    obj = kube.obj("VortexFunction", "fns", "hot")
+    assert obj["spec"]["replicas"] == 6
+    assert ("patch_scale", "VortexFunction", "hot") in kube.calls
+    assert events.reasons() == ["ScaledUp"]
+    status = obj["status"]
+    assert status["desiredReplicas"] == 6
+    assert status["observedConcurrency"] == 30.0
+    assert status["lastScaleReason"].startswith("1 -> 6: panic")
+    assert status["lastScaleTime"].endswith("Z")
+
+    # The spec update has not reached the controller yet: no second write, no second Event.
+    ticks.now += 2
+    await scaler.tick()
+    assert kube.calls.count(("patch_scale", "VortexFunction", "hot")) == 1
+    assert events.reasons() == ["ScaledUp"]
+
+
+async def test_a_steady_load_writes_the_status_now_and_then(
+    kube: FakeKube, kube_api: KubeApi, events: RecordedEvents
+) -> None:
+    await put_function(kube, 2)
+    state = {"replicas": 2, "ready": 2}
+    scaler, source, ticks = make(kube_api, state, events)
+    for tick in range(10):
+        # Unchanged for 10 s, then changing every tick: written once each 10 s.
+        source.loads = {("fns", "hot"): 7.0 if tick < 5 else 9.0}
+        await scaler.tick()
+        ticks.now += 2
+    assert kube.calls.count(("patch_status", "VortexFunction", "hot")) == 2
+    assert events.items == []
+    assert kube.obj("VortexFunction", "fns", "hot")["status"]["desiredReplicas"] == 2
+
+
+async def test_the_pool_scales_on_the_load_of_shared_functions(
+    kube: FakeKube, kube_api: KubeApi, events: RecordedEvents
+) -> None:
+    await kube.put(
+        FakeKube.collection("Deployment", "vortex"),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "v-pool", "namespace": "vortex", "generation": 1},
+            "spec": {"replicas": 2},
+            "status": {"replicas": 2, "readyReplicas": 2, "observedGeneration": 1},
+        },
+    )
+    source, ticks = Loaded(), Ticks()
+    pool = PoolScale("vortex", "v-pool", ScaleSpec(2, 6, 10))
+    scaler = Autoscaler(
+        kube_api,
+        source,
+        events,
+        functions=list,
+        shared=lambda: {("fns", "a"), ("fns", "b")},
+        pool=pool,
+        clock=ticks,
+    )
+    source.loads = {("fns", "a"): 30.0, ("fns", "b"): 20.0, ("fns", "warm-one"): 500.0}
+    await scaler.tick()
+    assert kube.obj("Deployment", "vortex", "v-pool")["spec"]["replicas"] == 5
+
+
+async def test_a_gone_function_is_forgotten(
+    kube: FakeKube, kube_api: KubeApi, events: RecordedEvents
+) -> None:
+    await put_function(kube, 1)
+    state = {"replicas": 1, "ready": 1}
+    scaler, _, _ = make(kube_api, state, events)
+    await scaler.tick()
+    assert ("fns", "hot") in scaler.scalers
+    scaler.functions = list
+    await scaler.tick()
+    assert scaler.scalers == {}
