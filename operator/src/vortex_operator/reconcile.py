@@ -123,6 +123,15 @@ class DeploymentView:
             deadline_exceeded=exceeded,
         )
 
+    def scaling(self, sha256: str) -> bool:
+        """Only the number of pods is changing: every pod runs `sha256` and one is ready."""
+        return (
+            self.observed_generation >= self.generation
+            and self.code_sha256 == sha256
+            and self.updated >= self.replicas
+            and self.ready > 0
+        )
+
     def rolled_out(self, sha256: str, replicas: int) -> bool:
         """Every desired pod runs `sha256`, is ready, and no old pod is left."""
         return (
@@ -174,6 +183,14 @@ def _warm_conditions(
     elif serving is not None and deployment.rolled_out(serving, spec.replicas):
         ready = cond.Condition(
             cond.READY, cond.TRUE, "RolledOut", f"{counts}, serving {serving[:12]}"
+        )
+    elif spec.scale is not None and serving is not None and deployment.scaling(serving):
+        # The autoscaler changes the count often: the function stays Ready while it does.
+        ready = cond.Condition(
+            cond.READY,
+            cond.TRUE,
+            "Scaling",
+            f"{counts}, serving {serving[:12]}; scaling to {spec.replicas}",
         )
     elif deployment.deadline_exceeded:
         ready = cond.Condition(

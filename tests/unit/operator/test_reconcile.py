@@ -110,6 +110,20 @@ def test_progress_deadline_is_reported() -> None:
     assert status["phase"] == "Deploying"
 
 
+def test_an_autoscaled_function_stays_ready_while_its_pods_are_added() -> None:
+    spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 6, "scale": {}})
+    status = status_for(spec, deployment(replicas=6, updatedReplicas=6, readyReplicas=2))
+    assert ready(status)["status"] == "True"
+    assert ready(status)["reason"] == "Scaling"
+    assert ready(status)["message"].startswith("2 of 6 warm pods ready")
+    # A code rollout is not a scale: the old pods are still there.
+    rolling = status_for(spec, deployment(replicas=6, updatedReplicas=3, readyReplicas=6))
+    assert ready(rolling)["reason"] == "RollingOut"
+    plain = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 6})
+    adding = deployment(replicas=6, updatedReplicas=6, readyReplicas=2)
+    assert ready(status_for(plain, adding))["reason"] == "RollingOut"
+
+
 def test_scaled_to_zero() -> None:
     spec = FunctionSpec.parse({"code": "x", "isolation": "warm", "replicas": 0})
     status = status_for(spec, deployment())
