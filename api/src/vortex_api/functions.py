@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from vortex_api.models import FunctionInfo, FunctionSpecOut, FunctionStatusOut
+from vortex_api.models import FunctionInfo, FunctionSpecOut, FunctionStatusOut, ScaleOut
 from vortex_kube.contract import Isolation
 
 __all__ = ["Function", "Isolation"]
@@ -34,6 +34,10 @@ class Function:
     phase: str = "Ready"
     ready: bool = True
     ready_replicas: int | None = None
+    # Autoscaled warm functions: `spec.scale` and the autoscaler's status fields.
+    scale: ScaleOut | None = None
+    desired_replicas: int | None = None
+    observed_concurrency: float | None = None
     conditions: list[dict[str, Any]] = field(default_factory=list)
     code_object: str | None = None
     # Kubernetes env entries as declared ({name, value} or {name, valueFrom}), for one-shot pods.
@@ -90,11 +94,14 @@ class Function:
                 isolation=self.isolation,
                 concurrency=self.concurrency,
                 replicas=self.replicas,
+                scale=self.scale,
             ),
             status=FunctionStatusOut(
                 phase=self.phase,
                 ready=self.ready,
                 ready_replicas=self.ready_replicas,
+                desired_replicas=self.desired_replicas,
+                observed_concurrency=self.observed_concurrency,
                 conditions=list(self.conditions),
             ),
         )

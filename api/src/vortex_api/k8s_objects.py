@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from vortex_api.functions import Function
-from vortex_api.models import DeployRequest
+from vortex_api.models import DeployRequest, ScaleOut
 from vortex_api.settings import Settings
 from vortex_kube import contract
 from vortex_kube.contract import (
@@ -101,6 +101,15 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         if unreadable is not None:
             blocked = (contract.ENV_NOT_POOLED, unreadable, {})
     ready_condition = condition(status, "Ready") or {}
+    parsed = contract.FunctionSpec.parse(spec).scale
+    scale = None
+    if parsed is not None:
+        scale = ScaleOut(
+            min_replicas=parsed.min_replicas,
+            max_replicas=parsed.max_replicas,
+            target_concurrency=parsed.target_concurrency,
+        )
+    observed = status.get("observedConcurrency")
     return Function(
         function_id=str(meta.get("name")),
         timeout_ms=int(spec.get("timeoutMs") or settings.default_timeout_ms),
@@ -115,6 +124,9 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         ready=condition_is_true(status, "Ready")
         or (isolation == "pod" and condition_is_true(status, "CodeStored")),
         ready_replicas=ready_replicas,
+        scale=scale,
+        desired_replicas=status.get("desiredReplicas"),
+        observed_concurrency=float(observed) if observed is not None else None,
         conditions=list(status.get("conditions") or []),
         code_object=status.get("codeObject"),
         env_spec=env_spec,

@@ -113,6 +113,14 @@ class ConcurrencyReport(BaseModel):
     functions: dict[str, FunctionLoadOut]
 
 
+class ScaleOut(BaseModel):
+    """`spec.scale` of an autoscaled warm function, with its defaults applied."""
+
+    min_replicas: int
+    max_replicas: int
+    target_concurrency: float
+
+
 class FunctionSpecOut(BaseModel):
     timeout_ms: int
     memory_mb: int
@@ -120,12 +128,16 @@ class FunctionSpecOut(BaseModel):
     isolation: Isolation
     concurrency: int | None = None
     replicas: int | None = None
+    scale: ScaleOut | None = None
 
 
 class FunctionStatusOut(BaseModel):
     phase: str
     ready: bool
     ready_replicas: int | None = None
+    # The autoscaler's last decision and the executions in flight it saw (spec.scale only).
+    desired_replicas: int | None = None
+    observed_concurrency: float | None = None
     conditions: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -69,6 +69,24 @@ def function_fields(info: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("concurrency", "replicas"):
         if spec.get(key) is not None:
             fields.append((key, str(spec[key])))
+    for key, label in (
+        ("ready_replicas", "ready replicas"),
+        ("desired_replicas", "desired replicas"),
+        ("observed_concurrency", "in flight"),
+    ):
+        if status.get(key) is not None:
+            fields.append(
+                (label, f"{status[key]:g}" if key == "observed_concurrency" else str(status[key]))
+            )
+    scale = spec.get("scale")
+    if scale:
+        fields.append(
+            (
+                "autoscale",
+                f"{scale.get('min_replicas')} to {scale.get('max_replicas')} pods,"
+                f" target {scale.get('target_concurrency'):g} in flight per pod",
+            )
+        )
     for name, value in sorted((spec.get("env") or {}).items()):
         fields.append((f"env {name}", str(value)))
     fields.append(("code sha256", str(info.get("code_sha256") or "")))

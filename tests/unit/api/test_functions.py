@@ -32,6 +32,7 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         "isolation": "shared",
         "concurrency": None,
         "replicas": None,
+        "scale": None,
     }
     assert doc["status"]["phase"] == "Ready"
     assert doc["status"]["ready"] is True

@@ -143,3 +143,27 @@ def test_one_shot_pod_defaults_and_secret_credentials() -> None:
         "key": "MINIO_SECRET_KEY",
     }
     assert "value" not in env["MINIO_ACCESS_KEY"]
+
+
+def test_an_autoscaled_function_carries_its_scale_and_the_autoscaler_status() -> None:
+    obj = {
+        "metadata": {"name": "hot"},
+        "spec": {
+            "isolation": "warm",
+            "concurrency": 10,
+            "replicas": 3,
+            "scale": {"maxReplicas": 8},
+        },
+        "status": {"readyReplicas": 2, "desiredReplicas": 3, "observedConcurrency": 12.5},
+    }
+    info = function_from_object(obj, Settings()).info()
+    assert info.spec.scale is not None
+    assert info.spec.scale.model_dump() == {
+        "min_replicas": 1,
+        "max_replicas": 8,
+        "target_concurrency": 7.0,
+    }
+    assert (info.status.desired_replicas, info.status.observed_concurrency) == (3, 12.5)
+    plain = function_from_object({"metadata": {"name": "p"}}, Settings()).info()
+    assert plain.spec.scale is None
+    assert plain.status.desired_replicas is None

@@ -61,6 +61,8 @@ async def test_deploy_creates_a_vortexfunction(
         "phase": "Pending",
         "ready": False,
         "ready_replicas": None,
+        "desired_replicas": None,
+        "observed_concurrency": None,
         "conditions": [],
     }
 

@@ -93,3 +93,21 @@ def test_an_error_in_json_is_also_a_document_on_stdout() -> None:
         err.getvalue()
         == "Error: ApiUnreachable: cannot reach the Vortex API at http://h:1: refused\n"
     )
+
+
+def test_function_fields_of_an_autoscaled_function() -> None:
+    info = function_info(
+        isolation="warm",
+        concurrency=8,
+        replicas=6,
+        scale={"min_replicas": 1, "max_replicas": 10, "target_concurrency": 5.0},
+    )
+    info["status"].update(ready_replicas=4, desired_replicas=6, observed_concurrency=27.5)
+
+    fields = dict(function_fields(info))
+
+    assert fields["replicas"] == "6"
+    assert fields["ready replicas"] == "4"
+    assert fields["desired replicas"] == "6"
+    assert fields["in flight"] == "27.5"
+    assert fields["autoscale"] == "1 to 10 pods, target 5 in flight per pod"
