@@ -1,0 +1,306 @@
+"""Autoscaling on the real cluster: a step load on a warm function with `spec.scale`.
+
+One release for the module and one function `burst` (isolation warm, `targetConcurrency: 5`,
+each execution awaiting a 50 ms timer, so that 30 callers keep about 30 executions in flight).
+30 concurrent callers run for 45 s: the function must reach 5 or more ready pods within 30 s of
+the start, with no answer other than 2xx; once the load stops it must be back at `minReplicas`
+(1) within 2 minutes, without flapping: the Events `ScaledUp`/`ScaledDown` the operator posted
+go up, then down, never up again.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cluster.fixtures import Cluster
+
+from . import kit
+from .conftest import Helm, record_figure
+
+pytestmark = [pytest.mark.cluster]
+
+INSTANCE = "app.kubernetes.io/instance"
+NAME = "burst"
+CALLERS = 30
+TARGET = 5
+LOAD_S = 45.0
+SCALE_UP_WITHIN_S = 30.0
+SCALE_DOWN_WITHIN_S = 120.0
+FUNCTION = {
+    "apiVersion": "vortex.dev/v1alpha1",
+    "kind": "VortexFunction",
+    "metadata": {"name": NAME},
+    "spec": {
+        "isolation": "warm",
+        # Room for all 30 callers on the first pod while more start (the API caps a function at
+        # concurrency x ready pods per API replica), so no caller is refused.
+        "concurrency": 32,
+        "memoryMb": 32,
+        "scale": {"minReplicas": 1, "maxReplicas": 8, "targetConcurrency": TARGET},
+        "code": (
+            "export default async function () {\n"
+            "  await new Promise((resolve) => setTimeout(resolve, 50));\n"
+            "  return { ok: true };\n"
+            "}\n"
+        ),
+    },
+}
+
+
+@dataclass
+class Release:
+    cluster: Cluster
+    name: str
+    namespace: str
+    api: kit.Api
+
+
+@dataclass
+class Load:
+    """CALLERS threads, each calling the function in a loop on a connection of its own."""
+
+    api: kit.Api
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _caller(self) -> None:
+        with httpx.Client() as client:
+            while not self.stop.is_set():
+                try:
+                    response = self.api.execute(NAME, client=client, timeout=10)
+                except httpx.HTTPError as exc:
+                    with self.lock:
+                        self.statuses[0] += 1
+                        self.failures.append(repr(exc))
+                    continue
+                with self.lock:
+                    self.statuses[response.status_code] += 1
+                    if not 200 <= response.status_code < 300 and len(self.failures) < 10:
+                        self.failures.append(f"{response.status_code} {response.text[:300]}")
+
+    def run(self) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._caller, daemon=True) for _ in range(CALLERS)]
+        for thread in threads:
+            thread.start()
+        return threads
+
+
+def _deployments_ready(cluster: Cluster, namespace: str, release: str) -> bool:
+    items = cluster.get_json("deployments", "-l", f"{INSTANCE}={release}", namespace=namespace)[
+        "items"
+    ]
+    return bool(items) and all(
+        d.get("status", {}).get("readyReplicas", 0) == d["spec"]["replicas"] for d in items
+    )
+
+
+def _describe(cluster: Cluster, namespace: str) -> str:
+    pods = cluster.kubectl("get", "pods", "-o", "wide", namespace=namespace, check=False).stdout
+    vfs = cluster.kubectl("get", "vf", "-o", "wide", namespace=namespace, check=False).stdout
+    events = cluster.kubectl(
+        "get", "events", "--sort-by=.lastTimestamp", namespace=namespace, check=False
+    ).stdout
+    return f"{pods}\n{vfs}\n{events[-4000:]}"
+
+
+def _function(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    return dict(cluster.get_json("vf", NAME, namespace=namespace))
+
+
+def _ready_pods(cluster: Cluster, namespace: str) -> int:
+    pods = cluster.get_json("pods", "-l", f"vortex.dev/function={NAME}", namespace=namespace)
+    return sum(
+        1
+        for pod in pods["items"]
+        if not pod["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod.get("status", {}).get("conditions", [])
+        )
+    )
+
+
+def _scale_events(cluster: Cluster, namespace: str) -> list[tuple[str, int, int, str]]:
+    """(reason, from, to, message) of the operator's scale Events of the function, oldest first."""
+    events = cluster.get_json(
+        "events",
+        "--field-selector",
+        f"involvedObject.kind=VortexFunction,involvedObject.name={NAME}",
+        namespace=namespace,
+    )["items"]
+    events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    found = []
+    for event in events:
+        if event.get("reason") not in ("ScaledUp", "ScaledDown"):
+            continue
+        moved = re.match(r"(\d+) -> (\d+):", event.get("message") or "")
+        assert moved, f"a scale Event without its change: {event.get('message')!r}"
+        count = int(event.get("count") or 1)
+        for _ in range(count):
+            found.append((event["reason"], int(moved[1]), int(moved[2]), event["message"]))
+    return found
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[Release]:
+    namespace = cluster.create_namespace("vx-scale")
+    name = f"vortex-{uuid.uuid4().hex[:6]}"
+    try:
+        # Helm never upgrades a CRD it finds: bring it up to date first (spec.scale is new).
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(kit.CRD))
+        helm("install", name, str(kit.CHART), "--namespace", namespace, values=base_values)
+        try:
+            cluster.wait_for(
+                "every Deployment of the release ready",
+                lambda: _deployments_ready(cluster, namespace, name),
+                timeout=180,
+                interval=0.5,
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+        secret = cluster.get_json("secret", f"{name}-api-auth", namespace=namespace)
+        admin = base64.b64decode(secret["data"]["admin-key"]).decode()
+        service = cluster.get_json("service", f"{name}-api", namespace=namespace)
+        port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+        api = kit.Api(f"http://{service['spec']['clusterIP']}:{port}", admin, admin)
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{api.base}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        cluster.wait_for("the API Service routes", answers, timeout=30, interval=0.2)
+        yield Release(cluster, name, namespace, api)
+    finally:
+        helm(
+            "uninstall", name, "--namespace", namespace, "--wait", "--timeout", "120s", check=False
+        )
+        kit.drop_function_finalizers(cluster, namespace)
+        cluster.delete_namespace(namespace, wait=False)
+
+
+@pytest.fixture(scope="module")
+def burst(release: Release) -> str:
+    cluster, namespace = release.cluster, release.namespace
+    cluster.apply(FUNCTION, namespace=namespace)
+
+    def serving() -> bool:
+        fn = _function(cluster, namespace)
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in fn.get("status", {}).get("conditions", [])
+        )
+        return ready and release.api.execute(NAME, timeout=10).status_code == 200
+
+    try:
+        cluster.wait_for(f"VortexFunction {NAME} serving", serving, timeout=150, interval=1)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    return NAME
+
+
+def test_minimum_zero_is_refused_until_scale_from_zero_exists(release: Release) -> None:
+    zero = {
+        **FUNCTION,
+        "metadata": {"name": "zero"},
+        "spec": {**FUNCTION["spec"], "scale": {"minReplicas": 0}},
+    }
+    proc = release.cluster.apply(zero, namespace=release.namespace, check=False)
+    assert proc.returncode != 0
+    assert "scale from zero" in proc.stderr
+    inverted = {
+        **FUNCTION,
+        "metadata": {"name": "inverted"},
+        "spec": {**FUNCTION["spec"], "scale": {"minReplicas": 4, "maxReplicas": 2}},
+    }
+    proc = release.cluster.apply(inverted, namespace=release.namespace, check=False)
+    assert proc.returncode != 0
+    assert "minReplicas must not exceed spec.scale.maxReplicas" in proc.stderr
+
+
+def test_a_step_load_scales_up_within_30_s_and_back_down_within_2_minutes(
+    release: Release, burst: str
+) -> None:
+    cluster, namespace = release.cluster, release.namespace
+    load = Load(release.api)
+    started = time.monotonic()
+    threads = load.run()
+    reached: float | None = None
+    most = 0
+    try:
+        while time.monotonic() - started < LOAD_S:
+            ready = _ready_pods(cluster, namespace)
+            most = max(most, ready)
+            if reached is None and ready >= TARGET:
+                reached = time.monotonic() - started
+            time.sleep(0.5)
+    finally:
+        load.stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+    stopped = time.monotonic()
+    fn = _function(cluster, namespace)
+    status = fn.get("status", {})
+
+    assert reached is not None, (
+        f"only {most} ready pods under {CALLERS} callers in {LOAD_S:.0f}s\n"
+        f"{_describe(cluster, namespace)}"
+    )
+    assert reached <= SCALE_UP_WITHIN_S, f"{TARGET} ready pods only after {reached:.1f}s"
+    answered = sum(load.statuses.values())
+    bad = {code: n for code, n in load.statuses.items() if not 200 <= code < 300}
+    assert not bad, f"non-2xx answers {bad} of {answered}: {load.failures}"
+    assert status.get("desiredReplicas", 0) >= TARGET
+    assert status.get("observedConcurrency", 0) > TARGET
+    assert "in flight" in status.get("lastScaleReason", "")
+    info = httpx.get(
+        f"{release.api.base}/functions/{NAME}",
+        headers={"Authorization": f"Bearer {release.api.admin_key}"},
+        timeout=10,
+    ).json()
+    assert info["status"]["desired_replicas"] == status["desiredReplicas"]
+    record_figure(
+        "autoscale: 1 to 5 ready pods", f"{reached:.1f} s under {CALLERS} callers ({answered} ok)"
+    )
+
+    def back_at_minimum() -> bool:
+        fn = _function(cluster, namespace)
+        return fn["spec"]["replicas"] == 1 and _ready_pods(cluster, namespace) == 1
+
+    try:
+        cluster.wait_for(
+            "the function back at minReplicas", back_at_minimum, SCALE_DOWN_WITHIN_S, interval=1
+        )
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    down_s = time.monotonic() - stopped
+    record_figure("autoscale: back to 1 pod after the load", f"{down_s:.1f} s")
+
+    events = _scale_events(cluster, namespace)
+    reasons = [reason for reason, *_ in events]
+    assert reasons.count("ScaledUp") >= 1
+    assert reasons[-1] == "ScaledDown"
+    first_down = reasons.index("ScaledDown")
+    # No flapping: every scale-up comes before the first scale-down, and the ups only go up.
+    assert "ScaledUp" not in reasons[first_down:], events
+    ups = [to for reason, _, to, _ in events if reason == "ScaledUp"]
+    assert ups == sorted(ups), events
+    assert len(events) <= 12, events
+    record_figure(
+        "autoscale: scale events",
+        f"{reasons.count('ScaledUp')} up, {reasons.count('ScaledDown')} down",
+    )
