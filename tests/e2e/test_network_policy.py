@@ -546,5 +546,7 @@ def test_api_takes_everyone_by_default_and_only_ingress_from_when_set(net: Net) 
     )
     net.expect(p["api-client"], api_targets(True))
     net.expect(p["scraper"], api_targets(True))
+    # The operator's autoscaler reads /internal/concurrency from every API pod.
+    net.expect(p["operator"], api_targets(True))
     net.expect(p["stranger"], api_targets(False))
     net.expect(p["outsider"], api_targets(False))
