@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import SecretStr
+
 from tests.unit.fake_kube import FakeKube
+from tests.unit.operator.conftest import function
 from vortex_kube.client import KubeApi
 from vortex_kube.contract import ScaleSpec
+from vortex_operator.controller import Controller
 from vortex_operator.events import RecordedEvents
 from vortex_operator.loadsource import Loads
 from vortex_operator.model import FunctionRef
-from vortex_operator.scaler import Autoscaler, PoolScale, Scaled
+from vortex_operator.scaler import Autoscaler, PoolScale, Scaled, from_settings
+from vortex_operator.settings import Settings
 
 REF = FunctionRef("fns", "hot", "uid-hot")
 SCALE = ScaleSpec(min_replicas=1, max_replicas=10, target_concurrency=5)
@@ -138,3 +143,50 @@ async def test_a_gone_function_is_forgotten(
     scaler.functions = list
     await scaler.tick()
     assert scaler.scalers == {}
+
+
+async def test_from_settings_is_off_without_the_api_service(
+    kube_api: KubeApi, events: RecordedEvents
+) -> None:
+
+    assert from_settings(Settings(), kube_api, events, functions=list, shared=set) is None
+    off = Settings(api_service="v-api", autoscale=False)
+    assert from_settings(off, kube_api, events, functions=list, shared=set) is None
+
+
+async def test_from_settings_reads_the_api_and_the_pool(
+    kube_api: KubeApi, events: RecordedEvents
+) -> None:
+
+    settings = Settings(
+        api_service="v-api",
+        lease_namespace="vortex",
+        api_admin_key=SecretStr("k"),
+        pool_deployment="v-pool",
+        pool_min_replicas=2,
+        pool_max_replicas=6,
+        pool_target_concurrency=30,
+        autoscale_interval_s=1.5,
+    )
+    made = from_settings(settings, kube_api, events, functions=list, shared=set)
+    assert made is not None
+    autoscaler, source = made
+    try:
+        assert (source.namespace, source.service) == ("vortex", "v-api")
+        assert source.http.headers["authorization"] == "Bearer k"
+        assert autoscaler.pool == PoolScale("vortex", "v-pool", ScaleSpec(2, 6, 30.0))
+        assert autoscaler.interval_s == 1.5
+    finally:
+        await source.close()
+
+
+async def test_the_controller_hands_over_warm_functions_with_scale_once_they_serve(
+    controller: Controller,
+) -> None:
+    await controller.reconcile(function("hot", uid="uid-hot", replicas=2, scale={"maxReplicas": 4}))
+    await controller.reconcile(function("fixed", uid="uid-fixed"))
+    await controller.reconcile(function("pooled", uid="uid-pooled", isolation="shared"))
+    [hot] = controller.autoscaled()
+    assert (hot.ref.name, hot.replicas, hot.ready) == ("hot", 2, 0)
+    assert hot.scale.max_replicas == 4
+    assert controller.shared() == {("fns", "pooled")}
