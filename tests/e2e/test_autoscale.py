@@ -5,7 +5,8 @@ each execution awaiting a 50 ms timer, so that 30 callers keep about 30 executio
 30 concurrent callers run for 45 s: the function must reach 5 or more ready pods within 30 s of
 the start, with no answer other than 2xx; once the load stops it must be back at `minReplicas`
 (1) within 2 minutes, without flapping: the Events `ScaledUp`/`ScaledDown` the operator posted
-go up, then down, never up again.
+go up, then down, never up again. Then the operator is killed as a scale-up begins, and its
+successor must finish it. The tests run in file order.
 """
 
 from __future__ import annotations
@@ -304,3 +305,53 @@ def test_a_step_load_scales_up_within_30_s_and_back_down_within_2_minutes(
         "autoscale: scale events",
         f"{reasons.count('ScaledUp')} up, {reasons.count('ScaledDown')} down",
     )
+
+
+def test_a_new_leader_finishes_a_scale_up_the_old_one_began(release: Release, burst: str) -> None:
+    """The operator is killed (no graceful release of its Lease) as soon as the autoscaler has
+    asked for more pods; its successor takes the Lease over and the function still reaches its
+    pods, while the API keeps answering."""
+    cluster, namespace = release.cluster, release.namespace
+    assert _function(cluster, namespace)["spec"]["replicas"] == 1
+    operator = f"{INSTANCE}={release.name},app.kubernetes.io/component=operator"
+    load = Load(release.api)
+    threads = load.run()
+    try:
+        cluster.wait_for(
+            "the autoscaler asking for more pods",
+            lambda: _function(cluster, namespace)["spec"]["replicas"] > 1,
+            timeout=SCALE_UP_WITHIN_S,
+            interval=0.2,
+        )
+        cluster.kubectl(
+            "delete", "pod", "-l", operator, "--grace-period=0", "--force", namespace=namespace
+        )
+        killed = time.monotonic()
+
+        def finished() -> bool:
+            fn = _function(cluster, namespace)
+            deployment = cluster.get_json("deployment", f"vf-{NAME}", namespace=namespace)
+            wanted = fn["spec"]["replicas"]
+            return (
+                wanted >= TARGET
+                and deployment["spec"]["replicas"] == wanted
+                and _ready_pods(cluster, namespace) >= TARGET
+            )
+
+        try:
+            # The Lease lasts 15 s after the last renewal; then the new pod leads.
+            cluster.wait_for("the scale-up finished", finished, timeout=90, interval=1)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+        record_figure(
+            "autoscale: scale-up finished after the operator was killed",
+            f"{time.monotonic() - killed:.1f} s",
+        )
+    finally:
+        load.stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+    bad = {code: n for code, n in load.statuses.items() if not 200 <= code < 300}
+    assert not bad, f"non-2xx answers {bad}: {load.failures}"
+    leaders = cluster.get_json("pods", "-l", operator, namespace=namespace)["items"]
+    assert any(not p["metadata"].get("deletionTimestamp") for p in leaders)
