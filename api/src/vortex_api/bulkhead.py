@@ -28,11 +28,6 @@ class FunctionLoad:
     inflight_seconds: float = 0.0
     since: float = 0.0
 
-    def move(self, now: float, by: int) -> None:
-        self.inflight_seconds += self.inflight * (now - self.since)
-        self.since = now
-        self.inflight += by
-
     def seconds_at(self, now: float) -> float:
         return self.inflight_seconds + self.inflight * (now - self.since)
 
@@ -71,13 +66,21 @@ class Bulkhead:
                 f"function {function_id!r} is at its cap of {function_cap} executions",
                 retry_after_s=self.retry_after_s,
             )
-        load.move(self._clock(), 1)
+        # `FunctionLoad.move`, inlined: this runs on every execution.
+        now = self._clock()
+        load.inflight_seconds += load.inflight * (now - load.since)
+        load.since = now
+        load.inflight += 1
         self.inflight += 1
 
     def leave(self, function_id: str, function_cap: int | None) -> None:
         """Give back the slot taken by `enter` (with the same cap)."""
         self.inflight -= 1
-        self._loads[function_id].move(self._clock(), -1)
+        load = self._loads[function_id]
+        now = self._clock()
+        load.inflight_seconds += load.inflight * (now - load.since)
+        load.since = now
+        load.inflight -= 1
 
     def function_inflight(self, function_id: str) -> int:
         load = self._loads.get(function_id)
