@@ -153,7 +153,11 @@ class Autoscaler:
         for gone in set(self.scalers) - seen:
             self.scalers.pop(gone, None)
             self.asked.pop(gone, None)
-            self.reported.pop(gone, None)
+            if self.reported.pop(gone, None) is not None and gone[1] != POOL_KEY:
+                # spec.scale removed (or the function deleted: then there is nothing to patch).
+                await self.kube.patch_status(
+                    *gone, {"desiredReplicas": None, "observedConcurrency": None}
+                )
 
     async def _function(self, fn: Scaled, current: int, decision: Decision, now: float) -> None:
         key = fn.ref.key

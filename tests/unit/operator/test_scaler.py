@@ -132,7 +132,7 @@ async def test_the_pool_scales_on_the_load_of_shared_functions(
     assert kube.obj("Deployment", "vortex", "v-pool")["spec"]["replicas"] == 5
 
 
-async def test_a_gone_function_is_forgotten(
+async def test_a_function_without_scale_any_more_is_forgotten(
     kube: FakeKube, kube_api: KubeApi, events: RecordedEvents
 ) -> None:
     await put_function(kube, 1)
@@ -140,9 +140,13 @@ async def test_a_gone_function_is_forgotten(
     scaler, _, _ = make(kube_api, state, events)
     await scaler.tick()
     assert ("fns", "hot") in scaler.scalers
-    scaler.functions = list
+    assert kube.obj("VortexFunction", "fns", "hot")["status"]["desiredReplicas"] == 1
+    scaler.functions = list  # spec.scale removed
     await scaler.tick()
     assert scaler.scalers == {}
+    status = kube.obj("VortexFunction", "fns", "hot")["status"]
+    assert "desiredReplicas" not in status
+    assert "observedConcurrency" not in status
 
 
 async def test_from_settings_is_off_without_the_api_service(
