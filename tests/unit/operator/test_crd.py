@@ -44,6 +44,9 @@ def test_printer_columns() -> None:
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Code"] == ".status.codeShortSha256"
     assert columns["Age"] == ".metadata.creationTimestamp"
+    wide = {c["name"]: c for c in VERSION["additionalPrinterColumns"] if c.get("priority") == 1}
+    assert wide["Desired"]["jsonPath"] == ".status.desiredReplicas"
+    assert wide["In-Flight"]["jsonPath"] == ".status.observedConcurrency"
 
 
 def test_exactly_one_of_code_and_code_ref() -> None:
