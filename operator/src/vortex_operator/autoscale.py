@@ -102,15 +102,12 @@ class Scaler:
 
         if panicking:
             self.panic_high = max(self.panic_high, want_panic, current)
-            desired, why = self.panic_high, f"panic: {panic:.1f} in flight over the last"
-            window = policy.panic_window_s
-        elif want_stable > current:
-            desired, why = want_stable, f"{stable:.1f} in flight over the last"
-            window = policy.stable_window_s
+            desired, window = self.panic_high, policy.panic_window_s
+            why = f"panic: {panic:.1f} in flight over the last"
         else:
-            desired, why = self._down(now, stable, target, current), f"{stable:.1f} in flight"
-            why += " over the last"
-            window = policy.stable_window_s
+            up = want_stable > current
+            desired = want_stable if up else self._down(now, stable, target, current)
+            window, why = policy.stable_window_s, f"{stable:.1f} in flight over the last"
 
         desired = self._zero(now, scale, desired)
         bounded = min(max(desired, scale.min_replicas), scale.max_replicas)
