@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     runtime_path: str | None = None
     # passed on to every worker as its VORTEX_SERVE_CPU (`auto`: one CPU each); unset: theirs
     serve_cpu: str | None = None
+    # Each worker's file of invocation records rotates past this size, keeping one older part.
+    records_max_bytes: int = Field(default=8 << 20, ge=4096)
 
     # Kubernetes backend.
     namespace: str = "default"

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from vortex_api.errors import (
@@ -33,6 +34,7 @@ from vortex_api.errors import (
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.informer import Informer
+from vortex_api.invocation_logs import LogQuery, Record, Records
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.k8s_objects import (
     POOL_GROUP,
@@ -360,6 +362,12 @@ class KubernetesBackend:
         return await self.invoker.invoke(
             POOL_GROUP, f"/invoke/{function.code_object}", pooled, invocation, sticky=True
         )
+
+    async def invocation_records(self, function: Function, query: LogQuery) -> Records:
+        raise InternalError("invocation records are not read from pods yet")
+
+    def follow_records(self, function: Function, query: LogQuery) -> AsyncIterator[Record]:
+        raise InternalError("invocation records are not read from pods yet")
 
 
 def _pooled_code(function: Function) -> bool:

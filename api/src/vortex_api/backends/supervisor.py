@@ -48,14 +48,25 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def worker_env(pool_size: int, index: int = 0, serve_cpu: str | None = None) -> dict[str, str]:
+def worker_env(
+    pool_size: int,
+    index: int = 0,
+    serve_cpu: str | None = None,
+    records_dir: Path | None = None,
+    records_max_bytes: int | None = None,
+) -> dict[str, str]:
     """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own
-    (its index spreads the workers over the CPUs when `serve_cpu` is "auto")."""
+    (its index spreads the workers over the CPUs when `serve_cpu` is "auto", and names its
+    file of invocation records under `records_dir`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VORTEX_", "MINIO_"))}
     env["VORTEX_POOL_SIZE"] = str(pool_size)
     env["VORTEX_WORKER_INDEX"] = str(index)
     if serve_cpu is not None:
         env["VORTEX_SERVE_CPU"] = serve_cpu
+    if records_dir is not None:
+        env["VORTEX_RECORDS_FILE"] = str(records_dir / f"records-{index}.jsonl")
+    if records_max_bytes is not None:
+        env["VORTEX_RECORDS_MAX_BYTES"] = str(records_max_bytes)
     return env
 
 
@@ -89,9 +100,13 @@ class WorkerSupervisor:
         python: str | None = None,
         runtime_path: str | None = None,
         serve_cpu: str | None = None,
+        records_dir: Path | None = None,
+        records_max_bytes: int | None = None,
     ) -> None:
         self.count = count
         self.serve_cpu = serve_cpu
+        self.records_dir = records_dir
+        self.records_max_bytes = records_max_bytes
         self.store_dir = store_dir
         self.table = table
         self.transport = transport
@@ -167,7 +182,13 @@ class WorkerSupervisor:
                 str(port),
                 "--host",
                 "127.0.0.1",
-                env=worker_env(self.pool_size, worker.index, self.serve_cpu),
+                env=worker_env(
+                    self.pool_size,
+                    worker.index,
+                    self.serve_cpu,
+                    self.records_dir,
+                    self.records_max_bytes,
+                ),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,

@@ -1,13 +1,20 @@
-"""One router per resource: deploy, execute, functions, health, metrics.
+"""One router per resource: deploy, execute, functions, logs, health, metrics.
 
 `app.create_app` includes `ROUTERS` in this order.
 """
 
 from __future__ import annotations
 
-from vortex_api.routes import deploy, execute, functions, health, metrics
+from vortex_api.routes import deploy, execute, functions, health, logs, metrics
 
-ROUTERS = [deploy.router, execute.router, functions.router, health.router, metrics.router]
+ROUTERS = [
+    deploy.router,
+    execute.router,
+    functions.router,
+    logs.router,
+    health.router,
+    metrics.router,
+]
 
 # OpenAPI entries for the JSON errors every route may answer with.
 __all__ = ["ROUTERS"]

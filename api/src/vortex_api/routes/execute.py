@@ -26,6 +26,7 @@ from vortex_api.errors import (
 )
 from vortex_api.events import check_event
 from vortex_api.gateway import gateway
+from vortex_api.invocation_logs import check_invocation_id
 from vortex_api.invoker import Invocation
 from vortex_api.models import ExecuteResponse
 from vortex_api.routes.responses import errors
@@ -84,6 +85,8 @@ async def _execute(function_id: str, request: Request) -> Response:
     if len(body) > gw.settings.max_event_bytes:
         raise PayloadTooLarge(f"the event is over {gw.settings.max_event_bytes} bytes")
     check_event(body)
+    chosen = request.headers.get("x-vortex-invocation-id")
+    invocation_id = check_invocation_id(chosen) if chosen is not None else uuid.uuid4().hex
 
     cap = function.inflight_cap or gw.settings.max_inflight_per_function
     bulkhead = gw.bulkhead
@@ -99,7 +102,7 @@ async def _execute(function_id: str, request: Request) -> Response:
         # The raw (still percent-encoded) path: a decoded one could smuggle line breaks.
         path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
         query=scope["query_string"].decode("latin-1"),
-        invocation_id=uuid.uuid4().hex,
+        invocation_id=invocation_id,
         headers=_forwarded_headers(scope["headers"]),
     )
     started = time.perf_counter()
