@@ -577,6 +577,16 @@ def test_pool_service_pdb_and_api_agree_on_the_pool_pods():
     )
 
 
+def test_api_may_read_invocation_records_from_runtime_pods():
+    """GET /functions/{id}/logs lists a function's and the pool's pods and reads their logs, in
+    the release namespace only; the API never watches pods."""
+    role = kit.one(kit.render(), "Role", "vortex-api")
+    rules = _rules([role], ("Role",))
+    assert {("", "pods", "list", False), ("", "pods/log", "get", False)} <= rules
+    assert ("", "pods", "watch", False) not in rules
+    assert not [r for r in rules if r[1] == "pods/log" and r[2] != "get"]
+
+
 def test_pool_pods_are_function_pods_for_the_runtime_and_minio_network_policies():
     objs = kit.render()
     runtime = kit.one(objs, "NetworkPolicy", "vortex-functions")
