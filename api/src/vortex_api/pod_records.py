@@ -4,7 +4,9 @@ A runtime pod writes each record as one JSON line on its stdout (vortex_runtime/
 the kubelet keeps them in the runtime container's log and `pods/log` reads them. The pods of a
 function are always both its own (the warm pods, and one-shot pods while they exist) and, where
 the install runs a pool, every pool pod: a function that moved between shared and warm left the
-records of its past in the others.
+records of its past in the others. One-shot pods are deleted after their invocation, so the API
+replica that ran one writes its record again on its own stdout (pod_runner.py); with
+`VORTEX_API_PODS` set (the chart does) the API's pods are read as well.
 
 `PodRecords.newest` reads every such pod's log (and its previous container's after a restart)
 a few pods at a time, each within `READ_TIMEOUT_S`; a pod that fails is left out with a warning,
@@ -42,6 +44,8 @@ FOLLOW_BACK_S = 2
 # client's pool (100), which the informers and every other call share.
 MAX_STREAMS = 48
 _SEEN = 4096
+# The container of the chart's API pods (tests/e2e/test_chart.py holds the two equal).
+API_CONTAINER = "api"
 
 
 def since_time(epoch_s: float) -> str:
@@ -54,36 +58,53 @@ def _key(record: Record) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A pod and its container that holds records."""
+
+    pod: dict[str, Any]
+    container: str
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+    def status(self) -> dict[str, Any]:
+        for status in (self.pod.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") == self.container:
+                return dict(status)
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
 class _Log:
     pod: str
+    container: str
     previous: bool = False
 
 
-def _runtime_status(pod: dict[str, Any]) -> dict[str, Any]:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        if status.get("name") == CONTAINER:
-            return dict(status)
-    return {}
-
-
-def _logs_of(pod: dict[str, Any]) -> list[_Log]:
-    """The runtime container logs a pod has: none before its container started."""
-    name = str(pod["metadata"]["name"])
-    status = _runtime_status(pod)
+def _logs_of(source: Source) -> list[_Log]:
+    """The logs of a source's container: none before it started, its previous instance's too
+    after a restart."""
+    status = source.status()
     state = status.get("state") or {}
-    restarted = int(status.get("restartCount") or 0) > 0
-    logs = [_Log(name)] if "running" in state or "terminated" in state else []
-    if restarted:
-        logs.append(_Log(name, previous=True))
+    logs = []
+    if "running" in state or "terminated" in state:
+        logs.append(_Log(source.name, source.container))
+    if int(status.get("restartCount") or 0) > 0:
+        logs.append(_Log(source.name, source.container, previous=True))
     return logs
 
 
-def _running(pod: dict[str, Any]) -> tuple[str, str] | None:
-    """(pod, container id) of a pod whose runtime container runs: what a follow streams."""
-    status = _runtime_status(pod)
+# A followed log: pod, container, and the container's id (a restart starts a new log).
+_Stream = tuple[str, str, str]
+
+
+def _running(source: Source) -> _Stream | None:
+    """The log to follow of a source whose container runs."""
+    status = source.status()
     if "running" not in (status.get("state") or {}):
         return None
-    return str(pod["metadata"]["name"]), str(status.get("containerID") or "")
+    return source.name, source.container, str(status.get("containerID") or "")
 
 
 class _Matcher:
@@ -109,31 +130,41 @@ class _Matcher:
 class PodRecords:
     """The records of one namespace's runtime pods."""
 
-    def __init__(self, kube: KubeApi, namespace: str, pool: bool) -> None:
+    def __init__(
+        self, kube: KubeApi, namespace: str, pool: bool, api_pods: str | None = None
+    ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.pool = pool
+        self.api_pods = api_pods
         self._streams = asyncio.Semaphore(MAX_STREAMS)
 
-    async def pods(self, function_id: str) -> list[dict[str, Any]]:
-        """The function's own pods and the pool's, each once."""
-        selectors = [f"{FUNCTION_LABEL}={function_id}", *([POOL_PODS] if self.pool else [])]
+    async def sources(self, function_id: str) -> list[Source]:
+        """The function's own pods and the pool's (their runtime container), and the API's."""
+        selectors = [(f"{FUNCTION_LABEL}={function_id}", CONTAINER)]
+        if self.pool:
+            selectors.append((POOL_PODS, CONTAINER))
+        if self.api_pods:
+            selectors.append((self.api_pods, API_CONTAINER))
         listed = await asyncio.gather(
-            *(self.kube.list("Pod", self.namespace, selector) for selector in selectors)
+            *(self.kube.list("Pod", self.namespace, selector) for selector, _ in selectors)
         )
-        found = {str(p["metadata"]["name"]): p for items, _ in listed for p in items}
+        found: dict[str, Source] = {}
+        for (items, _), (_, container) in zip(listed, selectors, strict=True):
+            for pod in items:
+                found.setdefault(str(pod["metadata"]["name"]), Source(pod, container))
         return [found[name] for name in sorted(found)]
 
-    async def _pods(self, function_id: str) -> list[dict[str, Any]]:
+    async def _sources(self, function_id: str) -> list[Source]:
         try:
-            return await self.pods(function_id)
+            return await self.sources(function_id)
         except KubeError as exc:
             raise from_kube(exc) from exc
 
     # newest
 
     async def newest(self, function_id: str, query: LogQuery) -> Records:
-        logs = [entry for pod in await self._pods(function_id) for entry in _logs_of(pod)]
+        logs = [entry for src in await self._sources(function_id) for entry in _logs_of(src)]
         if not logs or not query.limit:
             return []
         matcher = _Matcher(function_id, query)
@@ -164,7 +195,7 @@ class PodRecords:
                     async for block in self.kube.pod_log(
                         self.namespace,
                         entry.pod,
-                        CONTAINER,
+                        entry.container,
                         since_time=since,
                         previous=entry.previous,
                     ):
@@ -197,11 +228,11 @@ class PodRecords:
     async def _follow(self, matcher: _Matcher, start: float) -> AsyncIterator[Record]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=1000)
-        streams: dict[tuple[str, str], asyncio.Task[float]] = {}
+        streams: dict[_Stream, asyncio.Task[float]] = {}
         seen: dict[tuple[str, str], None] = {}
         try:
             while True:
-                self._restream(streams, await self._follow_pods(matcher), matcher, queue, start)
+                self._restream(streams, await self._follow_sources(matcher), matcher, queue, start)
                 deadline = loop.time() + RELIST_S
                 while True:
                     try:
@@ -221,9 +252,9 @@ class PodRecords:
                 task.cancel()
             await asyncio.gather(*streams.values(), return_exceptions=True)
 
-    async def _follow_pods(self, matcher: _Matcher) -> list[dict[str, Any]] | None:
+    async def _follow_sources(self, matcher: _Matcher) -> list[Source] | None:
         try:
-            return await self.pods(matcher.function_id)
+            return await self.sources(matcher.function_id)
         except KubeError as exc:
             log.warning("listing the pods of %s failed, following the known ones: %s",
                         matcher.function_id, exc)  # fmt: skip
@@ -231,18 +262,18 @@ class PodRecords:
 
     def _restream(
         self,
-        streams: dict[tuple[str, str], asyncio.Task[float]],
-        pods: list[dict[str, Any]] | None,
+        streams: dict[_Stream, asyncio.Task[float]],
+        sources: list[Source] | None,
         matcher: _Matcher,
         queue: asyncio.Queue[Record],
         start: float,
     ) -> None:
-        """Follow every running runtime container: new ones from `start`, a broken stream again
-        from a moment before it ended; drop the streams of pods that are gone."""
-        if pods is None:
+        """Follow every running container: new ones from `start`, a broken stream again from a
+        moment before it ended; drop the streams of pods that are gone."""
+        if sources is None:
             return
-        listed = {str(p["metadata"]["name"]) for p in pods}
-        running = {key for key in map(_running, pods) if key is not None}
+        listed = {source.name for source in sources}
+        running = {key for key in map(_running, sources) if key is not None}
         for key, task in list(streams.items()):
             if key[0] not in listed or (task.done() and key not in running):
                 task.cancel()
@@ -256,20 +287,21 @@ class PodRecords:
                 since = ended - FOLLOW_BACK_S
             else:
                 continue
-            streams[key] = asyncio.create_task(self._stream(key[0], since, matcher, queue))
+            streams[key] = asyncio.create_task(self._stream(key, since, matcher, queue))
 
     async def _stream(
-        self, pod: str, since: float, matcher: _Matcher, queue: asyncio.Queue[Record]
+        self, key: _Stream, since: float, matcher: _Matcher, queue: asyncio.Queue[Record]
     ) -> float:
         """Put one pod's matching records on `queue` as they are written; returns when the
         stream ended (the container stopped, or the connection broke)."""
+        pod, container, _ = key
         if self._streams.locked():
             log.warning("%d pod logs are followed already: pod %s waits for one to end",
                         MAX_STREAMS, pod)  # fmt: skip
         async with self._streams:
             try:
                 async for block in self.kube.pod_log(
-                    self.namespace, pod, CONTAINER, since_time=since_time(since), follow=True
+                    self.namespace, pod, container, since_time=since_time(since), follow=True
                 ):
                     for line in matcher.candidates(block):
                         record = matcher.record(line)
@@ -282,4 +314,4 @@ class PodRecords:
         return time.time()
 
 
-__all__ = ["PodRecords", "since_time"]
+__all__ = ["API_CONTAINER", "PodRecords", "Source", "since_time"]

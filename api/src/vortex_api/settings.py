@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # The Service of the shared pool (the chart's `<fullname>-pool`); None: no pool, so shared
     # functions cannot run.
     pool_service: str | None = None
+    # The label selector of the API's own pods (the chart's): their stdout keeps the records of
+    # one-shot pods, which are deleted after their invocation. None: those records are not kept.
+    api_pods: str | None = None
     # How long `/deploy` of a shared function waits for the operator to store its code (and
     # then warms it), so that its first execute is warm; past it, deploy answers anyway.
     deploy_wait_s: float = Field(default=10.0, ge=0)

@@ -49,8 +49,9 @@ def pod(
     state: str = "running",
     restarts: int = 0,
     container_id: str = "containerd://1",
+    container: str = "runtime",
 ) -> dict[str, Any]:
-    status = {"name": "runtime", "state": {state: {}}, "restartCount": restarts,
+    status = {"name": container, "state": {state: {}}, "restartCount": restarts,
               "containerID": container_id}  # fmt: skip
     return {
         "apiVersion": "v1",
@@ -137,11 +138,39 @@ async def test_the_pods_of_a_function_are_its_own_and_the_pools(
     )
     assert k8s_backend.records is not None
 
-    found = await k8s_backend.records.pods("a")
+    found = await k8s_backend.records.sources("a")
 
-    assert [p["metadata"]["name"] for p in found] == ["vf-a-0c0ffee", "vf-a-1", "vortex-pool-1"]
-    no_pool = PodRecords(k8s_backend.records.kube, NS, pool=False)
-    assert [p["metadata"]["name"] for p in await no_pool.pods("a")] == ["vf-a-0c0ffee", "vf-a-1"]
+    assert [(s.name, s.container) for s in found] == [
+        ("vf-a-0c0ffee", "runtime"),
+        ("vf-a-1", "runtime"),
+        ("vortex-pool-1", "runtime"),
+    ]
+    kube = k8s_backend.records.kube
+    no_pool = PodRecords(kube, NS, pool=False)
+    assert [s.name for s in await no_pool.sources("a")] == ["vf-a-0c0ffee", "vf-a-1"]
+    # Where the API's pods are named, their own container too (one-shot pods' records).
+    with_api = PodRecords(kube, NS, pool=True, api_pods="app.kubernetes.io/component=api")
+    assert [(s.name, s.container) for s in await with_api.sources("a")][-2:] == [
+        ("vortex-api-1", "api"),
+        ("vortex-pool-1", "runtime"),
+    ]
+
+
+async def test_the_api_pods_keep_the_records_of_one_shot_pods(
+    cluster: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    assert k8s_backend.records is not None
+    records = PodRecords(
+        k8s_backend.records.kube, NS, pool=True, api_pods="app.kubernetes.io/component=api"
+    )
+    await cluster.put(
+        PODS, pod("vortex-api-1", {"app.kubernetes.io/component": "api"}, container="api")
+    )
+
+    found = await records.newest("a", LogQuery(invocation="x0"))
+
+    assert [r["invocation_id"] for r in found] == ["x0"]
+    assert any("/vortex-api-1/log?container=api" in path for _, path in cluster.requests)
 
 
 def read_logs(fake: FakeKube) -> list[str]:

@@ -111,7 +111,12 @@ class KubernetesBackend:
         if self.kube is None:
             self.kube = await KubeApi.connect(API)
         self.pods = PodRunner(self.kube, self.transport, self.settings)
-        self.records = PodRecords(self.kube, self.namespace, pool=bool(self.settings.pool_service))
+        self.records = PodRecords(
+            self.kube,
+            self.namespace,
+            pool=bool(self.settings.pool_service),
+            api_pods=self.settings.api_pods,
+        )
         ns = self.namespace
         self._informers = [
             Informer(self.kube, KIND, ns, self._reset_functions, self._function_event),
