@@ -646,6 +646,13 @@ class Api:
         # A fresh connection per call: what one user's curl does.
         return httpx.post(url, content=body, headers=headers, timeout=timeout)
 
+    def answers(self) -> bool:
+        """Whether `/health` answers 200 (kube-proxy may not route a new Service yet)."""
+        try:
+            return httpx.get(f"{self.base}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def deploy(self, body: dict[str, Any], key: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {key or self.admin_key}"}
         return httpx.post(f"{self.base}/deploy", json=body, headers=headers, timeout=30)

@@ -264,16 +264,9 @@ def _api_from_notes(cluster: Cluster, namespace: str, notes: str) -> kit.Api:
     # Ready pods are in the Service's EndpointSlice before kube-proxy has programmed the route
     # (until then the ClusterIP refuses connections): wait for the route, as a client would retry.
     cluster.wait_for(
-        f"the Service {service} routes to the API", lambda: _answers(api), timeout=30, interval=0.2
+        f"the Service {service} routes to the API", api.answers, timeout=30, interval=0.2
     )
     return api
-
-
-def _answers(api: kit.Api) -> bool:
-    try:
-        return httpx.get(f"{api.base}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(scope="module")
