@@ -130,15 +130,29 @@ class RecordWriter:
             if self.path is None:
                 _write_all(1, data)
                 return
-            if self._size and self._size + len(data) > self.max_bytes:
-                os.close(self._fd)
-                self._fd = -1
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-                self._open()
-            _write_all(self._fd, data)
-            self._size += len(data)
+            while data:
+                part = data
+                if self._size + len(data) > self.max_bytes:
+                    # Whole lines up to the limit; a file that is empty takes one line anyway.
+                    cut = data.rfind(b"\n", 0, max(self.max_bytes - self._size, 0)) + 1
+                    if not cut and not self._size:
+                        cut = data.index(b"\n") + 1
+                    part = data[:cut]
+                if part:
+                    _write_all(self._fd, part)
+                    self._size += len(part)
+                    data = data[len(part) :]
+                if data:
+                    self._rotate()
         except OSError as exc:  # a full disk loses records, never an invocation's answer
             log.warning("%d invocation records were not written: %s", data.count(b"\n"), exc)
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        os.close(self._fd)
+        self._fd = -1
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        self._open()
 
     def close(self) -> None:
         self.flush()

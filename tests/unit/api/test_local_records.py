@@ -68,9 +68,11 @@ async def test_follow_reads_across_a_rotation(tmp_path: Path) -> None:
 
     consumer = asyncio.ensure_future(consume())
     await asyncio.sleep(0.05)
-    ids = [f"r{i:03d}" for i in range(120)]  # each flush of 40 is over 4 KiB: 3 rotations
-    for chunk in range(0, 120, 40):
-        for invocation_id in ids[chunk : chunk + 40]:
+    # 20 lines a flush: about 2.7 KiB, so a rotation every other flush (the follow, which
+    # polls faster than that, sees each file before it is replaced).
+    ids = [f"r{i:03d}" for i in range(120)]
+    for chunk in range(0, 120, 20):
+        for invocation_id in ids[chunk : chunk + 20]:
             writer.write(line(invocation_id))
         writer.flush()
         await asyncio.sleep(0.3)

@@ -111,6 +111,35 @@ def test_the_file_rotates_into_one_older_part(tmp_path: Path) -> None:
     assert len(ids) > 4096 // len(line)
 
 
+async def test_one_flush_larger_than_the_limit_still_keeps_both_parts_under_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "records-0.jsonl"
+    writer = RecordWriter(path, 4096)
+    for i in range(200):  # about 20 KiB in one write
+        writer.write(encode(f"{i:040d}", "f", None, 0.0, 1.0, None, b"[]"))
+    writer.flush()
+    older = tmp_path / "records-0.jsonl.1"
+    assert path.stat().st_size <= 4096
+    assert older.stat().st_size <= 4096
+    lines = older.read_bytes().splitlines() + path.read_bytes().splitlines()
+    ids = [int(parse_line(line)["invocation_id"]) for line in lines]  # type: ignore[index]
+    assert ids == list(range(200 - len(ids), 200))
+    writer.close()
+
+
+def test_a_record_over_the_limit_is_kept_whole(tmp_path: Path) -> None:
+    writer = RecordWriter(tmp_path / "records-0.jsonl", 4096)
+    big = encode("big", "f", None, 0.0, 1.0, None, b'["' + b"x" * 5000 + b'"]')
+    writer.write(big)
+    writer.write(encode("next", "f", None, 0.0, 1.0, None, b"[]"))
+    writer.close()
+    assert (tmp_path / "records-0.jsonl.1").read_bytes() == big
+    assert (
+        parse_line((tmp_path / "records-0.jsonl").read_bytes().rstrip())["invocation_id"] == "next"
+    )  # type: ignore[index]
+
+
 def test_a_failing_write_loses_records_not_the_process(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
