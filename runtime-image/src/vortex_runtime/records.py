@@ -38,10 +38,16 @@ INVOCATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KEYS = frozenset({"invocation_id", "function", "started_at", "duration_ms", "status"})
 
 
+_second: list[Any] = [None, ""]  # the last second formatted, and its text: one strftime a second
+
+
 def rfc3339(epoch_s: float) -> str:
     """UTC with milliseconds and a Z: the one format of `started_at`."""
     ms = int(epoch_s * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    second = ms // 1000
+    if second != _second[0]:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{ms % 1000:03d}Z"
 
 
 def encode(
