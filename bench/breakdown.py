@@ -68,6 +68,46 @@ async def isolate_us() -> float:
         isolate.close_now()
 
 
+async def _call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """One POST of an empty body to an ASGI app, as a server would hand it over."""
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"{path} answered {message['status']}")
+
+    await app(scope, receive, send)
+
+
+async def api_app_us(data_dir: Path) -> float:
+    """The API's app called in process, with local mode's real workers behind it."""
+    from vortex_api.app import create_app, lifespan
+    from vortex_api.models import DeployRequest
+    from vortex_api.settings import Settings
+
+    app = create_app(Settings(data_dir=data_dir, max_workers=64))
+    async with lifespan(app):
+        backend = app.state.gateway.backend
+        function = await backend.deploy(DeployRequest(code=anchors.TRIVIAL_BODY, name="trivial"))
+        headers = [(b"host", b"api"), (b"content-length", b"0")]
+        return await _median_us(lambda: _call(app, f"/execute/{function.function_id}", headers))
+
+
 async def asgi_app_us(code_file: Path) -> float:
     from vortex_runtime.records import RecordWriter
     from vortex_runtime.server import create_app
@@ -91,26 +131,8 @@ async def asgi_app_us(code_file: Path) -> float:
             (b"x-vortex-invocation-id", b"0123456789abcdef0123456789abcdef"),
         ]
 
-        async def one() -> None:
-            scope = {
-                "type": "http",
-                "method": "POST",
-                "path": "/invoke",
-                "raw_path": b"/invoke",
-                "query_string": b"",
-                "headers": headers,
-            }
-
-            async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: dict[str, Any]) -> None:
-                return None
-
-            await app(scope, receive, send)
-
         try:
-            return await _median_us(one)
+            return await _median_us(lambda: _call(app, "/invoke", headers))
         finally:
             writer.close()
             service.close()
@@ -163,6 +185,7 @@ def main() -> None:
         floor = asyncio.run(engine_floor_us())
         isolate = asyncio.run(isolate_us())
         app = asyncio.run(asgi_app_us(code))
+        api_app = asyncio.run(api_app_us(Path(tmp, "data")))
     with anchors.trivial_runtime() as url:
         runtime = socket_us(url, "/invoke")
     with local_api(VORTEX_MAX_WORKERS="64") as api:
@@ -176,7 +199,8 @@ def main() -> None:
         ("isolate layer (Isolate.invoke)", isolate, isolate - floor),
         ("runtime app in process (parse, service, pool, records)", app, app - isolate),
         ("runtime over loopback HTTP (uvicorn, httptools, TCP)", runtime, runtime - app),
-        ("local mode /execute (the API process and its hop)", execute, execute - runtime),
+        ("API app in process, its hop to a worker (auth ... response)", api_app, api_app - runtime),
+        ("local mode /execute over loopback HTTP (uvicorn, TCP)", execute, execute - api_app),
     ]
     print(f"  {'layer':58} {'total':>8} {'its own':>8}")
     for label, total, own in rows:
