@@ -1,4 +1,4 @@
-"""`python -m bench [runtime|neighbours|density|e2e|all] [--duration S]`: run the benchmarks
+"""`python -m bench [runtime|neighbours|density|e2e|breakdown|all] [--duration S]`: run the benchmarks
 and print figures."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ def main() -> None:
         "which",
         nargs="?",
         default="all",
-        choices=["runtime", "neighbours", "density", "e2e", "all"],
+        choices=["runtime", "neighbours", "density", "e2e", "breakdown", "all"],
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     args = parser.parse_args()
@@ -32,6 +32,10 @@ def main() -> None:
         from bench import e2e_bench
 
         e2e_bench.main(args.duration)
+    if args.which in ("breakdown", "all"):
+        from bench import breakdown
+
+        breakdown.main()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,17 @@ WORKERD = NPM_DIR / "node_modules" / ".bin" / "workerd"
 
 # The trivial function, in the seed's body form and as a Worker.
 TRIVIAL_BODY = "return 42;"
+# The context an invocation of it gets, for benchmarks that call an isolate directly.
+CONTEXT = {
+    "method": "POST",
+    "path": "/invoke",
+    "query": {},
+    "headers": {},
+    "invocationId": "bench",
+    "functionName": "bench",
+    "timeoutMs": 5000,
+    "env": {},
+}
 TRIVIAL_WORKER = """
 export default {
   async fetch(request) {

@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version=__version__,
         description="Deploy and run JavaScript functions.",
         lifespan=lifespan,
+        # The API's own Prometheus metrics are its telemetry: FastAPI's OpenTelemetry hooks
+        # would otherwise ask the environment for a provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     bulkhead = Bulkhead(settings.max_workers, settings.retry_after_s)
     metrics = Metrics()

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from vortex_runtime.onewrite import OneWriteProtocol
     from vortex_runtime.server import create_app
     from vortex_runtime.service import build_service
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=OneWriteProtocol,
             host=settings.runtime_host,
             port=settings.runtime_port,
             log_config=None,

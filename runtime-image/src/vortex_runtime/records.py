@@ -38,10 +38,16 @@ INVOCATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KEYS = frozenset({"invocation_id", "function", "started_at", "duration_ms", "status"})
 
 
+_second: list[Any] = [None, ""]  # the last second formatted, and its text: one strftime a second
+
+
 def rfc3339(epoch_s: float) -> str:
     """UTC with milliseconds and a Z: the one format of `started_at`."""
     ms = int(epoch_s * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    second = ms // 1000
+    if second != _second[0]:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{ms % 1000:03d}Z"
 
 
 def encode(
@@ -130,15 +136,29 @@ class RecordWriter:
             if self.path is None:
                 _write_all(1, data)
                 return
-            if self._size and self._size + len(data) > self.max_bytes:
-                os.close(self._fd)
-                self._fd = -1
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-                self._open()
-            _write_all(self._fd, data)
-            self._size += len(data)
+            while data:
+                part = data
+                if self._size + len(data) > self.max_bytes:
+                    # Whole lines up to the limit; a file that is empty takes one line anyway.
+                    cut = data.rfind(b"\n", 0, max(self.max_bytes - self._size, 0)) + 1
+                    if not cut and not self._size:
+                        cut = data.index(b"\n") + 1
+                    part = data[:cut]
+                if part:
+                    _write_all(self._fd, part)
+                    self._size += len(part)
+                    data = data[len(part) :]
+                if data:
+                    self._rotate()
         except OSError as exc:  # a full disk loses records, never an invocation's answer
             log.warning("%d invocation records were not written: %s", data.count(b"\n"), exc)
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        os.close(self._fd)
+        self._fd = -1
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        self._open()
 
     def close(self) -> None:
         self.flush()

@@ -73,7 +73,8 @@ def _utf8_json(value: Any) -> bytes:
 async def _send_json(
     send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
 ) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _JSON + extra})
+    headers = [*_JSON, (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
