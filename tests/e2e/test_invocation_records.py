@@ -4,11 +4,12 @@ One release with two API replicas, a warm function with two pods and a shared on
 Calls go through the API Service on a fresh connection each (so kube-proxy spreads them over both
 API replicas, which the replicas' own metrics prove), several at a time (so both warm pods serve,
 which their logs prove). Then a record is found by its invocation id through
-`GET /functions/{id}/logs`, its fields checked, `kubectl logs` of the pod that served it shows
-the same JSON line, `status=error` keeps failed invocations, and a follow sees a new invocation
-within 2 s of its answer; the same for the shared function, whose records are in a pool pod; a
-one-shot pod's record is still found once its pod is gone (the API replica that ran it keeps the
-same line on its own stdout); and the `vortex logs` command finds a record by id.
+`GET /functions/{id}/logs`, through the Service and from each API replica, its fields checked;
+`kubectl logs` of the pod that served it shows the same JSON line, `status=error` keeps failed
+invocations, and a follow sees a new invocation within 2 s of its answer. The same for the shared
+function, whose records are in a pool pod; a one-shot pod's record is still found once its pod is
+gone (the API replica that ran it keeps the same line on its own stdout); and the `vortex logs`
+command finds a record by id.
 """
 
 from __future__ import annotations
@@ -245,6 +246,22 @@ def _find(rec: Records, function: str, invocation_id: str, times: int) -> tuple[
     return found[0], seconds
 
 
+def _found_by_each_replica(rec: Records, function: str, invocation_id: str) -> list[dict]:
+    """The record as each API replica answers it, asked at its own pod IP (the Service picks
+    one at random)."""
+    found = []
+    for pod in rec.pods(f"{INSTANCE}={rec.release},app.kubernetes.io/component=api"):
+        response = httpx.get(
+            f"http://{pod['status']['podIP']}:8080/functions/{function}/logs",
+            params={"invocation": invocation_id},
+            headers={"Authorization": f"Bearer {rec.api.invoke_key}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        found += response.json()["records"]
+    return found
+
+
 def _follow_latency(rec: Records, function: str, rounds: int = 3) -> list[float]:
     """Seconds from an invocation's answer to its record on a followed stream, `rounds` times."""
     lines: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -316,6 +333,7 @@ def test_a_warm_functions_record_is_found_by_id_through_either_api_replica(rec: 
         record, took = _find(rec, WARM, invocation_id, times=6)
         seconds += took
         _check_record(record, WARM, invocation_id, window)
+        assert _found_by_each_replica(rec, WARM, invocation_id) == [record, record]
         # `kubectl logs` of the pod that served it shows the same JSON line.
         line, on_pod = by_pod[pod][invocation_id]
         assert on_pod == record
@@ -323,7 +341,7 @@ def test_a_warm_functions_record_is_found_by_id_through_either_api_replica(rec: 
     record_figure(
         "records: warm, by id through the API Service",
         f"median {sorted(seconds)[len(seconds) // 2] * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms"
-        f" over {len(seconds)} queries of {len(pods)} pods + 2 pool pods",
+        f" over {len(seconds)} queries, each reading {len(pods)} warm, 2 pool and 2 API pods",
     )
 
     # Newest first, and the page holds every call.
@@ -377,6 +395,7 @@ def test_a_shared_functions_record_is_found_in_its_pool_pod(rec: Records):
     invocation_id = ids[-1]
     record, seconds = _find(rec, SHARED, invocation_id, times=6)
     _check_record(record, SHARED, invocation_id, window)
+    assert _found_by_each_replica(rec, SHARED, invocation_id) == [record, record]
     line, on_pod = by_pod[serving[0]][invocation_id]
     assert on_pod == record
     assert json.loads(line) == record
