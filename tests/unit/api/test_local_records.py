@@ -91,3 +91,15 @@ async def test_newest_reads_both_parts_and_dedupes(tmp_path: Path) -> None:
     (tmp_path / "records-0.jsonl").write_bytes(line("b", started=2) + line("c", started=3))
     found = await LocalRecords(tmp_path).newest("f", LogQuery(limit=10))
     assert [r["invocation_id"] for r in found] == ["c", "b", "a"]
+
+
+async def test_follow_starts_when_it_is_asked_for_not_at_its_first_read(tmp_path: Path) -> None:
+    path = tmp_path / "records-0.jsonl"
+    path.write_bytes(line("old"))
+    follow = LocalRecords(tmp_path).follow("f", LogQuery(follow=True))
+    # Written after the follow was made, before anything was read from it (the route reads the
+    # past records in between): still followed.
+    with path.open("ab") as handle:
+        handle.write(line("meanwhile"))
+    assert (await asyncio.wait_for(anext(follow), 2))["invocation_id"] == "meanwhile"
+    await follow.aclose()  # type: ignore[attr-defined]

@@ -54,9 +54,15 @@ class LocalRecords:
         found = await asyncio.to_thread(_scan, record_files(self.directory), function_id, query)
         return newest(found, query.limit)
 
-    async def follow(self, function_id: str, query: LogQuery) -> AsyncIterator[Record]:
-        """Records written from now on, as they appear (within `POLL_S` of their write)."""
+    def follow(self, function_id: str, query: LogQuery) -> AsyncIterator[Record]:
+        """Records written from now on (from this call, not from the first read), as they
+        appear, within `POLL_S` of their write."""
         tails = {path: self._tail_at_end(path) for path in self.directory.glob(FILE_GLOB)}
+        return self._follow(tails, function_id, query)
+
+    async def _follow(
+        self, tails: dict[Path, _Tail], function_id: str, query: LogQuery
+    ) -> AsyncIterator[Record]:
         needle = query.needle(function_id)
         while True:
             await asyncio.sleep(POLL_S)
