@@ -56,6 +56,21 @@ class Helm:
                 check=check,
             )
 
+    def uninstall(self, release: str, namespace: str) -> None:
+        """Uninstall `release` whatever state it is in, then clear the finalizers of functions
+        left behind (no operator runs them any more, and they would keep the namespace)."""
+        self(
+            "uninstall",
+            release,
+            "--namespace",
+            namespace,
+            "--wait",
+            "--timeout",
+            "120s",
+            check=False,
+        )
+        kit.drop_function_finalizers(self.cluster, namespace)
+
 
 @pytest.fixture(scope="session")
 def helm(cluster: Cluster) -> Helm:

@@ -212,10 +212,7 @@ def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterat
 def _teardown(cluster: Cluster, helm: Helm, namespace: str, name: str, rel: Release | None) -> None:
     """Whatever the tests left: the release, the namespace, and the CRD back in place."""
     if rel is None or not rel.uninstalled:
-        helm(
-            "uninstall", name, "--namespace", namespace, "--wait", "--timeout", "120s", check=False
-        )
-        kit.drop_function_finalizers(cluster, namespace)
+        helm.uninstall(name, namespace)
     cluster.delete_namespace(namespace, wait=False)
     if not _crd_established(cluster):
         _restore_crd(cluster)
