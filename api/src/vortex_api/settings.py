@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
 
     # Logs: "text", one line a record for a person (local mode's default), or "json", one object
-    # a line (the default with the kubernetes backend).
+    # a line (the default with the kubernetes backend); and one access line per execution.
     log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
 
     # Bulkhead: concurrent executions per API process, and an optional default per function.
     max_workers: int = Field(default=10, ge=1)
