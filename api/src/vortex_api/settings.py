@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vortex_kube import contract
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     backend: Literal["local", "kubernetes"] = "local"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+
+    # Logs: "text", one line a record for a person (local mode's default), or "json", one object
+    # a line (the default with the kubernetes backend); and one access line per execution.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
 
     # Bulkhead: concurrent executions per API process, and an optional default per function.
     max_workers: int = Field(default=10, ge=1)
@@ -78,6 +83,12 @@ class Settings(BaseSettings):
     deploy_wait_s: float = Field(default=10.0, ge=0)
     # Where code lives (MINIO_*), for one-shot pods; their keys come from a Secret.
     minio: MinioSettings = Field(default_factory=MinioSettings)
+
+    @model_validator(mode="after")
+    def _cluster_logs_json(self) -> Settings:
+        if "log_format" not in self.model_fields_set and self.backend == "kubernetes":
+            self.log_format = "json"
+        return self
 
     def platform(self) -> Platform:
         """What the one-shot pods the API creates share with every runtime pod."""
