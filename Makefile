@@ -1,6 +1,7 @@
 # Vortex developer entry points. `make run` starts local mode; `make test` installs and builds what
 # the tests need (tests/deps.sh), starts the local cluster, then runs every test; `make test-fresh`
-# runs CI (.ci/run) as on a fresh machine, with empty caches.
+# runs CI (.ci/run) as on a fresh machine, with empty caches; `make bench` builds the same and starts
+# the same cluster, then prints every benchmark.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -42,7 +43,8 @@ fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install deps
+# The cluster benchmark installs the chart on the local cluster, so the cluster comes up first.
+bench: install deps cluster-up
 	$(PY) -m bench
 
 run: install

@@ -1,5 +1,6 @@
-"""`python -m bench [runtime|neighbours|density|e2e|all] [--duration S]`: run the benchmarks
-and print figures."""
+"""`python -m bench [runtime|neighbours|density|e2e|breakdown|cluster|all] [--duration S]`: run
+the benchmarks and print figures. `cluster` (also in `all`) needs root and the local cluster's
+binaries (`make deps`); it brings the cluster up when it is not."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def main() -> None:
         "which",
         nargs="?",
         default="all",
-        choices=["runtime", "neighbours", "density", "e2e", "all"],
+        choices=["runtime", "neighbours", "density", "e2e", "breakdown", "cluster", "all"],
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     args = parser.parse_args()
@@ -32,6 +33,14 @@ def main() -> None:
         from bench import e2e_bench
 
         e2e_bench.main(args.duration)
+    if args.which in ("breakdown", "all"):
+        from bench import breakdown
+
+        breakdown.main()
+    if args.which in ("cluster", "all"):
+        from bench import cluster_bench
+
+        cluster_bench.main(args.duration)
 
 
 if __name__ == "__main__":

@@ -28,16 +28,7 @@ def _rss_bytes() -> int:
 async def in_process(runs: int = 5000) -> dict[str, float]:
     from vortex_runtime.isolate import Blank, Isolate, Limits
 
-    context = {
-        "method": "POST",
-        "path": "/invoke",
-        "query": {},
-        "headers": {},
-        "invocationId": "bench",
-        "functionName": "bench",
-        "timeoutMs": 5000,
-        "env": {},
-    }
+    context = dict(anchors.CONTEXT)
     isolate = await Isolate.create(anchors.TRIVIAL_BODY, Limits())
     for _ in range(500):
         await isolate.invoke("null", context, 5)

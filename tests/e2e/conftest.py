@@ -9,8 +9,6 @@ different storage class...).
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.fixtures import IMAGES, Cluster
+from tests.cluster.fixtures import Cluster
 
 from . import kit
 
-HERE = Path(__file__).resolve().parent
 FIGURES: dict[str, str] = {}
 
 
@@ -59,32 +56,31 @@ class Helm:
                 check=check,
             )
 
+    def uninstall(self, release: str, namespace: str) -> None:
+        """Uninstall `release` whatever state it is in, then clear the finalizers of functions
+        left behind (no operator runs them any more, and they would keep the namespace)."""
+        self(
+            "uninstall",
+            release,
+            "--namespace",
+            namespace,
+            "--wait",
+            "--timeout",
+            "120s",
+            check=False,
+        )
+        kit.drop_function_finalizers(self.cluster, namespace)
+
 
 @pytest.fixture(scope="session")
 def helm(cluster: Cluster) -> Helm:
     return Helm(cluster)
 
 
-def _refs(output: str) -> dict[str, str]:
-    return dict(re.findall(r"^([A-Z_]+_IMAGE|IMAGE)=(\S+)$", output, re.M))
-
-
 @pytest.fixture(scope="session")
 def images(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Runtime and control-plane images of the current tree, and MinIO, in containerd."""
-    proc = subprocess.run([str(IMAGES)], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise kit.CommandError(f"tests/cluster/images failed:\n{proc.stderr[-6000:]}")
-    refs = _refs(proc.stdout)
-    context = tmp_path_factory.mktemp("minio-image")
-    shutil.copy(HERE / "images" / "minio" / "Dockerfile", context / "Dockerfile")
-    binary = cluster.bin_dir / "minio"
-    try:
-        os.link(binary, context / "minio")
-    except OSError:
-        shutil.copy(binary, context / "minio")
-    minio = cluster.build_image("vortex-minio", context / "Dockerfile", context)
-    return {"runtime": refs["RUNTIME_IMAGE"], "operator": refs["OPERATOR_IMAGE"], "minio": minio}
+    return kit.build_images(cluster, tmp_path_factory.mktemp("minio-image"))
 
 
 def release_values(images: dict[str, str]) -> dict[str, Any]:

@@ -1,10 +1,15 @@
-"""Helpers of the end-to-end tests: the helm binary, chart rendering, the API from the host, and a
-real Prometheus run on the host whose scrape configuration is derived from the chart's own
-ServiceMonitors and PodMonitor (so the test proves what they select, not a hand-written config).
+"""Helpers of the end-to-end tests: the helm binary, chart rendering, the images of the working
+tree, a release's pods and its API from the host, and a real Prometheus run on the host whose
+scrape configuration is derived from the chart's own ServiceMonitors and PodMonitor (so the test
+proves what they select, not a hand-written config).
+
+Used by the tests under tests/e2e and by the cluster benchmark (bench/cluster_bench.py), which
+installs the chart the way the tests do.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -25,13 +30,15 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.cluster.fixtures import CLUSTER_SRC, REPO_ROOT, state_dir
+from tests.cluster.fixtures import CLUSTER_SRC, IMAGES, REPO_ROOT, Cluster, state_dir
 
 CHART = REPO_ROOT / "helm" / "vortex"
 CRD = REPO_ROOT / "crds" / "vortexfunction.yaml"
 DASHBOARD = CHART / "dashboards" / "vortex.json"
 KUBE_VERSION = "1.33.0"
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
+INSTANCE = "app.kubernetes.io/instance"
+MINIO_DOCKERFILE = Path(__file__).resolve().parent / "images" / "minio" / "Dockerfile"
 
 
 class CommandError(RuntimeError):
@@ -167,6 +174,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- images --------------------------------------------------------------------------------------
+
+
+def _refs(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_]+_IMAGE|IMAGE)=(\S+)$", output, re.M))
+
+
+def build_images(cluster: Cluster, workdir: Path) -> dict[str, str]:
+    """Runtime and control-plane images of the current tree, and MinIO (its build context in
+    `workdir`), built and imported into containerd; their refs by component."""
+    proc = subprocess.run([str(IMAGES)], capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise CommandError(f"tests/cluster/images failed:\n{proc.stderr[-6000:]}")
+    refs = _refs(proc.stdout)
+    shutil.copy(MINIO_DOCKERFILE, workdir / "Dockerfile")
+    binary = cluster.bin_dir / "minio"
+    try:
+        os.link(binary, workdir / "minio")
+    except OSError:
+        shutil.copy(binary, workdir / "minio")
+    minio = cluster.build_image("vortex-minio", workdir / "Dockerfile", workdir)
+    return {"runtime": refs["RUNTIME_IMAGE"], "operator": refs["OPERATOR_IMAGE"], "minio": minio}
 
 
 # -- dashboard -----------------------------------------------------------------------------------
@@ -646,9 +677,98 @@ class Api:
         # A fresh connection per call: what one user's curl does.
         return httpx.post(url, content=body, headers=headers, timeout=timeout)
 
+    def answers(self) -> bool:
+        """Whether `/health` answers 200 (kube-proxy may not route a new Service yet)."""
+        try:
+            return httpx.get(f"{self.base}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def deploy(self, body: dict[str, Any], key: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {key or self.admin_key}"}
         return httpx.post(f"{self.base}/deploy", json=body, headers=headers, timeout=30)
+
+
+# -- a release on the cluster -------------------------------------------------------------------
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+def pods(cluster: Cluster, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+    args = ["pods", *(["-l", selector] if selector else [])]
+    return list(cluster.get_json(*args, namespace=namespace)["items"])
+
+
+def describe(cluster: Cluster, namespace: str) -> str:
+    """The namespace's pods and its latest events, for a timeout's message."""
+    listing = cluster.kubectl("get", "pods", "-o", "wide", namespace=namespace, check=False)
+    events = cluster.kubectl(
+        "get", "events", "--sort-by=.lastTimestamp", namespace=namespace, check=False
+    ).stdout
+    return f"{listing.stdout}\n{events[-4000:]}"
+
+
+def release_settled(cluster: Cluster, namespace: str, release: str) -> bool:
+    """Every Deployment of the release rolled out: its pods all new, all Ready, none extra."""
+    deployments = cluster.get_json(
+        "deployments", "-l", f"{INSTANCE}={release}", namespace=namespace
+    )
+    want = 0
+    for d in deployments["items"]:
+        status, replicas = d.get("status", {}), d["spec"]["replicas"]
+        if status.get("observedGeneration", 0) < d["metadata"]["generation"]:
+            return False
+        if status.get("updatedReplicas", 0) != replicas:
+            return False
+        if status.get("readyReplicas", 0) != replicas or status.get("replicas", 0) != replicas:
+            return False
+        want += replicas
+    found = pods(cluster, namespace, f"{INSTANCE}={release}")
+    return bool(deployments["items"]) and len(found) == want and all(map(pod_ready, found))
+
+
+def wait_settled(cluster: Cluster, namespace: str, release: str, what: str, timeout: float) -> None:
+    """Wait for `release_settled`; a timeout carries the namespace's pods and events."""
+    try:
+        cluster.wait_for(
+            what, lambda: release_settled(cluster, namespace, release), timeout, interval=0.5
+        )
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{describe(cluster, namespace)}") from None
+
+
+def secret_value(cluster: Cluster, namespace: str, name: str, key: str) -> str:
+    proc = cluster.kubectl(
+        "get", "secret", name, "-o", f"jsonpath={{.data.{key}}}", namespace=namespace
+    )
+    return base64.b64decode(proc.stdout).decode()
+
+
+def api_from_notes(cluster: Cluster, namespace: str, notes: str) -> Api:
+    """The API Service and its keys, found the way NOTES.txt tells a user to."""
+    forward = re.search(r"port-forward service/(\S+) \d+:(\d+)", notes)
+    assert forward, f"NOTES.txt names no Service to reach the API:\n{notes}"
+    service, port = forward.group(1), int(forward.group(2))
+    secret = re.search(r"get secret (\S+) -o jsonpath='\{\.data\.admin-key\}' \| base64 -d", notes)
+    assert secret, f"NOTES.txt does not say where the admin key is:\n{notes}"
+    admin = secret_value(cluster, namespace, secret.group(1), "admin-key")
+    invoke = secret_value(cluster, namespace, secret.group(1), "invoke-keys").split(",")[0]
+    assert len(admin) >= 32, "the generated admin key is short"
+    assert invoke, "no invoke key was generated"
+    assert invoke != admin
+    ip = cluster.get_json("service", service, namespace=namespace)["spec"]["clusterIP"]
+    api = Api(base=f"http://{ip}:{port}", admin_key=admin, invoke_key=invoke)
+    # Ready pods are in the Service's EndpointSlice before kube-proxy has programmed the route
+    # (until then the ClusterIP refuses connections): wait for the route, as a client would retry.
+    cluster.wait_for(
+        f"the Service {service} routes to the API", api.answers, timeout=30, interval=0.2
+    )
+    return api
 
 
 def drop_function_finalizers(cluster: Any, namespace: str) -> None:

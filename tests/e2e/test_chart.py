@@ -577,6 +577,26 @@ def test_pool_service_pdb_and_api_agree_on_the_pool_pods():
     )
 
 
+def test_api_may_read_invocation_records_from_runtime_pods():
+    """GET /functions/{id}/logs lists a function's, the pool's and the API's own pods and reads
+    their logs, in the release namespace only; the API never watches pods."""
+    from vortex_api.pod_records import API_CONTAINER
+
+    objs = kit.render()
+    role = kit.one(objs, "Role", "vortex-api")
+    rules = _rules([role], ("Role",))
+    assert {("", "pods", "list", False), ("", "pods/log", "get", False)} <= rules
+    assert ("", "pods", "watch", False) not in rules
+    assert not [r for r in rules if r[1] == "pods/log" and r[2] != "get"]
+    # The API's pods, where one-shot pods' records are kept: the Deployment's own selector.
+    deployment = kit.one(objs, "Deployment", "vortex-api")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == API_CONTAINER
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    selector = dict(term.split("=") for term in env["VORTEX_API_PODS"].split(","))
+    assert selector == deployment["spec"]["selector"]["matchLabels"]
+
+
 def test_pool_pods_are_function_pods_for_the_runtime_and_minio_network_policies():
     objs = kit.render()
     runtime = kit.one(objs, "NetworkPolicy", "vortex-functions")

@@ -10,7 +10,6 @@ The tests run in file order and build on each other (the uninstall comes last).
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import json
 import math
@@ -39,7 +38,6 @@ pytestmark = [pytest.mark.cluster]
 CRD = REPO_ROOT / "crds" / "vortexfunction.yaml"
 CRD_NAME = "vortexfunctions.vortex.dev"
 EXAMPLES = REPO_ROOT / "crds" / "examples"
-INSTANCE = "app.kubernetes.io/instance"
 
 # A function for the load that can time out and be busy: one warm pod of one isolate, a 1.5 s
 # limit, and a sleep of `event.ms`.
@@ -121,64 +119,6 @@ def _check_execute(api: kit.Api, name: str) -> None:
 # -- cluster helpers -----------------------------------------------------------------------------
 
 
-def _pod_ready(pod: dict[str, Any]) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in pod.get("status", {}).get("conditions", [])
-    )
-
-
-def _pods(cluster: Cluster, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
-    args = ["pods", *(["-l", selector] if selector else [])]
-    return list(cluster.get_json(*args, namespace=namespace)["items"])
-
-
-def _describe(cluster: Cluster, namespace: str) -> str:
-    pods = cluster.kubectl("get", "pods", "-o", "wide", namespace=namespace, check=False).stdout
-    events = cluster.kubectl(
-        "get", "events", "--sort-by=.lastTimestamp", namespace=namespace, check=False
-    ).stdout
-    return f"{pods}\n{events[-4000:]}"
-
-
-def _release_settled(cluster: Cluster, namespace: str, release: str) -> bool:
-    """Every Deployment of the release rolled out: its pods all new, all Ready, none extra."""
-    deployments = cluster.get_json(
-        "deployments", "-l", f"{INSTANCE}={release}", namespace=namespace
-    )
-    want = 0
-    for d in deployments["items"]:
-        status, replicas = d.get("status", {}), d["spec"]["replicas"]
-        if status.get("observedGeneration", 0) < d["metadata"]["generation"]:
-            return False
-        if status.get("updatedReplicas", 0) != replicas:
-            return False
-        if status.get("readyReplicas", 0) != replicas or status.get("replicas", 0) != replicas:
-            return False
-        want += replicas
-    pods = _pods(cluster, namespace, f"{INSTANCE}={release}")
-    return bool(deployments["items"]) and len(pods) == want and all(map(_pod_ready, pods))
-
-
-def _wait_settled(
-    cluster: Cluster, namespace: str, release: str, what: str, timeout: float
-) -> None:
-    """Wait for `_release_settled`; a timeout carries the namespace's pods and events."""
-    try:
-        cluster.wait_for(
-            what, lambda: _release_settled(cluster, namespace, release), timeout, interval=0.5
-        )
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
-
-
-def _secret_value(cluster: Cluster, namespace: str, name: str, key: str) -> str:
-    proc = cluster.kubectl(
-        "get", "secret", name, "-o", f"jsonpath={{.data.{key}}}", namespace=namespace
-    )
-    return base64.b64decode(proc.stdout).decode()
-
-
 def _functions(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
     items = cluster.get_json("vortexfunctions", namespace=namespace)["items"]
     return {f["metadata"]["name"]: f for f in items}
@@ -200,7 +140,7 @@ def _wait_functions_ready(cluster: Cluster, namespace: str, names: list[str]) ->
         cluster.wait_for(f"VortexFunctions {names} Ready", ready, timeout=150, interval=1)
     except TimeoutError:
         vfs = cluster.kubectl("get", "vf", "-o", "wide", namespace=namespace, check=False).stdout
-        raise TimeoutError(f"{vfs}\n{_describe(cluster, namespace)}") from None
+        raise TimeoutError(f"{vfs}\n{kit.describe(cluster, namespace)}") from None
 
 
 def _crd_established(cluster: Cluster) -> bool:
@@ -247,35 +187,6 @@ class Release:
     function_uids: dict[str, str] = field(default_factory=dict)
 
 
-def _api_from_notes(cluster: Cluster, namespace: str, notes: str) -> kit.Api:
-    """The API Service and its keys, found the way NOTES.txt tells a user to."""
-    forward = re.search(r"port-forward service/(\S+) \d+:(\d+)", notes)
-    assert forward, f"NOTES.txt names no Service to reach the API:\n{notes}"
-    service, port = forward.group(1), int(forward.group(2))
-    secret = re.search(r"get secret (\S+) -o jsonpath='\{\.data\.admin-key\}' \| base64 -d", notes)
-    assert secret, f"NOTES.txt does not say where the admin key is:\n{notes}"
-    admin = _secret_value(cluster, namespace, secret.group(1), "admin-key")
-    invoke = _secret_value(cluster, namespace, secret.group(1), "invoke-keys").split(",")[0]
-    assert len(admin) >= 32, "the generated admin key is short"
-    assert invoke, "no invoke key was generated"
-    assert invoke != admin
-    ip = cluster.get_json("service", service, namespace=namespace)["spec"]["clusterIP"]
-    api = kit.Api(base=f"http://{ip}:{port}", admin_key=admin, invoke_key=invoke)
-    # Ready pods are in the Service's EndpointSlice before kube-proxy has programmed the route
-    # (until then the ClusterIP refuses connections): wait for the route, as a client would retry.
-    cluster.wait_for(
-        f"the Service {service} routes to the API", lambda: _answers(api), timeout=30, interval=0.2
-    )
-    return api
-
-
-def _answers(api: kit.Api) -> bool:
-    try:
-        return httpx.get(f"{api.base}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[Release]:
     namespace = cluster.create_namespace("vx-e2e")
@@ -289,9 +200,9 @@ def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterat
         installed = helm(
             "install", name, str(kit.CHART), "--namespace", namespace, values=base_values
         )
-        _wait_settled(cluster, namespace, name, "every pod of the release Ready", timeout=180)
+        kit.wait_settled(cluster, namespace, name, "every pod of the release Ready", timeout=180)
         seconds = time.monotonic() - started
-        api = _api_from_notes(cluster, namespace, installed.stdout)
+        api = kit.api_from_notes(cluster, namespace, installed.stdout)
         rel = Release(cluster, helm, name, namespace, base_values, seconds, api)
         yield rel
     finally:
@@ -301,10 +212,7 @@ def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterat
 def _teardown(cluster: Cluster, helm: Helm, namespace: str, name: str, rel: Release | None) -> None:
     """Whatever the tests left: the release, the namespace, and the CRD back in place."""
     if rel is None or not rel.uninstalled:
-        helm(
-            "uninstall", name, "--namespace", namespace, "--wait", "--timeout", "120s", check=False
-        )
-        kit.drop_function_finalizers(cluster, namespace)
+        helm.uninstall(name, namespace)
     cluster.delete_namespace(namespace, wait=False)
     if not _crd_established(cluster):
         _restore_crd(cluster)
@@ -331,10 +239,10 @@ def functions(release: Release) -> list[str]:
 @pytest.mark.timeout(900)  # includes building the images on a cold cache
 def test_install_brings_every_pod_ready(release: Release):
     cluster, namespace = release.cluster, release.namespace
-    pods = _pods(cluster, namespace)
+    pods = kit.pods(cluster, namespace)
     components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods)
     assert components == ["api", "api", "minio", "operator", "pool", "pool"], components
-    assert all(map(_pod_ready, pods))
+    assert all(map(kit.pod_ready, pods))
     for pod in pods:
         for status in pod["status"]["containerStatuses"]:
             assert status["restartCount"] == 0, f"{pod['metadata']['name']} restarted"
@@ -357,13 +265,13 @@ def test_examples_become_ready_and_answer_through_the_api(release: Release, func
     assert greet_default.json()["output"]["message"] == "Hello, world!"
     # hello and async are shared (the default): no pod of their own
     for name in ("hello", "async"):
-        assert _pods(release.cluster, release.namespace, f"vortex.dev/function={name}") == []
+        assert kit.pods(release.cluster, release.namespace, f"vortex.dev/function={name}") == []
     # greet asks for 2 warm pods; both serve
     greet = _functions(release.cluster, release.namespace)["greet"]
     assert greet["status"]["readyReplicas"] == 2, greet["status"]
-    pods = _pods(release.cluster, release.namespace, "vortex.dev/function=greet")
+    pods = kit.pods(release.cluster, release.namespace, "vortex.dev/function=greet")
     assert len(pods) == 2
-    assert all(map(_pod_ready, pods))
+    assert all(map(kit.pod_ready, pods))
 
 
 @pytest.mark.timeout(120)
@@ -456,7 +364,7 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
 ):
     cluster, namespace = release.cluster, release.namespace
     # warm pods and the pool's
-    runtime_pods = len(_pods(cluster, namespace, "app.kubernetes.io/name=vortex-function"))
+    runtime_pods = len(kit.pods(cluster, namespace, "app.kubernetes.io/name=vortex-function"))
     expected = {"api": 2, "operator": 1, "runtime": runtime_pods}
 
     def all_up() -> bool:
@@ -613,7 +521,7 @@ POOL_PODS = "app.kubernetes.io/component=pool"
 
 
 def _restarts(cluster: Cluster, namespace: str, selector: str) -> list[tuple[int, str]]:
-    pods = _pods(cluster, namespace, selector)
+    pods = kit.pods(cluster, namespace, selector)
     assert pods, f"no pods for {selector}"
     out = []
     for pod in pods:
@@ -657,7 +565,7 @@ def test_hostile_functions_stay_within_their_limits_and_pods(release: Release, f
             assert response.json()["output"] == {"env": {}, "seen": "undefined"}
             assert api.execute("victim").status_code == 200
         # they ran in the pool, whose pods were never killed: no OOM, no restart
-        assert _pods(cluster, namespace, "vortex.dev/function in (attacker,victim)") == []
+        assert kit.pods(cluster, namespace, "vortex.dev/function in (attacker,victim)") == []
         restarts = _restarts(cluster, namespace, POOL_PODS)
         assert all(count == 0 for count, _ in restarts), f"pool: {restarts}"
     finally:
@@ -686,7 +594,9 @@ def _shared(name: str, code: str, **labels: str) -> dict[str, Any]:
 
 
 def _pool_ips(cluster: Cluster, namespace: str) -> list[str]:
-    return [p["status"]["podIP"] for p in _pods(cluster, namespace, POOL_PODS) if _pod_ready(p)]
+    return [
+        p["status"]["podIP"] for p in kit.pods(cluster, namespace, POOL_PODS) if kit.pod_ready(p)
+    ]
 
 
 def _pool_metric(cluster: Cluster, namespace: str, metric: str) -> dict[str, float]:
@@ -706,7 +616,7 @@ def _pool_memory_mb(cluster: Cluster, namespace: str) -> float:
     """The pool pods' working set in all (the kubelet's summary: what the memory limit counts),
     once the summary has every pool pod (a new pod shows up there within about 10 s)."""
     node = cluster.get_json("nodes")["items"][0]["metadata"]["name"]
-    pool = {p["metadata"]["name"] for p in _pods(cluster, namespace, POOL_PODS)}
+    pool = {p["metadata"]["name"] for p in kit.pods(cluster, namespace, POOL_PODS)}
     found: dict[str, float] = {}
 
     def read() -> bool:
@@ -724,7 +634,7 @@ def _pool_memory_mb(cluster: Cluster, namespace: str) -> float:
 
 
 def _pod_names(cluster: Cluster, namespace: str) -> set[str]:
-    return {p["metadata"]["name"] for p in _pods(cluster, namespace)}
+    return {p["metadata"]["name"] for p in kit.pods(cluster, namespace)}
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -924,7 +834,7 @@ def test_killing_a_pool_pod_under_load_loses_only_the_requests_inside_it(
         victim_ip = _home(names[0], ips)
         [victim] = [
             p["metadata"]["name"]
-            for p in _pods(cluster, namespace, POOL_PODS)
+            for p in kit.pods(cluster, namespace, POOL_PODS)
             if p["status"].get("podIP") == victim_ip
         ]
         results: list[tuple[float, int | str]] = []
@@ -967,7 +877,7 @@ def test_killing_a_pool_pod_under_load_loses_only_the_requests_inside_it(
         )
     finally:
         _delete_labelled(cluster, namespace, "e2e=steady")
-        _wait_settled(cluster, namespace, release.name, "the pool back to 2 pods", timeout=120)
+        kit.wait_settled(cluster, namespace, release.name, "the pool back to 2 pods", timeout=120)
 
 
 ATTACKS = {
@@ -1107,8 +1017,8 @@ class _Probe:
 @pytest.mark.timeout(300)
 def test_upgrade_rolls_out_changed_values_and_keeps_every_function(release: Release, functions):
     cluster, namespace, name = release.cluster, release.namespace, release.name
-    api_selector = f"{INSTANCE}={name},app.kubernetes.io/component=api"
-    before = {p["metadata"]["name"] for p in _pods(cluster, namespace, api_selector)}
+    api_selector = f"{kit.INSTANCE}={name},app.kubernetes.io/component=api"
+    before = {p["metadata"]["name"] for p in kit.pods(cluster, namespace, api_selector)}
     values = kit.deep_merge(release.values, UPGRADE)
     with _Probe(release.api, "hello") as probe:
         release.helm(
@@ -1122,7 +1032,7 @@ def test_upgrade_rolls_out_changed_values_and_keeps_every_function(release: Rele
             "180s",
             values=values,
         )
-        _wait_settled(cluster, namespace, name, "the upgrade rolled out", timeout=90)
+        kit.wait_settled(cluster, namespace, name, "the upgrade rolled out", timeout=90)
     release.values = values
     # API pods drain before they stop (maxUnavailable 0, a preStop pause): no call failed.
     assert len(probe.results) >= 10, probe.results
@@ -1132,7 +1042,7 @@ def test_upgrade_rolls_out_changed_values_and_keeps_every_function(release: Rele
     deployment = cluster.get_json("deployment", f"{name}-api", namespace=namespace)
     assert deployment["spec"]["replicas"] == 3
     assert deployment["status"]["readyReplicas"] == 3
-    pods = _pods(cluster, namespace, api_selector)
+    pods = kit.pods(cluster, namespace, api_selector)
     assert len(pods) == 3
     assert not before & {p["metadata"]["name"] for p in pods}, "API pods were not replaced"
     for pod in pods:
@@ -1144,7 +1054,7 @@ def test_upgrade_rolls_out_changed_values_and_keeps_every_function(release: Rele
 
     # The keys were kept, and so was every function (the same objects, still Ready).
     secret = f"{name}-api-auth"
-    assert _secret_value(cluster, namespace, secret, "admin-key") == release.api.admin_key
+    assert kit.secret_value(cluster, namespace, secret, "admin-key") == release.api.admin_key
     found = _functions(cluster, namespace)
     assert {n: f["metadata"]["uid"] for n, f in found.items()} == release.function_uids
     assert all(map(_is_ready, found.values()))
@@ -1187,7 +1097,7 @@ def test_uninstall_and_crd_removal_leave_nothing_behind(release: Release, functi
         except TimeoutError:
             pytest.fail(f"left in {namespace}: {_leftovers(cluster, namespace)}")
         cluster_scoped = cluster.kubectl(
-            "get", "clusterroles,clusterrolebindings", "-l", f"{INSTANCE}={name}", "-o", "name"
+            "get", "clusterroles,clusterrolebindings", "-l", f"{kit.INSTANCE}={name}", "-o", "name"
         ).stdout.split()
         assert not cluster_scoped, cluster_scoped
 
@@ -1206,7 +1116,7 @@ def test_uninstall_and_crd_removal_leave_nothing_behind(release: Release, functi
             cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=90s")
         except ClusterError as exc:
             pytest.fail(
-                f"namespace {namespace} not deletable: {exc}\n{_describe(cluster, namespace)}"
+                f"namespace {namespace} not deletable: {exc}\n{kit.describe(cluster, namespace)}"
             )
         gone = cluster.kubectl("get", "namespace", namespace, check=False)
         assert gone.returncode != 0, gone.stdout

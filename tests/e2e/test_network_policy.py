@@ -345,17 +345,7 @@ def net(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[N
         yield n
         record_figure("network policy probes", f"{n.probes} connects")
     finally:
-        helm(
-            "uninstall",
-            release,
-            "--namespace",
-            namespace,
-            "--wait",
-            "--timeout",
-            "120s",
-            check=False,
-        )
-        kit.drop_function_finalizers(cluster, namespace)
+        helm.uninstall(release, namespace)
         cluster.delete_namespace(namespace, wait=False)
         cluster.delete_namespace(other, wait=False)
 

@@ -11,7 +11,10 @@ compare-and-swap (409) and delete (404 when missing).
 Tests act as the other side of the cluster through helpers that emit watch events like the real
 server: `put`/`patch`/`remove` (the operator and the kubelet, for the API's tests),
 `set_deployment_status`, `delete` and `config_map` (the Deployment controller and users, for the
-operator's). `calls` logs requests as (op, kind, name), e.g. ("apply", "Deployment", "vf-x").
+operator's); `write_log` and `end_logs` play the kubelet's side of `pods/log` (a container's log,
+its previous instance's, `sinceTime` to the second, `follow`), `log_failures` makes a pod's log
+answer an HTTP status and `log_hangs` makes it never answer; `log_streams` counts followed logs
+still open. `calls` logs requests as (op, kind, name), e.g. ("apply", "Deployment", "vf-x").
 Failures are injected per (method, plural) in `fail` (the next such request answers that HTTP
 status) and `drop` (the next N such requests lose their connection: `Unavailable(0)`; aiohttp
 retries GET, PUT and DELETE once on a reused connection, so those take two), by `fail_applies`
@@ -27,8 +30,10 @@ import contextlib
 import copy
 import json
 import re
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -37,7 +42,7 @@ from vortex_kube.client import path_of
 
 _PATH = re.compile(
     r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
-    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|scale))?$"
+    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|scale|log))?$"
 )
 _KINDS = (
     "Pod",
@@ -145,6 +150,12 @@ class FakeKube:
         # Operator tests hand the controller function bodies that were never created here: with
         # this set, a status patch of such a function creates it (unless in missing_functions).
         self.implicit_functions = False
+        # pods/log: (namespace, pod, previous) -> [(written at, line)], and who is following.
+        self.pod_logs: dict[tuple[str, str, bool], list[tuple[float, bytes]]] = defaultdict(list)
+        self.ended_logs: set[tuple[str, str]] = set()
+        self.log_failures: dict[str, int] = {}
+        self.log_hangs: set[str] = set()
+        self.log_streams = 0
         self._changed = asyncio.Event()
         self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -227,6 +238,21 @@ class FakeKube:
         async with asyncio.timeout(timeout_s):
             while not predicate():
                 await self._changed.wait()
+
+    def write_log(
+        self, namespace: str, pod: str, *lines: bytes, previous: bool = False, at: float = 0
+    ) -> None:
+        """The container writes `lines` (each gets a newline) at `at` (default: now)."""
+        written = at or time.time()
+        self.pod_logs[(namespace, pod, previous)].extend((written, line) for line in lines)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def end_logs(self, namespace: str, pod: str) -> None:
+        """The container stopped: followed logs of the pod end."""
+        self.ended_logs.add((namespace, pod))
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     # state changes
 
@@ -357,6 +383,10 @@ class FakeKube:
         if failure is not None:
             return _status(failure, "Injected", "injected failure")
         items = self.objects[collection]
+        if match["sub"] == "log":
+            if name not in items:
+                return _status(404, "NotFound", f"pods {name!r} not found")
+            return await self._log(request, namespace, name)
         if request.method == "GET" and match["name"] is None:
             selector = request.query.get("labelSelector")
             if watch:
@@ -391,6 +421,41 @@ class FakeKube:
         if request.method == "DELETE":
             return web.json_response(await self.remove(collection, name))
         return _status(405, "MethodNotAllowed", request.method)
+
+    async def _log(self, request: web.Request, namespace: str, pod: str) -> web.StreamResponse:
+        if pod in self.log_hangs:
+            await asyncio.sleep(3600)
+        failure = self.log_failures.get(pod)
+        if failure is not None:
+            return _status(failure, "Injected", f"injected failure of the log of {pod}")
+        previous = request.query.get("previous") == "true"
+        key = (namespace, pod, previous)
+        if previous and key not in self.pod_logs:
+            return _status(400, "BadRequest", f"previous terminated container of {pod} not found")
+        since = 0.0
+        if "sinceTime" in request.query:
+            since = datetime.fromisoformat(request.query["sinceTime"]).timestamp()
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        sent = 0
+        follow = request.query.get("follow") == "true"
+        self.log_streams += follow
+        try:
+            while True:
+                lines = self.pod_logs[key]
+                fresh = [line for written, line in lines[sent:] if written >= since]
+                sent = len(lines)
+                if fresh:
+                    await response.write(b"".join(line + b"\n" for line in fresh))
+                if not follow or (namespace, pod) in self.ended_logs:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
+                if request.transport is None or request.transport.is_closing():
+                    break
+        finally:
+            self.log_streams -= follow
+        return response
 
     async def _watch(
         self, request: web.Request, collection: str, selector: str | None

@@ -7,7 +7,6 @@ it through `httpx.ASGITransport` inside `lifespan(app)`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,8 +24,6 @@ from vortex_api.routes import ROUTERS
 from vortex_api.routes.execute import ExecuteFastPath
 from vortex_api.settings import Settings, get_settings
 
-log = logging.getLogger("vortex_api")
-
 _JSON_OVERHEAD = 64 * 1024
 
 
@@ -35,7 +32,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the backend before serving and stop it (and its workers) after."""
     gw: Gateway = app.state.gateway
     await gw.backend.start()
-    log.info("vortex api ready (%s backend)", gw.settings.backend)
     try:
         yield
     finally:
@@ -50,6 +46,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version=__version__,
         description="Deploy and run JavaScript functions.",
         lifespan=lifespan,
+        # The API's own Prometheus metrics are its telemetry: FastAPI's OpenTelemetry hooks
+        # would otherwise ask the environment for a provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     bulkhead = Bulkhead(settings.max_workers, settings.retry_after_s)
     metrics = Metrics()

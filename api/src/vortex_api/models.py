@@ -90,6 +90,26 @@ class ExecuteResponse(BaseModel):
     execution_time_ms: float
 
 
+class InvocationRecord(BaseModel):
+    """One finished invocation, as its runtime recorded it (vortex_runtime/records.py)."""
+
+    invocation_id: str
+    function: str
+    version: str | None = Field(description="the sha-256 of the code that ran")
+    started_at: str = Field(description="RFC 3339, UTC, milliseconds")
+    duration_ms: float
+    status: Literal["ok", "error"]
+    error_type: str | None = None
+    logs: list[LogEntry]
+
+
+class InvocationRecords(BaseModel):
+    """`GET /functions/{id}/logs`: the newest records first."""
+
+    function_id: str
+    records: list[InvocationRecord]
+
+
 class HealthResponse(BaseModel):
     status: Literal["healthy", "unhealthy"]
     active_workers: int

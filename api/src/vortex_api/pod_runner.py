@@ -2,7 +2,10 @@
 
 Create the Pod (`k8s_objects.one_shot_pod`), wait a bounded time for its IP and for the runtime's
 `/readyz`, post the invocation to it over the runtime protocol, then delete the Pod in the
-background whatever happened. The Kubernetes backend calls `PodRunner.run`.
+background whatever happened. The invocation's record would go with the Pod: before deleting it,
+the runner reads the record from the Pod's log (within `_RECORD_POLL_S`) and writes the same
+line on the API's own stdout, where pod_records.py finds it (when `VORTEX_API_PODS` names the
+API's pods). The Kubernetes backend calls `PodRunner.run`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from vortex_api.errors import NotReady, RuntimeUnavailable, from_kube
 from vortex_api.functions import Function
+from vortex_api.invocation_logs import LogQuery, parse_line
 from vortex_api.invoker import Invocation, InvocationResult, to_result
 from vortex_api.k8s_objects import one_shot_pod
 from vortex_api.settings import Settings
@@ -21,11 +25,15 @@ from vortex_api.transport import RuntimeTransport
 from vortex_kube.client import KubeApi
 from vortex_kube.contract import child_name
 from vortex_kube.errors import KubeError
+from vortex_kube.podspec import CONTAINER
+from vortex_runtime.records import RecordWriter
 
 log = logging.getLogger("vortex_api.kubernetes")
 
 _POD_POLL_S = (0.05, 0.1, 0.2, 0.5)
 _READY_POLL_S = 0.02
+# The runtime writes a record within 0.2 s of its answer: look for it in the log after these.
+_RECORD_POLL_S = (0.3, 0.3, 0.5, 1.0)
 
 
 def pod_name(function_id: str, invocation_id: str) -> str:
@@ -40,6 +48,8 @@ class PodRunner:
         self.transport = transport
         self.settings = settings
         self.namespace = settings.namespace
+        # One-shot pods' records, on this process's stdout (the API logs to stderr).
+        self.records = RecordWriter(None, 0) if settings.api_pods else None
         self._cleanup: set[asyncio.Task[None]] = set()
 
     async def run(self, function: Function, invocation: Invocation) -> InvocationResult:
@@ -55,8 +65,10 @@ class PodRunner:
         except KubeError as exc:
             log.warning("could not create execution pod %s: %s", name, exc)
             raise from_kube(exc) from exc
+        posted = False
         try:
             url = await self._wait_ready(name)
+            posted = True
             reply = await self.transport.post(
                 url + "/invoke",
                 invocation.runtime_headers(function),
@@ -67,7 +79,8 @@ class PodRunner:
             result.cold_kind = "pod"
             return result
         finally:
-            task = asyncio.create_task(self._delete(name))
+            kept = invocation.invocation_id if posted else None
+            task = asyncio.create_task(self._finish(function.function_id, name, kept))
             self._cleanup.add(task)
             task.add_done_callback(self._cleanup.discard)
 
@@ -110,6 +123,30 @@ class PodRunner:
             raise RuntimeUnavailable("the execution pod disappeared", reached=False)
         return pod
 
+    async def _finish(self, function_id: str, name: str, invocation_id: str | None) -> None:
+        if invocation_id is not None and self.records is not None:
+            await self._keep_record(function_id, name, invocation_id)
+        await self._delete(name)
+
+    async def _keep_record(self, function_id: str, name: str, invocation_id: str) -> None:
+        """Copy the invocation's record from the pod's log to the API's stdout."""
+        assert self.records is not None
+        query = LogQuery(invocation=invocation_id)
+        needle = query.needle(function_id)
+        for delay in _RECORD_POLL_S:
+            await asyncio.sleep(delay)
+            try:
+                async for block in self.kube.pod_log(self.namespace, name, CONTAINER):
+                    for line in block.split(b"\n") if needle in block else ():
+                        record = parse_line(line)
+                        if record is not None and query.matches(record, function_id):
+                            self.records.write(line + b"\n")
+                            return
+            except KubeError as exc:
+                log.warning("could not read the record of execution pod %s: %s", name, exc)
+                return
+        log.warning("execution pod %s wrote no record of invocation %s", name, invocation_id)
+
     async def _delete(self, name: str) -> None:
         try:
             await self.kube.delete("Pod", self.namespace, name, grace_period_s=0)
@@ -120,6 +157,8 @@ class PodRunner:
         """Wait for pending pod deletions (shutdown)."""
         if self._cleanup:
             await asyncio.gather(*self._cleanup, return_exceptions=True)
+        if self.records is not None:
+            self.records.flush()
 
 
 __all__ = ["PodRunner", "pod_name"]

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vortex_kube import contract
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     backend: Literal["local", "kubernetes"] = "local"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+
+    # Logs: "text", one line a record for a person (local mode's default), or "json", one object
+    # a line (the default with the kubernetes backend); and one access line per execution.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
 
     # Bulkhead: concurrent executions per API process, and an optional default per function.
     max_workers: int = Field(default=10, ge=1)
@@ -57,6 +62,8 @@ class Settings(BaseSettings):
     runtime_path: str | None = None
     # passed on to every worker as its VORTEX_SERVE_CPU (`auto`: one CPU each); unset: theirs
     serve_cpu: str | None = None
+    # Each worker's file of invocation records rotates past this size, keeping one older part.
+    records_max_bytes: int = Field(default=8 << 20, ge=4096)
 
     # Kubernetes backend.
     namespace: str = "default"
@@ -68,11 +75,20 @@ class Settings(BaseSettings):
     # The Service of the shared pool (the chart's `<fullname>-pool`); None: no pool, so shared
     # functions cannot run.
     pool_service: str | None = None
+    # The label selector of the API's own pods (the chart's): their stdout keeps the records of
+    # one-shot pods, which are deleted after their invocation. None: those records are not kept.
+    api_pods: str | None = None
     # How long `/deploy` of a shared function waits for the operator to store its code (and
     # then warms it), so that its first execute is warm; past it, deploy answers anyway.
     deploy_wait_s: float = Field(default=10.0, ge=0)
     # Where code lives (MINIO_*), for one-shot pods; their keys come from a Secret.
     minio: MinioSettings = Field(default_factory=MinioSettings)
+
+    @model_validator(mode="after")
+    def _cluster_logs_json(self) -> Settings:
+        if "log_format" not in self.model_fields_set and self.backend == "kubernetes":
+            self.log_format = "json"
+        return self
 
     def platform(self) -> Platform:
         """What the one-shot pods the API creates share with every runtime pod."""

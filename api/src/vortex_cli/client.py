@@ -9,6 +9,7 @@ Answers are returned as parsed JSON; an error status raises `ApiError` (`AuthErr
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,9 @@ REQUEST_TIMEOUT_S = 60.0
 # An execution may take a function's largest timeout plus the API's grace.
 EXECUTE_TIMEOUT_S = contract.MAX_TIMEOUT_MS / 1000 + 30.0
 CONNECT_TIMEOUT_S = 5.0
+
+
+Records = list[dict[str, Any]]  # (a name of its own: `Client.list` shadows `list` in the class)
 
 
 class Invocation:
@@ -73,13 +77,16 @@ class Client:
         *,
         content: bytes | None = None,
         timeout: float | None = None,
+        params: dict[str, str] | None = None,
     ) -> httpx.Response:
         headers = {"Content-Type": "application/json"} if content is not None else {}
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
         try:
-            response = self._http.request(method, path, content=content, headers=headers, **extra)
+            response = self._http.request(
+                method, path, content=content, headers=headers, params=params, **extra
+            )
         except httpx.ConnectError as exc:
             raise ApiUnreachable(self.url, _reason(exc, "connection failed")) from exc
         except httpx.TimeoutException as exc:
@@ -120,6 +127,38 @@ class Client:
     def delete(self, function_id: str) -> None:
         """`DELETE /functions/{id}`."""
         self._send("DELETE", f"/functions/{_segment(function_id)}")
+
+    def records(self, function_id: str, query: dict[str, str]) -> Records:
+        """`GET /functions/{id}/logs`: invocation records, newest first."""
+        path = f"/functions/{_segment(function_id)}/logs"
+        response = self._send("GET", path, params=query)
+        records = self._document(response).get("records")
+        return records if isinstance(records, list) else []
+
+    def follow(self, function_id: str, query: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """`GET /functions/{id}/logs?follow=true`: records as they are written, until the
+        API ends the stream (the caller stops it with Ctrl-C)."""
+        path = f"/functions/{_segment(function_id)}/logs"
+        params = {**query, "follow": "true"}
+        # No read timeout: the stream is quiet between records (the API sends an empty line
+        # every 15 s, so a dead connection still ends it).
+        timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT_S)
+        try:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise api_error(response.status_code, _json(response), response.reason_phrase)
+                for line in response.iter_lines():
+                    if line.strip():
+                        record = json.loads(line)
+                        if isinstance(record, dict):
+                            yield record
+        except httpx.ConnectError as exc:
+            raise ApiUnreachable(self.url, _reason(exc, "connection failed")) from exc
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(self.url, _reason(exc, "the connection broke")) from exc
+        except ValueError as exc:
+            raise ApiUnreachable(self.url, "the stream is not newline-delimited JSON") from exc
 
 
 def _segment(function_id: str) -> str:

@@ -35,6 +35,24 @@ def log_line(entry: dict[str, Any]) -> str:
     return f"{entry.get('timestamp', '')} {entry.get('level', 'log')} {entry.get('message', '')}"
 
 
+def to_json_line(value: Any) -> str:
+    """JSON on one line, for a stream of documents (newline-delimited JSON)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def record_lines(record: dict[str, Any]) -> list[str]:
+    """One invocation record in `vortex logs`: its line, then the function's console output."""
+    status = record.get("status", "")
+    if status == "error" and record.get("error_type"):
+        status = str(record["error_type"])
+    version = str(record.get("version") or "")[:12]
+    head = (
+        f"{record.get('started_at', '')}  {record.get('invocation_id', '')}  {status}  "
+        f"{record.get('duration_ms', '')} ms  {version}"
+    )
+    return [head.rstrip(), *(f"  {log_line(entry)}" for entry in record.get("logs") or [])]
+
+
 def function_row(info: dict[str, Any]) -> list[str]:
     """The columns of one function in `vortex list` (see `FUNCTION_COLUMNS`)."""
     spec = info.get("spec") or {}
@@ -126,6 +144,10 @@ class Output:
     def line(self, text: str) -> None:
         """A result line on stdout (text mode)."""
         print(text, file=self.out, flush=True)
+
+    def lines(self, texts: Iterable[str]) -> None:
+        """Result lines on stdout (text mode)."""
+        print("\n".join(texts), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
         """Progress for a person, on stderr."""

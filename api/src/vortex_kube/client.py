@@ -2,10 +2,12 @@
 
 `KubeApi` speaks plain dicts (camelCase, as the API server does) for the kinds in `_PATHS`: get,
 list, watch, create, server-side apply (field manager given per client, forced), merge patch,
-status patch, scale patch, replace (compare-and-swap on resourceVersion) and delete. Every failure
-is raised as one of `errors.py`'s kinds, so no `kubernetes_asyncio` or `aiohttp` type leaks out.
-Callers: the API's Kubernetes backend, informers and pod runner; the operator's controller, leader
-election and autoscaler (kopf keeps its own client for watching and patching handlers' bodies).
+status patch, scale patch, replace (compare-and-swap on resourceVersion) and delete; and it reads
+a pod's container log (`pods/log`, once or followed) as bytes. Every failure is raised as one of
+`errors.py`'s kinds, so no `kubernetes_asyncio` or `aiohttp` type leaks out. Callers: the API's
+Kubernetes backend, informers, pod runner and pod records reader; the operator's controller,
+leader election and autoscaler (kopf keeps its own client for watching and patching handlers'
+bodies).
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ def _message(exc: ApiException) -> tuple[str, str]:
     if not isinstance(body, dict):
         return str(exc.reason), ""
     return str(body.get("message") or exc.reason), str(body.get("reason") or "")
+
+
+def _failure(status: int, text: str) -> KubeError:
+    """The error of a non-2xx answer read without the generated client (a `Status` body)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return kube_error(status, text[:500])
+    return kube_error(status, str(body.get("message") or text[:500]), str(body.get("reason") or ""))
 
 
 @contextlib.contextmanager
@@ -156,8 +169,7 @@ class KubeApi:
             )
         try:
             if not 200 <= response.status <= 299:
-                text = await response.text()
-                raise kube_error(response.status, text[:500])
+                raise _failure(response.status, await response.text())
             while True:
                 with _mapped():
                     line = await response.content.readline()
@@ -174,6 +186,61 @@ class KubeApi:
                         str(obj.get("reason") or ""),
                     )
                 yield str(event["type"]), obj
+        finally:
+            response.release()
+
+    async def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None = None,
+        *,
+        since_time: str | None = None,
+        previous: bool = False,
+        follow: bool = False,
+    ) -> AsyncIterator[bytes]:
+        """A pod's container log, without timestamps, as blocks of whole lines (each block ends
+        with a newline) as they arrive: the log so far, and with `follow` every line written
+        after, until the container ends or the caller stops iterating.
+
+        `since_time` (RFC 3339) keeps the lines the kubelet received since then (to the second);
+        `previous` reads the container's previous instance (after a restart). A gone pod is
+        `NotFound`; a container that has not started, or has no previous instance, `Invalid`."""
+        query = [("container", container)] if container else []
+        if since_time:
+            query.append(("sinceTime", since_time))
+        if previous:
+            query.append(("previous", "true"))
+        if follow:
+            query.append(("follow", "true"))
+        with _mapped():
+            response = await self.api_client.call_api(
+                path_of("Pod", namespace, name) + "/log",
+                "GET",
+                query_params=query,
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                # A followed log stays open as long as the container runs: bound only the connect.
+                _request_timeout=(_TIMEOUT_S, None) if follow else _TIMEOUT_S,
+            )
+        try:
+            if not 200 <= response.status <= 299:
+                raise _failure(response.status, await response.text())
+            partial = b""
+            while True:
+                with _mapped():
+                    chunk = await response.content.readany()
+                if not chunk:
+                    break
+                end = chunk.rfind(b"\n") + 1
+                if not end:
+                    partial += chunk
+                    continue
+                yield partial + chunk[:end] if partial else chunk[:end]
+                partial = chunk[end:]
+            if partial:
+                yield partial + b"\n"
         finally:
             response.release()
 

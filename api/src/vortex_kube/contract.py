@@ -83,6 +83,9 @@ DEFAULT_ISOLATION: Isolation = "shared"
 POOLED = "Pooled"
 # The pool's pods, and the EndpointSlices of its Service (the chart's `<fullname>-pool`).
 POOL_COMPONENT = "pool"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+# Every pool pod in a namespace (the chart labels them as function pods of component pool).
+POOL_PODS = f"{NAME_LABEL}={FUNCTION_APP},{COMPONENT_LABEL}={POOL_COMPONENT}"
 # The Ready reason of a shared function with env read from a Secret or ConfigMap (`valueFrom`):
 # the pool receives env values with each request, so such a function needs pods of its own.
 ENV_NOT_POOLED = "EnvNotPooled"

@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from vortex_runtime import logs, sched, watchdog
+from vortex_runtime import logs, records, sched, watchdog
 from vortex_runtime.settings import RuntimeSettings, get_settings
 
 
@@ -58,13 +58,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from vortex_runtime.onewrite import OneWriteProtocol
     from vortex_runtime.server import create_app
     from vortex_runtime.service import build_service
 
-    app = create_app(build_service(settings))
+    writer = records.RecordWriter(settings.records_file, settings.records_max_bytes)
+    app = create_app(build_service(settings), writer)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=OneWriteProtocol,
             host=settings.runtime_host,
             port=settings.runtime_port,
             log_config=None,
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     watchdog.on_stuck(drain)
     server.run()
+    writer.close()
     if watchdog.stuck is not None:
         watchdog.exit_now(f"drained after {watchdog.stuck} could not be terminated")
     return 0

@@ -1,4 +1,8 @@
-"""JSON log lines for the runtime (one object per line on stderr), set up by __main__.py."""
+"""JSON log lines for the runtime (one object per line on stderr), set up by __main__.py.
+
+`JsonFormatter` is the one shape of a JSON log line: the API's formatter (vortex_api.logs) adds
+its own fields to it, and local mode's supervisor reads the lines its workers write in it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import time
 
 
 class JsonFormatter(logging.Formatter):
+    # Record attributes (set with `extra=`) that become fields of the line when they are set.
+    fields: tuple[str, ...] = ("function", "invocation_id")
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -16,12 +23,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("function", "invocation_id"):
+        for key in self.fields:
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            # A traceback formatted elsewhere (a line relayed from another process).
+            entry["exception"] = record.exc_text
         return json.dumps(entry)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vortex_runtime import metrics
+from vortex_runtime import metrics, records
 from vortex_runtime.errors import (
     InvalidRequest,
     NotReady,
@@ -73,7 +73,8 @@ def _utf8_json(value: Any) -> bytes:
 async def _send_json(
     send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
 ) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _JSON + extra})
+    headers = [*_JSON, (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -142,19 +143,52 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
     )
 
 
-def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def create_app(
+    service: Service, writer: records.RecordWriter | None = None
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     max_event = service.settings.max_event_bytes
+    default_name = service.settings.function_name
+    default_version = service.settings.code_sha256
+
+    def record(
+        request: InvokeRequest | None,
+        key: str | None,
+        started_at: float,
+        elapsed_ms: float,
+        error_type: str | None,
+        logs_json: bytes,
+    ) -> None:
+        """One record per invocation that reached a function (a request too malformed to
+        name one, such as a body that is not JSON, has none)."""
+        if writer is None or request is None:
+            return
+        writer.write(
+            records.encode(
+                request.context["invocationId"],
+                request.function_name or key or default_name,
+                request.sha256 or default_version or key,
+                started_at,
+                elapsed_ms,
+                error_type,
+                logs_json,
+            )
+        )
 
     async def invoke(scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
         started = time.perf_counter()
         metrics.INFLIGHT.inc()
         try:
-            await _invoke(scope, receive, send, key, started)
+            await _invoke(scope, receive, send, key, started, time.time())
         finally:  # whatever happened, this invocation is no longer in flight
             metrics.INFLIGHT.dec()
 
     async def _invoke(
-        scope: Scope, receive: Receive, send: Send, key: str | None, started: float
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: str | None,
+        started: float,
+        started_at: float,
     ) -> None:
         request: InvokeRequest | None = None
         try:
@@ -177,12 +211,18 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
                     failure.message,
                     extra={"invocation_id": _invocation_id(request)},
                 )
-            payload = {
-                "error": failure.details(),
-                "logs": failure.logs,
-                "execution_time_ms": round(elapsed, 3),
-            }
-            await _send_json(send, failure.status, _utf8_json(payload), extra)
+            logs_json = _utf8_json(failure.logs)
+            record(request, key, started_at, elapsed, failure.type, logs_json)
+            body_err = (
+                b'{"error":'
+                + _utf8_json(failure.details())
+                + b',"logs":'
+                + logs_json
+                + b',"execution_time_ms":'
+                + str(round(elapsed, 3)).encode()
+                + b"}"
+            )
+            await _send_json(send, failure.status, body_err, extra)
             return
         except Exception:
             elapsed = (time.perf_counter() - started) * 1000
@@ -192,6 +232,7 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
                 "invocation failed unexpectedly",
                 extra={"invocation_id": _invocation_id(request)},
             )
+            record(request, key, started_at, elapsed, "InternalError", b"[]")
             payload = {
                 "error": {"type": "InternalError", "message": _INTERNAL},
                 "logs": [],
@@ -207,11 +248,13 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
             metrics.COLD_STARTS.labels(kind=result.cold_kind).inc()
             extra.append((b"x-vortex-cold-start", b"1"))
             extra.append((b"x-vortex-cold-start-kind", result.cold_kind.encode()))
+        logs_json = _utf8_json(result.outcome.logs)
+        record(request, key, started_at, elapsed, None, logs_json)
         body_out = (
             b'{"output":'
             + result.outcome.output_json.encode()
             + b',"logs":'
-            + _utf8_json(result.outcome.logs)
+            + logs_json
             + b',"execution_time_ms":'
             + str(round(elapsed, 3)).encode()
             + b"}"
@@ -268,7 +311,7 @@ def create_app(service: Service) -> Callable[[Scope, Receive, Send], Awaitable[N
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(service, receive, send)
+            await _lifespan(service, receive, send, writer)
             return
         if scope["type"] != "http":
             return
@@ -300,7 +343,9 @@ async def _error(send: Send, status: int, type_: str, message: str) -> None:
     await _send_json(send, status, body, [])
 
 
-async def _lifespan(service: Service, receive: Receive, send: Send) -> None:
+async def _lifespan(
+    service: Service, receive: Receive, send: Send, writer: records.RecordWriter | None
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -312,5 +357,7 @@ async def _lifespan(service: Service, receive: Receive, send: Send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             service.close()
+            if writer is not None:
+                writer.flush()
             await send({"type": "lifespan.shutdown.complete"})
             return

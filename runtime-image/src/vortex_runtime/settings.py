@@ -83,6 +83,10 @@ class RuntimeSettings(BaseSettings):
     serve_cpu: str = Field(default="off", pattern=r"^(auto|off|[0-9]{1,4})$")
     # Set by local mode's supervisor for each worker, so that "auto" spreads them.
     worker_index: int | None = Field(default=None, ge=0)
+    # Invocation records (records.py): appended to this file, rotated past the size, or written
+    # to stdout when no file is given (the cluster, where the API reads them from pod logs).
+    records_file: Path | None = None
+    records_max_bytes: int = Field(default=8 * 1024 * 1024, ge=4096)
     # "json" logs one JSON object a line; anything else logs plain text (`--log-format`).
     log_format: str = "json"
 

@@ -7,6 +7,7 @@ test never leaves processes behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -45,14 +46,20 @@ class ApiProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.seen_workers: set[int] = set()
+        # Where its stderr (the banner and the logs) goes; None: this process's own.
+        self.stderr_path: Path | None = None
 
     def start(self) -> ApiProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vortex_api"],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with (
+            open(self.stderr_path, "ab") if self.stderr_path else contextlib.nullcontext()
+        ) as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "vortex_api"],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

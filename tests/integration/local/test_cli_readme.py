@@ -29,7 +29,7 @@ def test_the_section_names_every_command() -> None:
         line.split()[1] for line in readme_commands().splitlines() if line.startswith("vortex ")
     ]
 
-    assert commands == ["init", "deploy", "invoke", "invoke", "list", "get", "delete"]
+    assert commands == ["init", "deploy", "invoke", "invoke", "logs", "list", "get", "delete"]
 
 
 def test_the_readme_cli_section_runs_verbatim(api: ApiProcess, tmp_path: Path) -> None:
@@ -55,6 +55,9 @@ def test_the_readme_cli_section_runs_verbatim(api: ApiProcess, tmp_path: Path) -
     for name in ("Ada", "Grace", "Linus"):
         assert f'"message": "Hello, {name}!"' in out
         assert f"log greeting {name}" in result.stderr
+        # `vortex logs hello --limit 3`: each invocation's line, then its console output.
+        assert re.search(rf"^  \S+ log greeting {name}$", out, re.MULTILINE)
+    assert len(re.findall(r"^\S+Z  [0-9a-f]{32}  ok  [0-9.]+ ms  [0-9a-f]{12}$", out, re.M)) == 3
     assert re.search(r"^hello +Ready +shared ", out, re.MULTILINE)
     assert re.search(r"^name +hello$", out, re.MULTILINE)
     assert out.endswith("deleted hello\n")

@@ -1,19 +1,22 @@
-"""`isolation: pod`: each execution runs in a one-shot Pod, which is deleted afterwards."""
+"""`isolation: pod`: each execution runs in a one-shot Pod, which is deleted afterwards (once its
+invocation record is copied to the API's stdout)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
 
 from tests.unit.api.conftest import FakeRuntime, ok
 from tests.unit.api.helpers import eventually
-from tests.unit.api.kube_fixtures import FUNCTIONS, PODS
+from tests.unit.api.kube_fixtures import FUNCTIONS, NS, PODS
 from tests.unit.api.test_kubernetes_backend import ready_status
 from tests.unit.fake_kube import FakeKube
 from vortex_api.backends.kubernetes import KubernetesBackend
 from vortex_api.settings import Settings
+from vortex_runtime.records import encode
 from vortex_runtime.settings import MinioSettings
 
 
@@ -137,3 +140,73 @@ async def test_code_not_stored_yet_is_503(
 
     assert response.status_code == 503
     assert not fake_kube.objects[PODS]
+
+
+class Lines:
+    """Stands for the API's stdout writer of one-shot pods' records."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def kept(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> Lines:
+    """The pod function deployed, and what its pods' records are copied to."""
+    await deploy_pod_function(k8s_client, fake_kube, k8s_backend)
+    assert k8s_backend.pods is not None
+    lines = Lines()
+    k8s_backend.pods.records = lines  # type: ignore[assignment]
+    return lines
+
+
+async def test_a_one_shot_pods_record_is_kept_before_the_pod_is_deleted(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, runtime: FakeRuntime, kept: Lines
+) -> None:
+    written: list[bytes] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/readyz":
+            return httpx.Response(200, text="ok")
+        # The runtime writes the record on its stdout, after a line of its own.
+        invocation_id = request.headers["x-vortex-invocation-id"]
+        record = encode(invocation_id, "iso", "ab" * 32, time.time(), 2.0, None, b"[]")
+        written.append(record)
+        name = next(iter(fake_kube.objects[PODS]))
+        fake_kube.write_log(NS, name, b'{"level":"info","msg":"serving"}', record.rstrip(b"\n"))
+        return ok("isolated")
+
+    runtime.handler = serve
+    call = asyncio.create_task(k8s_client.post("/execute/iso"))
+    name = await kubelet(fake_kube)
+    response = await call
+    assert response.status_code == 200
+    assert name in fake_kube.objects[PODS]  # still there: its record is read first
+
+    await fake_kube.wait_for(lambda: name not in fake_kube.objects[PODS])
+    assert kept.lines == written
+    assert response.headers["x-vortex-invocation-id"] in kept.lines[0].decode()
+    assert (
+        "GET",
+        f"/api/v1/namespaces/{NS}/pods/{name}/log?container=runtime",
+    ) in fake_kube.requests
+
+
+async def test_a_pod_that_never_answered_has_no_record_to_keep(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_settings: Settings, kept: Lines
+) -> None:
+    k8s_settings.readiness_wait_s = 0.3
+
+    response = await k8s_client.post("/execute/iso")
+
+    assert response.status_code == 503
+    await fake_kube.wait_for(lambda: not fake_kube.objects[PODS])
+    assert kept.lines == []
+    assert not [path for _, path in fake_kube.requests if path.endswith("/log")]

@@ -50,3 +50,25 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VORTEX_MAX_WORKERS", "0")
     with pytest.raises(ValueError, match="max_workers"):
         Settings()
+
+
+def test_logs_are_text_in_local_mode_and_json_in_a_cluster() -> None:
+    assert Settings().log_format == "text"
+    assert Settings(backend="kubernetes").log_format == "json"
+    assert Settings().access_log is True
+
+
+def test_log_format_and_access_log_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VORTEX_BACKEND", "kubernetes")
+    monkeypatch.setenv("VORTEX_LOG_FORMAT", "text")
+    monkeypatch.setenv("VORTEX_ACCESS_LOG", "false")
+
+    settings = Settings()
+
+    assert (settings.log_format, settings.access_log) == ("text", False)
+
+
+def test_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VORTEX_LOG_FORMAT", "xml")
+    with pytest.raises(ValueError, match="log_format"):
+        Settings()

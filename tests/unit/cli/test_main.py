@@ -23,9 +23,8 @@ def test_the_commands(cli: Cli) -> None:
     result = cli("--help")
 
     listed = result.stdout.split("Commands:")[1].split()
-    for command in ("deploy", "invoke", "list", "get", "delete", "init", "dev"):
+    for command in ("deploy", "invoke", "list", "get", "delete", "logs", "init", "dev"):
         assert command in listed
-    assert "logs" not in listed
 
 
 def test_an_unknown_command_is_2(cli: Cli) -> None:

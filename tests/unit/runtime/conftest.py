@@ -13,6 +13,7 @@ import pytest
 
 from vortex_runtime import watchdog
 from vortex_runtime.isolate import Isolate, Limits
+from vortex_runtime.records import RecordWriter
 from vortex_runtime.server import create_app
 from vortex_runtime.service import ManyFunctionService, SingleFunctionService, build_service
 from vortex_runtime.settings import RuntimeSettings
@@ -85,7 +86,9 @@ async def client_for() -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClien
     services: list[SingleFunctionService | ManyFunctionService] = []
     clients: list[httpx.AsyncClient] = []
 
-    async def make(wait_ready: bool = True, **settings: Any) -> httpx.AsyncClient:
+    async def make(
+        wait_ready: bool = True, writer: RecordWriter | None = None, **settings: Any
+    ) -> httpx.AsyncClient:
         service = build_service(RuntimeSettings(**settings))
         assert isinstance(service, SingleFunctionService | ManyFunctionService)
         services.append(service)
@@ -96,7 +99,8 @@ async def client_for() -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClien
                     break
                 await asyncio.sleep(0.01)
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(service)), base_url="http://runtime"
+            transport=httpx.ASGITransport(app=create_app(service, writer)),
+            base_url="http://runtime",
         )
         clients.append(client)
         return client

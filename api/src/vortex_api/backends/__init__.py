@@ -6,9 +6,11 @@ the lifespan; routes call the methods of `Backend` and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from vortex_api.functions import Function
+from vortex_api.invocation_logs import LogQuery, Record, Records
 from vortex_api.invoker import Invocation, InvocationResult
 from vortex_api.models import DeployRequest
 from vortex_api.settings import Settings
@@ -40,6 +42,13 @@ class Backend(Protocol):
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         """Run one invocation of `function`."""
+
+    async def invocation_records(self, function: Function, query: LogQuery) -> Records:
+        """The newest records of `function`'s invocations that match (at most `query.limit`),
+        newest first, whichever runtime wrote them."""
+
+    def follow_records(self, function: Function, query: LogQuery) -> AsyncIterator[Record]:
+        """The matching records written from now on, as they are written."""
 
 
 def make_backend(settings: Settings) -> Backend:

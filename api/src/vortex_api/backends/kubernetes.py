@@ -9,7 +9,8 @@ the pool with `/invoke/<code object>`, spilling to the next pod when that one is
 to its least-busy pod (after a move from shared: to the pool until its first pod is ready); both
 retry elsewhere only on connect errors. `isolation: pod` functions run in a one-shot Pod each
 (`PodRunner`). Deploying a shared function waits for its code to be stored, then warms it on its
-pod; so does every API replica when the operator reports new code for one.
+pod; so does every API replica when the operator reports new code for one. Invocation records are
+read back from the runtime pods' logs (`PodRecords`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from vortex_api.errors import (
@@ -33,6 +35,7 @@ from vortex_api.errors import (
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.informer import Informer
+from vortex_api.invocation_logs import LogQuery, Record, Records
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.k8s_objects import (
     POOL_GROUP,
@@ -43,6 +46,7 @@ from vortex_api.k8s_objects import (
     slice_endpoints,
 )
 from vortex_api.models import DeployRequest
+from vortex_api.pod_records import PodRecords
 from vortex_api.pod_runner import PodRunner
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
@@ -99,6 +103,7 @@ class KubernetesBackend:
         self._tasks: list[asyncio.Task[None]] = []
         self._informers: list[Informer] = []
         self.pods: PodRunner | None = None
+        self.records: PodRecords | None = None
 
     # lifecycle
 
@@ -106,6 +111,12 @@ class KubernetesBackend:
         if self.kube is None:
             self.kube = await KubeApi.connect(API)
         self.pods = PodRunner(self.kube, self.transport, self.settings)
+        self.records = PodRecords(
+            self.kube,
+            self.namespace,
+            pool=bool(self.settings.pool_service),
+            api_pods=self.settings.api_pods,
+        )
         ns = self.namespace
         self._informers = [
             Informer(self.kube, KIND, ns, self._reset_functions, self._function_event),
@@ -360,6 +371,17 @@ class KubernetesBackend:
         return await self.invoker.invoke(
             POOL_GROUP, f"/invoke/{function.code_object}", pooled, invocation, sticky=True
         )
+
+    def _records(self) -> PodRecords:
+        if self.records is None:
+            raise InternalError("the Kubernetes backend is not started")
+        return self.records
+
+    async def invocation_records(self, function: Function, query: LogQuery) -> Records:
+        return await self._records().newest(function.function_id, query)
+
+    def follow_records(self, function: Function, query: LogQuery) -> AsyncIterator[Record]:
+        return self._records().follow(function.function_id, query)
 
 
 def _pooled_code(function: Function) -> bool:

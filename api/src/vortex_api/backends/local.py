@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from vortex_api.backends.local_records import LocalRecords
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
 from vortex_api.errors import BadRequest, FunctionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
+from vortex_api.invocation_logs import LogQuery, Record, Records
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.models import DeployRequest
 from vortex_api.routing import EndpointTable
@@ -80,7 +83,10 @@ class LocalBackend:
             python=settings.worker_python,
             runtime_path=settings.runtime_path,
             serve_cpu=settings.serve_cpu,
+            records_dir=self.store.records_dir,
+            records_max_bytes=settings.records_max_bytes,
         )
+        self.records = LocalRecords(self.store.records_dir)
         self.invoker = Invoker(
             self.transport,
             self.table,
@@ -163,3 +169,9 @@ class LocalBackend:
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         key = self.store.code_key(function.code_sha256 or "")
         return await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)
+
+    async def invocation_records(self, function: Function, query: LogQuery) -> Records:
+        return await self.records.newest(function.function_id, query)
+
+    def follow_records(self, function: Function, query: LogQuery) -> AsyncIterator[Record]:
+        return self.records.follow(function.function_id, query)

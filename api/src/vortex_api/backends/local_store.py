@@ -42,10 +42,13 @@ class LocalStore:
         self.data_dir = data_dir
         self.code_dir = data_dir / "code"
         self.functions_dir = data_dir / "functions"
+        # Invocation records, one file per worker (backends/local_records.py reads them).
+        self.records_dir = data_dir / "records"
 
     def open(self) -> None:
         self.code_dir.mkdir(parents=True, exist_ok=True)
         self.functions_dir.mkdir(parents=True, exist_ok=True)
+        self.records_dir.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def code_key(sha256: str) -> str:

@@ -6,6 +6,7 @@ when it exits; a worker that exits unexpectedly is restarted (with back-off if i
 and one that stops answering `/healthz` after an invocation timed out is killed and restarted.
 `stop` terminates them all. Workers run in their own session, so a Ctrl-C in the terminal reaches
 only the API, which then stops them; on Linux they also get SIGTERM if the API dies abruptly.
+Their output comes through a pipe and out in the API's log format (worker_output.py).
 `LocalBackend` owns the supervisor.
 """
 
@@ -22,6 +23,7 @@ import socket
 import sys
 from pathlib import Path
 
+from vortex_api.backends import worker_output
 from vortex_api.errors import RuntimeUnavailable
 from vortex_api.routing import Endpoint, EndpointTable
 from vortex_api.transport import RuntimeTransport
@@ -33,6 +35,8 @@ _PROBE_INTERVAL_S = 0.02
 _STOP_WAIT_S = 5.0
 _HEALTH_TIMEOUT_S = 1.0
 _MAX_BACKOFF_S = 5.0
+# How long a stopped worker's last lines may take to come out of its pipe.
+_RELAY_DRAIN_S = 2.0
 
 
 def _free_port() -> int:
@@ -48,14 +52,27 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def worker_env(pool_size: int, index: int = 0, serve_cpu: str | None = None) -> dict[str, str]:
+def worker_env(
+    pool_size: int,
+    index: int = 0,
+    serve_cpu: str | None = None,
+    records_dir: Path | None = None,
+    records_max_bytes: int | None = None,
+) -> dict[str, str]:
     """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own
-    (its index spreads the workers over the CPUs when `serve_cpu` is "auto")."""
+    (its index spreads the workers over the CPUs when `serve_cpu` is "auto", and names its
+    file of invocation records under `records_dir`), and JSON logs, which the supervisor
+    relays in the API's format."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VORTEX_", "MINIO_"))}
+    env["VORTEX_LOG_FORMAT"] = "json"
     env["VORTEX_POOL_SIZE"] = str(pool_size)
     env["VORTEX_WORKER_INDEX"] = str(index)
     if serve_cpu is not None:
         env["VORTEX_SERVE_CPU"] = serve_cpu
+    if records_dir is not None:
+        env["VORTEX_RECORDS_FILE"] = str(records_dir / f"records-{index}.jsonl")
+    if records_max_bytes is not None:
+        env["VORTEX_RECORDS_MAX_BYTES"] = str(records_max_bytes)
     return env
 
 
@@ -68,6 +85,7 @@ class Worker:
         self.url: str | None = None
         self.restarts = 0
         self.task: asyncio.Task[None] | None = None
+        self.relay: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -89,9 +107,13 @@ class WorkerSupervisor:
         python: str | None = None,
         runtime_path: str | None = None,
         serve_cpu: str | None = None,
+        records_dir: Path | None = None,
+        records_max_bytes: int | None = None,
     ) -> None:
         self.count = count
         self.serve_cpu = serve_cpu
+        self.records_dir = records_dir
+        self.records_max_bytes = records_max_bytes
         self.store_dir = store_dir
         self.table = table
         self.transport = transport
@@ -167,10 +189,23 @@ class WorkerSupervisor:
                 str(port),
                 "--host",
                 "127.0.0.1",
-                env=worker_env(self.pool_size, worker.index, self.serve_cpu),
+                env=worker_env(
+                    self.pool_size,
+                    worker.index,
+                    self.serve_cpu,
+                    self.records_dir,
+                    self.records_max_bytes,
+                ),
                 stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                limit=worker_output.LINE_LIMIT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+            )
+            assert worker.process.stdout is not None
+            worker.relay = asyncio.create_task(
+                worker_output.relay(worker.process.stdout, worker.index)
             )
             try:
                 await self._wait_ready(worker.process, url)
@@ -180,7 +215,8 @@ class WorkerSupervisor:
                 continue
             worker.url = url
             self.table.add(GROUP, url)
-            log.info("worker %d ready on %s (pid %d)", worker.index, url, worker.process.pid)
+            # Not for the user: the banner names the API's URL, the one to call.
+            log.debug("worker %d ready on %s (pid %d)", worker.index, url, worker.process.pid)
             return
         raise RuntimeError(f"worker {worker.index} did not start: {last_error}")
 
@@ -206,6 +242,7 @@ class WorkerSupervisor:
             returncode = await process.wait()
             if self._stopping:
                 return
+            await self._drain(worker)
             if worker.url is not None:
                 self.table.remove(GROUP, worker.url)
             log.warning(
@@ -220,6 +257,7 @@ class WorkerSupervisor:
                 await asyncio.sleep(backoff)
             try:
                 await self._spawn(worker)
+                log.info("worker %d restarted (pid %s)", worker.index, worker.pid)
                 backoff = 0.0
             except RuntimeError as exc:
                 log.error("worker %d failed to restart: %s", worker.index, exc)
@@ -230,14 +268,25 @@ class WorkerSupervisor:
         if worker.url is not None:
             self.table.remove(GROUP, worker.url)
             worker.url = None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            async with asyncio.timeout(_STOP_WAIT_S):
-                await process.wait()
-        except TimeoutError:
+        if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+                process.terminate()
+            try:
+                async with asyncio.timeout(_STOP_WAIT_S):
+                    await process.wait()
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        await self._drain(worker)
+
+    async def _drain(self, worker: Worker) -> None:
+        """Let the relay hand on the last lines of an exited worker (its crash, if it crashed)."""
+        relay, worker.relay = worker.relay, None
+        if relay is None:
+            return
+        try:
+            async with asyncio.timeout(_RELAY_DRAIN_S):
+                await relay
+        except TimeoutError:  # something the worker started still holds its pipe open
+            pass

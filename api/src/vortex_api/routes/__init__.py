@@ -1,16 +1,18 @@
-"""One router per resource: deploy, execute, functions, health, metrics, internal (autoscaler).
+"""One router per resource: deploy, execute, functions, logs, health, metrics, internal
+(autoscaler).
 
 `app.create_app` includes `ROUTERS` in this order.
 """
 
 from __future__ import annotations
 
-from vortex_api.routes import deploy, execute, functions, health, internal, metrics
+from vortex_api.routes import deploy, execute, functions, health, internal, logs, metrics
 
 ROUTERS = [
     deploy.router,
     execute.router,
     functions.router,
+    logs.router,
     health.router,
     metrics.router,
     internal.router,

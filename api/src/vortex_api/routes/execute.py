@@ -3,7 +3,8 @@
 The hot path: check the invoke key, resolve the function, check the event (its size, then
 events.py's screen: a 400 `InvalidJSON` for what no runtime would take), take a bulkhead slot (or
 answer 503 at once), hand the body to the backend, and send the runtime's answer bytes back
-unchanged. Metrics are recorded for every execution that got past the bulkhead.
+unchanged. Metrics and one access line (accesslog.py) are recorded for every execution that
+got past the bulkhead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vortex_api import accesslog
 from vortex_api.errors import (
     JSON_TYPE,
     ApiError,
@@ -26,6 +28,7 @@ from vortex_api.errors import (
 )
 from vortex_api.events import check_event
 from vortex_api.gateway import gateway
+from vortex_api.invocation_logs import check_invocation_id
 from vortex_api.invoker import Invocation
 from vortex_api.models import ExecuteResponse
 from vortex_api.routes.responses import errors
@@ -84,6 +87,8 @@ async def _execute(function_id: str, request: Request) -> Response:
     if len(body) > gw.settings.max_event_bytes:
         raise PayloadTooLarge(f"the event is over {gw.settings.max_event_bytes} bytes")
     check_event(body)
+    chosen = request.headers.get("x-vortex-invocation-id")
+    invocation_id = check_invocation_id(chosen) if chosen is not None else uuid.uuid4().hex
 
     cap = function.inflight_cap or gw.settings.max_inflight_per_function
     bulkhead = gw.bulkhead
@@ -99,7 +104,7 @@ async def _execute(function_id: str, request: Request) -> Response:
         # The raw (still percent-encoded) path: a decoded one could smuggle line breaks.
         path=scope.get("raw_path", b"").decode("latin-1") or scope["path"],
         query=scope["query_string"].decode("latin-1"),
-        invocation_id=uuid.uuid4().hex,
+        invocation_id=invocation_id,
         headers=_forwarded_headers(scope["headers"]),
     )
     started = time.perf_counter()
@@ -109,10 +114,12 @@ async def _execute(function_id: str, request: Request) -> Response:
         outcome = _ERROR_OUTCOMES.get(type(exc), "error")
         gw.metrics.record(function_id, outcome, time.perf_counter() - started, None)
         exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
+        accesslog.record(invocation, function_id, exc.status, started)
         raise
     finally:
         bulkhead.leave(function_id, cap)
     gw.metrics.record(function_id, result.outcome, time.perf_counter() - started, result.cold_kind)
+    accesslog.record(invocation, function_id, result.status, started)
     headers = {"x-vortex-invocation-id": invocation.invocation_id}
     if result.retry_after is not None:
         headers["retry-after"] = result.retry_after

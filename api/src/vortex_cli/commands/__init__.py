@@ -6,7 +6,7 @@ error becomes its line and exit code.
 
 from __future__ import annotations
 
-from vortex_cli.commands import deploy, dev, functions, init, invoke
+from vortex_cli.commands import deploy, dev, functions, init, invoke, logs
 
 COMMANDS = [
     deploy.deploy,
@@ -14,6 +14,7 @@ COMMANDS = [
     functions.list_functions,
     functions.get,
     functions.delete,
+    logs.logs,
     init.init,
     dev.dev,
 ]
