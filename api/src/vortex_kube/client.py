@@ -29,6 +29,7 @@ _PATHS = {
     "Service": "/api/v1/namespaces/{namespace}/services/{name}",
     "Secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
     "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps/{name}",
+    "Event": "/api/v1/namespaces/{namespace}/events/{name}",
     "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
     "EndpointSlice": "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{name}",
     "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}",

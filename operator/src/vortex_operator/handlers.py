@@ -23,7 +23,7 @@ from vortex_kube.contract import FUNCTION_LABEL, GROUP, MANAGED_BY_LABEL, OPERAT
 from vortex_operator import kopfconfig, scaler
 from vortex_operator.controller import Controller
 from vortex_operator.errors import Retry
-from vortex_operator.events import KopfEvents
+from vortex_operator.events import ApiEvents, KopfEvents
 from vortex_operator.reconcile import referenced_objects
 from vortex_operator.settings import Settings, get_settings
 from vortex_operator.storage import CodeStore
@@ -40,11 +40,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     kopfconfig.configure(settings, namespaced=bool(config.namespaces))
     memo.kube = await KubeApi.connect(OPERATOR)
     memo.controller = controller = Controller(config, memo.kube, CodeStore(config), KopfEvents())
-    # kopf runs on the leader only, so the autoscaler does too.
+    # kopf runs on the leader only, so the autoscaler does too. Its loop runs outside kopf's
+    # handlers, where kopf's event poster is not reachable: it creates Events through the API.
     made = scaler.from_settings(
         config,
         memo.kube,
-        controller.events,
+        ApiEvents(memo.kube),
         functions=controller.autoscaled,
         shared=controller.shared,
     )
