@@ -833,7 +833,10 @@ class Isolate:
                 f"The result is {size} bytes of JSON, over the limit of {limit} bytes"
             )
         elif report.get("kind") == "MemoryLimitExceeded":
-            self.broken = "memory"
+            if report.get("reusable") is True:  # nothing of it stays: the isolate serves on,
+                self.demote()  # at the lowest priority, as a noisy function's isolates do
+            else:
+                self.broken = "memory"
             failure = MemoryLimitExceeded(
                 f"The function exceeded its memory limit of {self.limits.memory_mb} MB"
                 " (heap, buffers and WebAssembly memory)"

@@ -550,7 +550,8 @@
   // a wrapper here, which charges the bytes against the function's memory limit before they
   // are allocated: heap and outside memory together stay within it. The running count is
   // corrected from V8's own figures (and a collection, which credits what was freed) whenever
-  // a charge could reach the limit, and at least every MEASURE_EVERY bytes. A function that
+  // a charge could reach the limit, and at least every sixteenth of the limit (MEASURE_EVERY
+  // bytes at the least: each measurement walks the whole heap, in V8's statistics). A function that
   // would go over gets a RangeError, and its invocation ends as MemoryLimitExceeded even if it
   // catches that. A WebAssembly memory (made by the JS API, or a module's own) is charged its
   // initial size, and its maximum is cut to what is left of the limit when it is made; growth
@@ -592,7 +593,7 @@
 
   function charge(bytes) {
     if (!(bytes > 0) || v8Statistics === null) return;
-    if (sinceMeasure + bytes >= MEASURE_EVERY || outside + heapLive + bytes > memoryLimit) {
+    if (sinceMeasure + bytes >= MathMax(MEASURE_EVERY, memoryLimit / 16) || outside + heapLive + bytes > memoryLimit) {
       measure(false);
       if (outside + heapLive + bytes > memoryLimit) measure(true);
       if (outside + heapLive + bytes > memoryLimit) throw overLimit("Allocating " + bytes + " bytes");
@@ -939,9 +940,9 @@
   // A report is one line of JSON (the id, how it ended, the logs) and, for a success, a newline
   // and the output's JSON text, which the host passes on without parsing it. It is assembled
   // from strings only, so a polluted toJSON or a hooked prototype cannot change or break it.
-  function failureReport(inv, kind, name, message, stack) {
+  function failureReport(inv, kind, name, message, stack, extra = "") {
     return '{"id":' + inv.id + ',"ok":false,"kind":"' + kind + '","error":{"name":' + JSONStringify(name) +
-      ',"message":' + JSONStringify(message) + ',"stack":' + JSONStringify(stack) + '},"logs":' + logsText(inv) + "}";
+      ',"message":' + JSONStringify(message) + ',"stack":' + JSONStringify(stack) + '},"logs":' + logsText(inv) + extra + "}";
   }
 
   function notSerialisable(inv, reason) {
@@ -972,9 +973,19 @@
 
   let finishing = null; // the invocation whose report is being built, for salvageLogs()
 
+  // A function stopped at its limit by a charge never got the memory it asked for; once its
+  // invocation is over, what it allocated is garbage unless something of it stays reachable.
+  // A collection tells: the isolate is `reusable` when no more than a quarter of the limit is
+  // left in use (no WebAssembly memory, which never shrinks), and is recycled otherwise.
   function memoryReport(inv) {
+    let reusable = false;
+    if (!hasWasmMemory && v8Statistics !== null) {
+      measure(true);
+      reusable = outside + heapLive <= memoryLimit / 4;
+    }
     return failureReport(inv, "MemoryLimitExceeded", "RangeError",
-      "The function exceeded its memory limit of " + limits.memoryMb + " MB (heap and buffers)", "");
+      "The function exceeded its memory limit of " + limits.memoryMb + " MB (heap and buffers)", "",
+      ',"reusable":' + reusable);
   }
 
   // Whether the invocation ends over its memory limit: always measured after one that ran long
