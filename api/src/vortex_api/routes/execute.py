@@ -111,15 +111,17 @@ async def _execute(function_id: str, request: Request) -> Response:
     try:
         result = await gw.backend.invoke(function, invocation)
     except ApiError as exc:
+        elapsed_s = time.perf_counter() - started
         outcome = _ERROR_OUTCOMES.get(type(exc), "error")
-        gw.metrics.record(function_id, outcome, time.perf_counter() - started, None)
+        gw.metrics.record(function_id, outcome, elapsed_s, None)
         exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
-        accesslog.record(invocation, function_id, exc.status, started)
+        accesslog.record(invocation, function_id, exc.status, elapsed_s)
         raise
     finally:
         bulkhead.leave(function_id, cap)
-    gw.metrics.record(function_id, result.outcome, time.perf_counter() - started, result.cold_kind)
-    accesslog.record(invocation, function_id, result.status, started)
+    elapsed_s = time.perf_counter() - started
+    gw.metrics.record(function_id, result.outcome, elapsed_s, result.cold_kind)
+    accesslog.record(invocation, function_id, result.status, elapsed_s)
     headers = {"x-vortex-invocation-id": invocation.invocation_id}
     if result.retry_after is not None:
         headers["retry-after"] = result.retry_after
