@@ -88,7 +88,11 @@ async def _execute(function_id: str, request: Request) -> Response:
         raise PayloadTooLarge(f"the event is over {gw.settings.max_event_bytes} bytes")
     check_event(body)
     chosen = request.headers.get("x-vortex-invocation-id")
-    invocation_id = check_invocation_id(chosen) if chosen is not None else uuid.uuid4().hex
+    invocation_id = (
+        check_invocation_id(chosen, "X-Vortex-Invocation-Id")
+        if chosen is not None
+        else uuid.uuid4().hex
+    )
 
     cap = function.inflight_cap or gw.settings.max_inflight_per_function
     bulkhead = gw.bulkhead
