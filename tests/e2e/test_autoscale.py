@@ -11,7 +11,6 @@ successor must finish it. The tests run in file order.
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
 import time
@@ -31,7 +30,6 @@ from .conftest import Helm, record_figure
 
 pytestmark = [pytest.mark.cluster]
 
-INSTANCE = "app.kubernetes.io/instance"
 NAME = "burst"
 CALLERS = 30
 TARGET = 5
@@ -99,22 +97,10 @@ class Load:
         return threads
 
 
-def _deployments_ready(cluster: Cluster, namespace: str, release: str) -> bool:
-    items = cluster.get_json("deployments", "-l", f"{INSTANCE}={release}", namespace=namespace)[
-        "items"
-    ]
-    return bool(items) and all(
-        d.get("status", {}).get("readyReplicas", 0) == d["spec"]["replicas"] for d in items
-    )
-
-
 def _describe(cluster: Cluster, namespace: str) -> str:
-    pods = cluster.kubectl("get", "pods", "-o", "wide", namespace=namespace, check=False).stdout
+    """`kit.describe` with the namespace's VortexFunctions (desired replicas, load in flight)."""
     vfs = cluster.kubectl("get", "vf", "-o", "wide", namespace=namespace, check=False).stdout
-    events = cluster.kubectl(
-        "get", "events", "--sort-by=.lastTimestamp", namespace=namespace, check=False
-    ).stdout
-    return f"{pods}\n{vfs}\n{events[-4000:]}"
+    return f"{vfs}\n{kit.describe(cluster, namespace)}"
 
 
 def _function(cluster: Cluster, namespace: str) -> dict[str, Any]:
@@ -122,15 +108,9 @@ def _function(cluster: Cluster, namespace: str) -> dict[str, Any]:
 
 
 def _ready_pods(cluster: Cluster, namespace: str) -> int:
-    pods = cluster.get_json("pods", "-l", f"vortex.dev/function={NAME}", namespace=namespace)
+    pods = kit.pods(cluster, namespace, f"vortex.dev/function={NAME}")
     return sum(
-        1
-        for pod in pods["items"]
-        if not pod["metadata"].get("deletionTimestamp")
-        and any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in pod.get("status", {}).get("conditions", [])
-        )
+        1 for pod in pods if not pod["metadata"].get("deletionTimestamp") and kit.pod_ready(pod)
     )
 
 
@@ -162,35 +142,14 @@ def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterat
     try:
         # Helm never upgrades a CRD it finds: bring it up to date first (spec.scale is new).
         cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(kit.CRD))
-        helm("install", name, str(kit.CHART), "--namespace", namespace, values=base_values)
-        try:
-            cluster.wait_for(
-                "every Deployment of the release ready",
-                lambda: _deployments_ready(cluster, namespace, name),
-                timeout=180,
-                interval=0.5,
-            )
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
-        secret = cluster.get_json("secret", f"{name}-api-auth", namespace=namespace)
-        admin = base64.b64decode(secret["data"]["admin-key"]).decode()
-        service = cluster.get_json("service", f"{name}-api", namespace=namespace)
-        port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
-        api = kit.Api(f"http://{service['spec']['clusterIP']}:{port}", admin, admin)
-
-        def answers() -> bool:
-            try:
-                return httpx.get(f"{api.base}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        cluster.wait_for("the API Service routes", answers, timeout=30, interval=0.2)
+        installed = helm(
+            "install", name, str(kit.CHART), "--namespace", namespace, values=base_values
+        )
+        kit.wait_settled(cluster, namespace, name, "every pod of the release Ready", timeout=180)
+        api = kit.api_from_notes(cluster, namespace, installed.stdout)
         yield Release(cluster, name, namespace, api)
     finally:
-        helm(
-            "uninstall", name, "--namespace", namespace, "--wait", "--timeout", "120s", check=False
-        )
-        kit.drop_function_finalizers(cluster, namespace)
+        helm.uninstall(name, namespace)
         cluster.delete_namespace(namespace, wait=False)
 
 
@@ -313,7 +272,7 @@ def test_a_new_leader_finishes_a_scale_up_the_old_one_began(release: Release, bu
     pods, while the API keeps answering."""
     cluster, namespace = release.cluster, release.namespace
     assert _function(cluster, namespace)["spec"]["replicas"] == 1
-    operator = f"{INSTANCE}={release.name},app.kubernetes.io/component=operator"
+    operator = f"{kit.INSTANCE}={release.name},app.kubernetes.io/component=operator"
     load = Load(release.api)
     threads = load.run()
     try:

@@ -66,7 +66,8 @@ class Bulkhead:
                 f"function {function_id!r} is at its cap of {function_cap} executions",
                 retry_after_s=self.retry_after_s,
             )
-        # `FunctionLoad.move`, inlined: this runs on every execution.
+        # The integral brought up to now, then the count moved; inline, as in `leave` (no method
+        # call): this runs on every execution.
         now = self._clock()
         load.inflight_seconds += load.inflight * (now - load.since)
         load.since = now

@@ -3,8 +3,10 @@
 `LogQuery.parse` turns the query string into a query (or a 400 `InvalidRequest` naming the bad
 parameter); `LogQuery.matches` says whether a record (vortex_runtime/records.py, the one
 definition of its fields) belongs in the answer; `newest(records, limit)` orders the answer.
-Called by routes/logs.py; the backends find the records (local files, or pod logs in the
-cluster) and use `matches` to keep the right ones.
+`check_invocation_id` is the one check of an invocation id a caller sends: the `invocation`
+parameter here, and the execute route's X-Vortex-Invocation-Id header. Called by routes/logs.py;
+the backends find the records (local files, or pod logs in the cluster) and use `matches` to keep
+the right ones.
 """
 
 from __future__ import annotations
@@ -36,12 +38,11 @@ Record = dict[str, Any]
 Records = list[Record]  # (a name of its own: backends have a method called `list`)
 
 
-def check_invocation_id(value: str) -> str:
-    """A caller's invocation id, or a 400 saying what one may be."""
+def check_invocation_id(value: str, name: str) -> str:
+    """A caller's invocation id, or a 400 naming the field it came in (`name`) and saying what
+    one may be."""
     if not INVOCATION_ID.fullmatch(value):
-        raise BadRequest(
-            "X-Vortex-Invocation-Id must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'"
-        )
+        raise BadRequest(f"{name} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'")
     return value
 
 
@@ -83,10 +84,8 @@ class LogQuery:
         if status is not None and status not in _STATUSES:
             raise BadRequest(f"status must be ok or error, not {status!r}")
         invocation = params.get("invocation")
-        if invocation is not None and not INVOCATION_ID.fullmatch(invocation):
-            raise BadRequest(
-                "invocation must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'"
-            )
+        if invocation is not None:
+            check_invocation_id(invocation, "invocation")
         since = params.get("since")
         return cls(
             limit=limit,

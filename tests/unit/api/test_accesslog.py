@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.unit.api.conftest import FakeRuntime
-from vortex_api import logs
+from vortex_api import accesslog, logs
+from vortex_api.invoker import Invocation
 
 
 @pytest.fixture
@@ -86,6 +90,50 @@ async def test_an_api_error_of_the_backend_is_logged_with_its_status(
     assert response.status_code == 502
     assert record.status == 502
     assert record.invocation_id == response.headers["x-vortex-invocation-id"]
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["answered", "api-error"])
+async def test_the_line_has_the_duration_the_metrics_observed(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    runtime: FakeRuntime,
+    deploy: Callable[..., Any],
+    access: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    fails: bool,
+) -> None:
+    await deploy(name="timed")
+    if fails:
+
+        def refuse(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("refused", request=request)
+
+        runtime.handler = refuse
+    # A clock a quarter second further on at every reading: a second reading differs.
+    ticks = itertools.count(1)
+    monkeypatch.setattr(time, "perf_counter", lambda: next(ticks) / 4)
+
+    await client.post("/execute/timed")
+
+    monkeypatch.undo()
+    [record] = _access_records(access)
+    observed = app.state.gateway.metrics.registry.get_sample_value(
+        "vortex_execution_duration_seconds_sum", {"function": "timed"}
+    )
+    assert observed is not None
+    assert observed > 0
+    assert record.duration_ms == round(observed * 1000, 3)
+
+
+def test_record_logs_the_elapsed_time_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    entries: list[logs.AccessEntry] = []
+    monkeypatch.setattr(logs, "access_sink", entries.append)
+    invocation = Invocation(b"", "POST", "/execute/f", "", "ab12", [])
+
+    accesslog.record(invocation, "f", 200, 0.0125)
+
+    [entry] = entries
+    assert entry[1:] == ("POST", "/execute/f", 200, 12.5, "ab12", "f")
 
 
 async def test_no_line_while_the_access_logger_is_off(

@@ -12,6 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.unit.api.conftest import FakeRuntime
+from vortex_api.errors import BadRequest
+from vortex_api.invocation_logs import LogQuery, check_invocation_id
 from vortex_api.settings import Settings
 from vortex_runtime.records import encode
 
@@ -180,5 +182,30 @@ async def test_an_invalid_invocation_id_is_400_and_runs_nothing(
         headers={"X-Vortex-Invocation-Id": bad.encode()},
     )
     assert response.status_code == 400
-    assert "X-Vortex-Invocation-Id" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["type"] == "InvalidRequest"
+    assert error["message"] == f"X-Vortex-Invocation-Id {_ID_RULE}"
     assert runtime.requests == []
+
+
+_ID_RULE = "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'"
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 65, "a b", "a/b", "ümlaut", "a;b"])
+def test_a_logs_query_refuses_an_invalid_invocation_by_the_same_rule(bad: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        LogQuery.parse({"invocation": bad})
+    assert refused.value.status == 400
+    assert refused.value.error_type == "InvalidRequest"
+    assert refused.value.message == f"invocation {_ID_RULE}"
+    assert LogQuery.parse({"invocation": "order-17"}).invocation == "order-17"
+
+
+@pytest.mark.parametrize("name", ["X-Vortex-Invocation-Id", "invocation"])
+def test_the_invocation_id_check_names_the_field_it_checks(name: str) -> None:
+    chosen = "order-17.retry_2-" + "x" * 47
+    assert check_invocation_id(chosen, name) == chosen
+    with pytest.raises(BadRequest) as refused:
+        check_invocation_id("x" * 65, name)
+    assert refused.value.status == 400
+    assert refused.value.message == f"{name} {_ID_RULE}"

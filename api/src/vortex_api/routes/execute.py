@@ -88,7 +88,11 @@ async def _execute(function_id: str, request: Request) -> Response:
         raise PayloadTooLarge(f"the event is over {gw.settings.max_event_bytes} bytes")
     check_event(body)
     chosen = request.headers.get("x-vortex-invocation-id")
-    invocation_id = check_invocation_id(chosen) if chosen is not None else uuid.uuid4().hex
+    invocation_id = (
+        check_invocation_id(chosen, "X-Vortex-Invocation-Id")
+        if chosen is not None
+        else uuid.uuid4().hex
+    )
 
     cap = function.inflight_cap or gw.settings.max_inflight_per_function
     bulkhead = gw.bulkhead
@@ -111,15 +115,17 @@ async def _execute(function_id: str, request: Request) -> Response:
     try:
         result = await gw.backend.invoke(function, invocation)
     except ApiError as exc:
+        elapsed_s = time.perf_counter() - started
         outcome = _ERROR_OUTCOMES.get(type(exc), "error")
-        gw.metrics.record(function_id, outcome, time.perf_counter() - started, None)
+        gw.metrics.record(function_id, outcome, elapsed_s, None)
         exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
-        accesslog.record(invocation, function_id, exc.status, started)
+        accesslog.record(invocation, function_id, exc.status, elapsed_s)
         raise
     finally:
         bulkhead.leave(function_id, cap)
-    gw.metrics.record(function_id, result.outcome, time.perf_counter() - started, result.cold_kind)
-    accesslog.record(invocation, function_id, result.status, started)
+    elapsed_s = time.perf_counter() - started
+    gw.metrics.record(function_id, result.outcome, elapsed_s, result.cold_kind)
+    accesslog.record(invocation, function_id, result.status, elapsed_s)
     headers = {"x-vortex-invocation-id": invocation.invocation_id}
     if result.retry_after is not None:
         headers["retry-after"] = result.retry_after
