@@ -153,6 +153,14 @@ def _maker_thread() -> None:
 _maker = ThreadPoolExecutor(
     max_workers=1, thread_name_prefix="vortex-isolates", initializer=_maker_thread
 )
+# A noisy function's isolates (pool.py) are made on another, demoted for good: a function that
+# keeps breaking its isolates pays for new ones from what the CPU has left, never from the
+# prewarmed stock that its neighbours' cold starts draw on.
+_noisy_maker = ThreadPoolExecutor(
+    max_workers=1,
+    thread_name_prefix="vortex-noisy-isolates",
+    initializer=lambda: sched.demote(threading.get_native_id()),
+)
 
 
 def _threads() -> set[int]:
@@ -162,8 +170,11 @@ def _threads() -> set[int]:
         return set()
 
 
-def _make_racer(loop: asyncio.AbstractEventLoop) -> tuple[MiniRacer, list[int]]:
-    """On the helper thread: a MiniRacer serving `loop`, and the threads V8 started for it.
+def _make_racer(
+    loop: asyncio.AbstractEventLoop, slice_ns: int = sched.SHORT_SLICE_NS
+) -> tuple[MiniRacer, list[int]]:
+    """On a maker thread: a MiniRacer serving `loop`, and the threads V8 started for it (with
+    a time slice of `slice_ns`; the maker's nice value and CPUs they inherit).
 
     mini-racer's own constructor would also install its timer on the calling loop with a
     blocking eval; the bootstrap replaces that timer with its own, so it is not installed."""
@@ -173,7 +184,7 @@ def _make_racer(loop: asyncio.AbstractEventLoop) -> tuple[MiniRacer, list[int]]:
     context = maker.__enter__()
     started = sorted(_threads() - before - {threading.get_native_id()})
     for tid in started:  # V8 makes the isolate and runs its scripts on these
-        sched.set_thread(tid, slice_ns=sched.SHORT_SLICE_NS)
+        sched.set_thread(tid, slice_ns=slice_ns)
     mr = MiniRacer.__new__(MiniRacer)
     mr._own_context_maker = maker  # so that close() frees the context, as its own would
     mr._ctx = context
@@ -551,11 +562,15 @@ class Blank:
         self.on_notify: Callable[[Any], None] | None = None
 
     @classmethod
-    async def start(cls) -> Blank:
+    async def start(cls, demoted: bool = False) -> Blank:
         # Making the isolate and evaluating the bootstrap take milliseconds; neither blocks
-        # the event loop, which keeps serving other functions meanwhile.
+        # the event loop, which keeps serving other functions meanwhile. `demoted`: on the
+        # noisy maker, so that the isolate's threads are demoted from their start.
         loop = asyncio.get_running_loop()
-        mr, threads = await loop.run_in_executor(_maker, _make_racer, loop)
+        maker, slice_ns = (
+            (_noisy_maker, sched.LONG_SLICE_NS) if demoted else (_maker, sched.SHORT_SLICE_NS)
+        )
+        mr, threads = await loop.run_in_executor(maker, _make_racer, loop, slice_ns)
         blank = cls(mr)
         blank.threads = threads
         try:
@@ -635,7 +650,7 @@ class Isolate:
         function's own code is compiled here), else from a new one. Installs the limits and the
         handler (runs a module's top level); `demoted` first demotes it."""
         if blank is None:
-            blank = await Blank.start()
+            blank = await Blank.start(demoted=demoted)
         mr = blank.mr
         isolate = cls(blank, limits)
         if demoted:

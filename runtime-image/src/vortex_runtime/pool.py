@@ -40,7 +40,8 @@ _MB = 1024 * 1024
 REPROBE_S = 10.0
 PROBES_IN_FLIGHT = 32
 # A function whose isolate was demoted (it hogged a CPU: isolate.py) or broken by its timeout or
-# memory limit gets its new isolates demoted from the start, for NOISY_S after the last time.
+# memory limit gets its new isolates demoted from the start, for NOISY_S after the last time:
+# made for it on the demoted maker, not taken from the prewarmed stock.
 NOISY_S = 60.0
 NOISY_BREAKS = ("timeout", "memory", "terminated")
 
@@ -99,8 +100,10 @@ class FunctionPool:
         """A new isolate of this function, and how it was started (see `Invocation`)."""
         self._count += 1
         try:
-            blank = self._prewarmed.take() if self._prewarmed is not None else None
             noisy = time.monotonic() < self._noisy_until
+            # A noisy function never draws on the stock its neighbours' cold starts use.
+            stock = None if noisy else self._prewarmed
+            blank = stock.take() if stock is not None else None
             isolate = await Isolate.create(self.code, self.limits, blank, demoted=noisy)
             return isolate, "prewarmed" if blank is not None else "isolate"
         except BaseException:

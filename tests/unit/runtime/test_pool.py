@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from vortex_runtime.errors import RuntimeBusy
 from vortex_runtime.isolate import Isolate, Limits
 from vortex_runtime.pool import FunctionPool, FunctionRegistry
+from vortex_runtime.prewarm import Prewarmer
 
 from .conftest import context
 
@@ -213,3 +215,37 @@ async def test_a_function_that_hogged_a_cpu_gets_demoted_isolates_for_a_while(po
     assert result.cold_start is True
     assert result.outcome.output_json == '"ok"'
     assert pool._idle[-1].demoted
+
+
+async def test_a_noisy_function_makes_its_own_isolates_at_the_lowest_priority() -> None:
+    """The prewarmed stock serves its neighbours' cold starts: a function that broke its
+    isolate makes new ones on the demoted maker, their threads at nice 19 from the start."""
+    from vortex_runtime import sched, watchdog
+
+    stock = Prewarmer(2)
+    pool = FunctionPool("t", "if (event) { while (true) {} } return 'ok';", Limits(), 1, stock)
+    try:
+        await stock.fill()
+        await pool.warm()  # from the stock: the function is not noisy yet
+        await _until_stocked(stock, 2)
+        with pytest.raises(Exception, match="timeout"):
+            await pool.invoke("true", context(), 0.1, 1)
+        result = await pool.invoke("null", context(), 1, 1)
+        assert result.cold_kind == "isolate"  # not "prewarmed": the stock was left alone
+        assert stock.ready == 2
+        isolate = pool._idle[-1]
+        threads = isolate._blank.threads
+        assert threads
+        assert {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == {sched.DEMOTED_NICE}
+    finally:
+        pool.close()
+        stock.close()
+        assert await asyncio.to_thread(watchdog.wait_idle, 10)
+
+
+async def _until_stocked(stock: Prewarmer, ready: int) -> None:
+    for _ in range(200):
+        if stock.ready == ready:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the stock did not refill")
