@@ -79,7 +79,7 @@ def _attack(url: str, go: Any, done: Any, count: Any) -> None:
                     count.value += 1
 
 
-def _run(url: str, runs: int, rounds: int = 4) -> dict[str, float]:
+def _run(url: str, runs: int, rounds: int = 8) -> dict[str, float]:
     """Quiet and attacked phases alternate, `rounds` of each, so that the machine's own
     drift over the run weighs on both alike."""
     context = multiprocessing.get_context("fork")
@@ -116,7 +116,7 @@ def _run(url: str, runs: int, rounds: int = 4) -> dict[str, float]:
     }
 
 
-def main(runs: int = 2000) -> None:
+def main(runs: int = 4000) -> None:
     print("== neighbour benchmark ==")
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp)
