@@ -55,6 +55,9 @@ class InvocationResult:
     outcome: str
     cold_kind: str | None = None  # "prewarmed", "isolate" or "pod"; None when warm
     retry_after: str | None = None
+    # A cold start whose length the API measured itself: the wait for a pod of a function that
+    # was scaled to zero (None: the execution's whole time stands for it).
+    cold_start_s: float | None = None
 
 
 # runtime status -> (API status, outcome label)

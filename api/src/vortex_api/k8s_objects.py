@@ -41,6 +41,7 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "isolation": request.isolation or contract.DEFAULT_ISOLATION,
         "concurrency": request.concurrency,
         "replicas": request.replicas,
+        "scale": request.scale.spec() if request.scale is not None else None,
     }
 
 
@@ -91,9 +92,12 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
     replicas = spec.get("replicas")
     ready_replicas = status.get("readyReplicas")
     isolation = contract.parse_isolation(spec.get("isolation"))
+    parsed = contract.FunctionSpec.parse(spec).scale
     cap = None
     if concurrency:
         pods = 1 if isolation == "shared" else max(1, int(ready_replicas or replicas or 1))
+        if parsed is not None:  # autoscaled: what it may grow to (requests held meanwhile)
+            pods = max(pods, parsed.max_replicas)
         cap = int(concurrency) * pods
     blocked = blocked_by(status)
     if isolation == "shared" and blocked is None:
@@ -101,7 +105,6 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         if unreadable is not None:
             blocked = (contract.ENV_NOT_POOLED, unreadable, {})
     ready_condition = condition(status, "Ready") or {}
-    parsed = contract.FunctionSpec.parse(spec).scale
     scale = None
     if parsed is not None:
         scale = ScaleOut(

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from vortex_api.bulkhead import Bulkhead
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# From an isolate's milliseconds to a pod's seconds, up to VORTEX_COLD_START_WAIT_S's default.
+_COLD_START_BUCKETS = (*_BUCKETS, 60)
 
 
 class FunctionLoadCollector(Collector):
@@ -95,6 +97,16 @@ class Metrics:
             registry=self.registry,
         )
         self._cold_kinds: dict[str, set[str]] = {}
+        self.cold_start_seconds = Histogram(
+            "vortex_cold_start_seconds",
+            "How long cold executions waited for their function to be able to run, by kind:"
+            " pod, the wait for the first pod of a function scaled to zero (or the whole"
+            " execution in a one-shot pod); prewarmed and isolate, the whole execution, which"
+            " includes starting the isolate",
+            ["kind"],
+            buckets=_COLD_START_BUCKETS,
+            registry=self.registry,
+        )
         self.deployments = Counter(
             "vortex_deployments_total", "Successful deployments", registry=self.registry
         )
@@ -107,8 +119,15 @@ class Metrics:
         self.max_inflight.set_function(lambda: bulkhead.max_inflight)
         self.registry.register(FunctionLoadCollector(bulkhead))
 
-    def record(self, function_id: str, outcome: str, seconds: float, cold_kind: str | None) -> None:
-        """Count one finished execution."""
+    def record(
+        self,
+        function_id: str,
+        outcome: str,
+        seconds: float,
+        cold_kind: str | None,
+        cold_start_s: float | None = None,
+    ) -> None:
+        """Count one finished execution (`cold_start_s`: its cold start, where measured)."""
         key = (function_id, outcome)
         counter = self._outcomes.get(key)
         if counter is None:
@@ -121,6 +140,9 @@ class Metrics:
         if cold_kind is not None:
             self.cold_starts.labels(function_id, cold_kind).inc()
             self._cold_kinds.setdefault(function_id, set()).add(cold_kind)
+            self.cold_start_seconds.labels(cold_kind).observe(
+                seconds if cold_start_s is None else cold_start_s
+            )
 
     def forget(self, function_id: str) -> None:
         """Drop a deleted function's series."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vortex_kube.contract import (
     ENV_NAME_PATTERN,
@@ -20,15 +20,68 @@ from vortex_kube.contract import (
     MAX_ENV_VALUE_CHARS,
     MAX_MEMORY_MB,
     MAX_REPLICAS,
+    MAX_SCALE_TO_ZERO_S,
     MAX_TIMEOUT_MS,
     MIN_CONCURRENCY,
+    MIN_MAX_SCALE,
     MIN_MEMORY_MB,
+    MIN_MIN_SCALE,
     MIN_REPLICAS,
+    MIN_SCALE_TO_ZERO_S,
+    MIN_TARGET_CONCURRENCY,
     MIN_TIMEOUT_MS,
     Isolation,
 )
 
 __all__ = ["ENV_NAME_PATTERN", "FUNCTION_NAME_PATTERN", "DeployRequest"]
+
+
+class ScaleIn(BaseModel):
+    """`scale` of a `/deploy` body: the autoscaling of a warm function (its `spec.scale`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    min_replicas: int | None = Field(
+        default=None,
+        ge=MIN_MIN_SCALE,
+        le=MAX_REPLICAS,
+        description="fewest warm pods (default 1; 0 scales to zero when idle)",
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=MIN_MAX_SCALE, le=MAX_REPLICAS, description="most warm pods (default 10)"
+    )
+    target_concurrency: int | None = Field(
+        default=None,
+        ge=MIN_TARGET_CONCURRENCY,
+        le=MAX_CONCURRENCY,
+        description="executions in flight per pod to aim for (default 70% of concurrency)",
+    )
+    scale_to_zero_after_seconds: int | None = Field(
+        default=None,
+        ge=MIN_SCALE_TO_ZERO_S,
+        le=MAX_SCALE_TO_ZERO_S,
+        description="idle seconds before 0 pods when min_replicas is 0 (default 300)",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScaleIn:
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError("scale.min_replicas must not exceed scale.max_replicas")
+        return self
+
+    def spec(self) -> dict[str, int]:
+        """The VortexFunction's `spec.scale` (absent fields take the CRD's defaults)."""
+        fields = {
+            "minReplicas": self.min_replicas,
+            "maxReplicas": self.max_replicas,
+            "targetConcurrency": self.target_concurrency,
+            "scaleToZeroAfterSeconds": self.scale_to_zero_after_seconds,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
 
 
 class DeployRequest(BaseModel):
@@ -70,6 +123,16 @@ class DeployRequest(BaseModel):
     replicas: int | None = Field(
         default=None, ge=MIN_REPLICAS, le=MAX_REPLICAS, description="warm runtime pods (Kubernetes)"
     )
+    scale: ScaleIn | None = Field(
+        default=None,
+        description="autoscaling of a warm function's pods (Kubernetes; isolation warm only)",
+    )
+
+    @model_validator(mode="after")
+    def _scale_is_for_warm(self) -> DeployRequest:
+        if self.scale is not None and self.isolation != "warm":
+            raise ValueError("scale applies to isolation warm only")
+        return self
 
 
 class DeployResponse(BaseModel):

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     runtime_image: str = contract.DEFAULT_RUNTIME_IMAGE
     runtime_port: int = contract.RUNTIME_PORT
     readiness_wait_s: float = Field(default=30.0, ge=0)
+    # How long a request for a function scaled to zero (spec.scale.minReplicas 0) is held while
+    # the autoscaler wakes it, before 503 NotReady with Retry-After.
+    cold_start_wait_s: float = Field(default=60.0, ge=0)
     pod_deadline_extra_s: int = Field(default=0, ge=0)
     minio_secret_name: str | None = None
     # The Service of the shared pool (the chart's `<fullname>-pool`); None: no pool, so shared

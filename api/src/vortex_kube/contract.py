@@ -56,15 +56,15 @@ DEFAULT_TIMEOUT_MS, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 5000, 1, 300_000
 DEFAULT_MEMORY_MB, MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 16, 4096
 DEFAULT_CONCURRENCY, MIN_CONCURRENCY, MAX_CONCURRENCY = 4, 1, 64
 DEFAULT_REPLICAS, MIN_REPLICAS, MAX_REPLICAS = 1, 0, 100
-# spec.scale (warm functions): the autoscaler's bounds, target and idle time. minReplicas 0 is in
-# the schema for the scale-to-zero that comes with scale-from-zero (requests held in the API);
-# until then a CEL rule keeps it at SERVED_MIN_REPLICAS or more, so no function is unreachable.
-DEFAULT_MIN_SCALE, MIN_MIN_SCALE, SERVED_MIN_REPLICAS = 1, 0, 1
+# spec.scale (warm functions): the autoscaler's bounds, target and idle time. minReplicas 0 scales
+# a function to zero pods once idle; the API holds its next requests until a pod is ready. The
+# shared pool keeps POOL_MIN_REPLICAS or more: every shared function lives there.
+DEFAULT_MIN_SCALE, MIN_MIN_SCALE, POOL_MIN_REPLICAS = 1, 0, 1
 DEFAULT_MAX_SCALE, MIN_MAX_SCALE = 10, 1
 MIN_TARGET_CONCURRENCY = 1
 # The default target: this share of `concurrency` in flight per pod.
 DEFAULT_TARGET_SHARE = 0.7
-DEFAULT_SCALE_TO_ZERO_S, MIN_SCALE_TO_ZERO_S, MAX_SCALE_TO_ZERO_S = 300, 30, 86_400
+DEFAULT_SCALE_TO_ZERO_S, MIN_SCALE_TO_ZERO_S, MAX_SCALE_TO_ZERO_S = 300, 10, 86_400
 MAX_ENV_ENTRIES = 64
 MAX_ENV_NAME_CHARS = 128
 MAX_ENV_VALUE_CHARS = 32_768

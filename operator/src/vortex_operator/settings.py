@@ -22,9 +22,9 @@ from vortex_kube.contract import (
     DEFAULT_MIN_SCALE,
     DEFAULT_RUNTIME_IMAGE,
     MIN_MAX_SCALE,
+    POOL_MIN_REPLICAS,
     RUNTIME_PORT,
     RUNTIME_USER,
-    SERVED_MIN_REPLICAS,
 )
 from vortex_kube.podspec import Platform
 from vortex_runtime.settings import MinioSettings
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     api_admin_key: SecretStr | None = None
     # The shared pool's Deployment (in api_namespace) and its bounds; not scaled when unset.
     pool_deployment: str | None = None
-    pool_min_replicas: int = Field(default=DEFAULT_MIN_SCALE, ge=SERVED_MIN_REPLICAS)
+    pool_min_replicas: int = Field(default=DEFAULT_MIN_SCALE, ge=POOL_MIN_REPLICAS)
     pool_max_replicas: int = Field(default=DEFAULT_MAX_SCALE, ge=MIN_MAX_SCALE)
     # Executions in flight per pool pod, across every shared function.
     pool_target_concurrency: float = Field(default=40.0, gt=0)

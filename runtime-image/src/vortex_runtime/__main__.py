@@ -44,6 +44,14 @@ def settings_from(args: argparse.Namespace) -> RuntimeSettings:
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
+def shutdown_grace_s(settings: RuntimeSettings) -> int:
+    """How long SIGTERM waits for the invocations in flight (uvicorn's graceful shutdown): the
+    longest of the function's timeout and the drain time, plus a second for the answer. A pod
+    scaled down or replaced has left the endpoints by then (preStop), and its grace period
+    covers this, so no invocation is cut short; the server exits as soon as they are done."""
+    return math.ceil(max(settings.timeout_ms, settings.drain_timeout_ms) / 1000) + 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_from(args)
@@ -73,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             log_config=None,
             access_log=False,
             lifespan="on",
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=shutdown_grace_s(settings),
         )
     )
 

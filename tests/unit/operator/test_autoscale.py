@@ -167,6 +167,20 @@ def test_scale_to_zero_after_the_idle_time() -> None:
     assert run.current == 1
 
 
+def test_requests_held_at_zero_wake_the_function_at_the_first_tick() -> None:
+    """The API holds requests for a function at zero: they count in flight, and the next tick
+    asks for the pods they need at once (panic: 0 ready pods)."""
+    scale = ScaleSpec(
+        min_replicas=0, max_replicas=5, target_concurrency=2.8, scale_to_zero_after_s=20
+    )
+    run = Run(scale=scale)
+    run.for_seconds(24, steady(0))
+    assert run.current == 0
+    run.for_seconds(2, steady(20))
+    assert run.current >= 3
+    assert run.changes[-1][2].startswith("0 -> ")
+
+
 def test_a_kept_minimum_never_goes_to_zero() -> None:
     run = Run(scale=ScaleSpec(1, 5, 5, 30))
     run.for_seconds(300, steady(0))

@@ -136,11 +136,15 @@ def test_scale_applies_to_warm_functions_and_stays_within_concurrency() -> None:
     assert any("targetConcurrency <= self.concurrency" in rule for rule in rules)
 
 
-def test_scale_rejects_min_over_max_and_explains_zero() -> None:
+def test_scale_rejects_min_over_max_and_allows_zero() -> None:
     scale = SPEC["properties"]["scale"]
     rules = {r["rule"]: r["message"] for r in scale["x-kubernetes-validations"]}
-    assert "must not exceed" in rules["self.minReplicas <= self.maxReplicas"]
-    assert "scale from zero" in rules["self.minReplicas >= 1"]
+    assert rules == {
+        "self.minReplicas <= self.maxReplicas": "spec.scale.minReplicas must not exceed"
+        " spec.scale.maxReplicas"
+    }
+    assert scale["properties"]["minReplicas"]["minimum"] == 0
+    assert "VORTEX_COLD_START_WAIT_S" in scale["properties"]["minReplicas"]["description"]
     assert all(prop.get("description") for prop in scale["properties"].values())
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from vortex_runtime.__main__ import _parser, settings_from
+from vortex_runtime.__main__ import _parser, settings_from, shutdown_grace_s
 from vortex_runtime.loader import S3Loader
 from vortex_runtime.service import ManyFunctionService, build_service
 from vortex_runtime.settings import (
@@ -82,3 +82,11 @@ def test_minio_endpoint_alone_selects_many_functions_from_s3(
 def test_no_code_source_is_an_exit() -> None:
     with pytest.raises(SystemExit, match="no code source"):
         build_service(RuntimeSettings())
+
+
+def test_sigterm_waits_for_the_longest_invocation_in_flight() -> None:
+    base = settings_from(_parser().parse_args(["serve", "--code-file", "f.js"]))
+    long = base.model_copy(update={"timeout_ms": 120_000, "drain_timeout_ms": 30_000})
+    short = base.model_copy(update={"timeout_ms": 5_000, "drain_timeout_ms": 30_000})
+    assert shutdown_grace_s(long) == 121
+    assert shutdown_grace_s(short) == 31

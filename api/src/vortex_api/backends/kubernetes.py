@@ -332,7 +332,37 @@ class KubernetesBackend:
             return await self.pods.run(function, invocation)
         if function.isolation == "shared" or self._pool_meanwhile(function):
             return await self._invoke_pooled(function, invocation)
+        if not self.table.endpoints(function.function_id) and _at_zero(function):
+            return await self._from_zero(function, invocation)
         return await self.invoker.invoke(function.function_id, "/invoke", function, invocation)
+
+    async def _from_zero(self, function: Function, invocation: Invocation) -> InvocationResult:
+        """A warm function at zero pods. Autoscaled, the request is held until its first pod is
+        ready (the autoscaler counts it among the executions in flight, so its next tick scales
+        the function up), then sent there: a cold start of kind `pod`, as long as the wait.
+        Scaled to zero by hand, nothing would wake it: 503 at once, saying so."""
+        fid = function.function_id
+        retry = self.settings.retry_after_s
+        if function.scale is None or function.scale.min_replicas > 0:
+            raise NotReady(
+                f"function {fid!r} has 0 replicas and no autoscaling (spec.scale with"
+                f" minReplicas 0) to wake it; scale it up: kubectl scale vf/{fid} --replicas=1",
+                retry_after_s=retry,
+            )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        wait_s = self.settings.cold_start_wait_s
+        if await self.table.wait(fid, wait_s, function.affinity) is None:
+            raise NotReady(
+                f"function {fid!r} is scaled to zero and no pod of it was ready within"
+                f" {wait_s:g} s (VORTEX_COLD_START_WAIT_S); it is still starting",
+                retry_after_s=retry,
+            )
+        waited = loop.time() - started
+        result = await self.invoker.invoke(fid, "/invoke", function, invocation)
+        result.cold_kind = "pod"
+        result.cold_start_s = waited
+        return result
 
     def _pool_meanwhile(self, function: Function) -> bool:
         """A function moved from shared to warm is served by the pool until its first pod of
@@ -382,6 +412,11 @@ class KubernetesBackend:
 
     def follow_records(self, function: Function, query: LogQuery) -> AsyncIterator[Record]:
         return self._records().follow(function.function_id, query)
+
+
+def _at_zero(function: Function) -> bool:
+    """Whether a warm function is scaled to zero pods (as the operator last reported)."""
+    return function.replicas == 0 or function.ready_reason == "ScaledToZero"
 
 
 def _pooled_code(function: Function) -> bool:
