@@ -49,8 +49,11 @@ async def test_overload_gets_immediate_503s_and_no_hang(client: httpx.AsyncClien
         assert response.headers["retry-after"]
         assert response.json()["error"]["type"] == "CapacityExceeded"
         assert seconds < 1.0
-    # Refusals do not wait for a slot: most come back before a 300 ms execution could end.
-    assert statistics.median(seconds for _, seconds in rejected) < 0.3
+    # Refusals do not wait for a slot: most come back before the first accepted execution (a
+    # 300 ms sleep) has ended. Compared with that execution, not with a clock figure, so that a
+    # loaded machine slows both alike.
+    accepted = [t for r, t in results if r.status_code == 200]
+    assert statistics.median(seconds for _, seconds in rejected) < min(accepted)
     assert elapsed < 3
     health = (await client.get("/health")).json()
     assert health["active_workers"] == 0
