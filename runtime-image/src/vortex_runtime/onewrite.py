@@ -7,7 +7,9 @@ the first `http.response.body` and sends both together; the rest of a streamed b
 as uvicorn writes it. Nothing else changes: parsing, keep-alive, flow control and pipelining are
 uvicorn's own.
 
-Passed as `http=` to `uvicorn.Config` by the runtime's __main__.py and the API's.
+Passed as `http=` to `uvicorn.Config` by the runtime's __main__.py. (The API's server keeps
+uvicorn's own: measured with `python -m bench e2e`, it changed neither the API hop nor the
+throughput of `/execute` beyond the noise.)
 """
 
 from __future__ import annotations
