@@ -223,13 +223,11 @@ def dashboard_queries(board: dict[str, Any] | None = None) -> list[tuple[str, st
     return out
 
 
-def resolve_variables(expr: str, rate_interval: str = "1m", range_: str = "1h") -> str:
-    """A dashboard query as Grafana sends it with every variable at its default (All), over a
-    dashboard time range of `range_`."""
+def resolve_variables(expr: str, rate_interval: str = "1m") -> str:
+    """A dashboard query as Grafana sends it with every variable at its default (All)."""
     expr = expr.replace("$__rate_interval", rate_interval).replace(
         "${__rate_interval}", rate_interval
     )
-    expr = expr.replace("$__range", range_).replace("${__range}", range_)
     expr = re.sub(r"\$\{?function\}?", ".*", expr)
     assert "$" not in expr, f"unresolved variable in {expr!r}"
     return expr

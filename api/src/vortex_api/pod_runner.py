@@ -141,6 +141,9 @@ class PodRunner:
                         record = parse_line(line)
                         if record is not None and query.matches(record, function_id):
                             self.records.write(line + b"\n")
+                            # Written now, not within the writer's FLUSH_S: the pod and its
+                            # log are deleted next, and the record must be findable throughout.
+                            self.records.flush()
                             return
             except KubeError as exc:
                 log.warning("could not read the record of execution pod %s: %s", name, exc)

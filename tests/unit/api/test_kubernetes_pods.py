@@ -147,12 +147,13 @@ class Lines:
 
     def __init__(self) -> None:
         self.lines: list[bytes] = []
+        self.written: list[bytes] = []  # on stdout: flushed
 
     def write(self, line: bytes) -> None:
         self.lines.append(line)
 
     def flush(self) -> None:
-        pass
+        self.written = list(self.lines)
 
 
 @pytest.fixture
@@ -192,6 +193,8 @@ async def test_a_one_shot_pods_record_is_kept_before_the_pod_is_deleted(
 
     await fake_kube.wait_for(lambda: name not in fake_kube.objects[PODS])
     assert kept.lines == written
+    # On stdout before the pod (and its own log) went: never a moment without the record.
+    assert kept.written == written
     assert response.headers["x-vortex-invocation-id"] in kept.lines[0].decode()
     assert (
         "GET",
