@@ -571,6 +571,7 @@
   const MEASURE_EVERY = 1024 * 1024;
   const MEASURE_AFTER_MS = 10;
   let memoryLimit = limits.memoryBytes; // set again by install()
+  let measureEvery = MathMax(MEASURE_EVERY, memoryLimit / 16); // with it
   let outside = 0; // bytes outside the heap at the last measurement, plus charges since
   let heapLive = 0; // heap bytes committed at the last measurement
   let sinceMeasure = 0;
@@ -593,7 +594,7 @@
 
   function charge(bytes) {
     if (!(bytes > 0) || v8Statistics === null) return;
-    if (sinceMeasure + bytes >= MathMax(MEASURE_EVERY, memoryLimit / 16) || outside + heapLive + bytes > memoryLimit) {
+    if (sinceMeasure + bytes >= measureEvery || outside + heapLive + bytes > memoryLimit) {
       measure(false);
       if (outside + heapLive + bytes > memoryLimit) measure(true);
       if (outside + heapLive + bytes > memoryLimit) throw overLimit("Allocating " + bytes + " bytes");
@@ -976,10 +977,11 @@
   // A function stopped at its limit by a charge never got the memory it asked for; once its
   // invocation is over, what it allocated is garbage unless something of it stays reachable.
   // A collection tells: the isolate is `reusable` when no more than a quarter of the limit is
-  // left in use (no WebAssembly memory, which never shrinks), and is recycled otherwise.
+  // left in use (no WebAssembly memory, which never shrinks), and is recycled otherwise. One
+  // found over its limit at the end (`overMemory`, which has just collected) never is.
   function memoryReport(inv) {
     let reusable = false;
-    if (!hasWasmMemory && v8Statistics !== null) {
+    if (inv.memory && !hasWasmMemory && v8Statistics !== null) {
       measure(true);
       reusable = outside + heapLive <= memoryLimit / 4;
     }
@@ -1137,6 +1139,7 @@
   function applyLimits(next) {
     limits = next;
     memoryLimit = limits.memoryBytes;
+    measureEvery = MathMax(MEASURE_EVERY, memoryLimit / 16);
   }
 
   // One-shot, and gone once used: the handler is set while the function's code loads.
