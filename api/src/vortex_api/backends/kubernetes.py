@@ -332,7 +332,8 @@ class KubernetesBackend:
             return await self.pods.run(function, invocation)
         if function.isolation == "shared" or self._pool_meanwhile(function):
             return await self._invoke_pooled(function, invocation)
-        if not self.table.endpoints(function.function_id) and _at_zero(function):
+        # (The cheap test first: `endpoints` copies the list, and this is every warm call.)
+        if _at_zero(function) and not self.table.endpoints(function.function_id):
             return await self._from_zero(function, invocation)
         return await self.invoker.invoke(function.function_id, "/invoke", function, invocation)
 
