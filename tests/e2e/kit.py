@@ -699,6 +699,16 @@ def pod_ready(pod: dict[str, Any]) -> bool:
     )
 
 
+def metric_sum(ip: str, series: str, port: int = 8080) -> float:
+    """The samples of `series` (a metric name, or a name with its first labels written out, as
+    in `name{kind="pod"}`) on a pod's own /metrics, summed."""
+    total = 0.0
+    for line in httpx.get(f"http://{ip}:{port}/metrics", timeout=10).text.splitlines():
+        if line.startswith(series) and line[len(series) : len(series) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def pods(cluster: Cluster, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
     args = ["pods", *(["-l", selector] if selector else [])]
     return list(cluster.get_json(*args, namespace=namespace)["items"])

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +44,20 @@ LOAD_S = 45.0
 SCALE_UP_WITHIN_S = 30.0
 SCALE_DOWN_WITHIN_S = 120.0
 POOL_MIN, POOL_MAX, POOL_TARGET = 2, 5, 5
-FUNCTION = {
-    "apiVersion": "vortex.dev/v1alpha1",
-    "kind": "VortexFunction",
-    "metadata": {"name": NAME},
-    "spec": {
+
+
+def _manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "vortex.dev/v1alpha1",
+        "kind": "VortexFunction",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+FUNCTION = _manifest(
+    NAME,
+    {
         "isolation": "warm",
         # Room for all 30 callers on the first pod while more start (the API caps a function at
         # concurrency x ready pods per API replica), so no caller is refused.
@@ -62,7 +71,7 @@ FUNCTION = {
             "}\n"
         ),
     },
-}
+)
 
 
 @dataclass
@@ -111,15 +120,37 @@ def _describe(cluster: Cluster, namespace: str) -> str:
     return f"{vfs}\n{kit.describe(cluster, namespace)}"
 
 
+def _wait(
+    release: Release, what: str, done: Callable[[], Any], timeout: float, interval: float = 1
+) -> None:
+    """`cluster.wait_for`, whose timeout carries the namespace's functions, pods and events."""
+    try:
+        release.cluster.wait_for(what, done, timeout=timeout, interval=interval)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{_describe(release.cluster, release.namespace)}") from None
+
+
+def _serving(release: Release, name: str) -> None:
+    """Wait until the function answers 200 through the API."""
+    _wait(
+        release,
+        f"VortexFunction {name} serving",
+        lambda: release.api.execute(name, timeout=10).status_code == 200,
+        timeout=150,
+    )
+
+
+def _ready(pods: list[dict[str, Any]]) -> int:
+    """How many of these pods are Ready and not on their way out."""
+    return sum(1 for p in pods if not p["metadata"].get("deletionTimestamp") and kit.pod_ready(p))
+
+
 def _function(cluster: Cluster, namespace: str) -> dict[str, Any]:
     return dict(cluster.get_json("vf", NAME, namespace=namespace))
 
 
 def _ready_pods(cluster: Cluster, namespace: str, name: str = NAME) -> int:
-    pods = kit.pods(cluster, namespace, f"vortex.dev/function={name}")
-    return sum(
-        1 for pod in pods if not pod["metadata"].get("deletionTimestamp") and kit.pod_ready(pod)
-    )
+    return _ready(kit.pods(cluster, namespace, f"vortex.dev/function={name}"))
 
 
 def _scale_events(cluster: Cluster, namespace: str) -> list[tuple[str, int, int, str]]:
@@ -176,19 +207,14 @@ def burst(release: Release) -> str:
         )
         return ready and release.api.execute(NAME, timeout=10).status_code == 200
 
-    try:
-        cluster.wait_for(f"VortexFunction {NAME} serving", serving, timeout=150, interval=1)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    _wait(release, f"VortexFunction {NAME} serving", serving, timeout=150)
     return NAME
 
 
 def test_minimum_over_maximum_is_refused(release: Release) -> None:
-    inverted = {
-        **FUNCTION,
-        "metadata": {"name": "inverted"},
-        "spec": {**FUNCTION["spec"], "scale": {"minReplicas": 4, "maxReplicas": 2}},
-    }
+    inverted = _manifest(
+        "inverted", {**FUNCTION["spec"], "scale": {"minReplicas": 4, "maxReplicas": 2}}
+    )
     proc = release.cluster.apply(inverted, namespace=release.namespace, check=False)
     assert proc.returncode != 0
     assert "minReplicas must not exceed spec.scale.maxReplicas" in proc.stderr
@@ -243,12 +269,7 @@ def test_a_step_load_scales_up_within_30_s_and_back_down_within_2_minutes(
         fn = _function(cluster, namespace)
         return fn["spec"]["replicas"] == 1 and _ready_pods(cluster, namespace) == 1
 
-    try:
-        cluster.wait_for(
-            "the function back at minReplicas", back_at_minimum, SCALE_DOWN_WITHIN_S, interval=1
-        )
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    _wait(release, "the function back at minReplicas", back_at_minimum, SCALE_DOWN_WITHIN_S)
     down_s = time.monotonic() - stopped
     record_figure("autoscale: back to 1 pod after the load", f"{down_s:.1f} s")
 
@@ -299,11 +320,8 @@ def test_a_new_leader_finishes_a_scale_up_the_old_one_began(release: Release, bu
                 and _ready_pods(cluster, namespace) >= TARGET
             )
 
-        try:
-            # The Lease lasts 15 s after the last renewal; then the new pod leads.
-            cluster.wait_for("the scale-up finished", finished, timeout=90, interval=1)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+        # The Lease lasts 15 s after the last renewal; then the new pod leads.
+        _wait(release, "the scale-up finished", finished, timeout=90)
         record_figure(
             "autoscale: scale-up finished after the operator was killed",
             f"{time.monotonic() - killed:.1f} s",
@@ -328,48 +346,32 @@ FIRST_ANSWER_GOAL_S = 5.0
 def _api_metric(release: Release, name: str) -> float:
     """A metric of the API summed over its series and its pods (each pod's own /metrics)."""
     selector = f"{kit.INSTANCE}={release.name},app.kubernetes.io/component=api"
-    total = 0.0
-    for pod in kit.pods(release.cluster, release.namespace, selector):
-        ip = pod["status"]["podIP"]
-        for line in httpx.get(f"http://{ip}:8080/metrics", timeout=10).text.splitlines():
-            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+    pods = kit.pods(release.cluster, release.namespace, selector)
+    return sum(kit.metric_sum(pod["status"]["podIP"], name) for pod in pods)
 
 
 def test_scale_to_zero_then_every_held_request_is_answered(release: Release) -> None:
     cluster, namespace, api = release.cluster, release.namespace, release.api
-    sleepy = {
-        **FUNCTION,
-        "metadata": {"name": SLEEPY},
-        "spec": {
+    sleepy = _manifest(
+        SLEEPY,
+        {
             "isolation": "warm",
             "concurrency": 4,
             "memoryMb": 32,
             "scale": {"minReplicas": 0, "maxReplicas": 5, "scaleToZeroAfterSeconds": IDLE_S},
             "code": "export default function (event) { return { woke: true, event }; }\n",
         },
-    }
+    )
     cluster.apply(sleepy, namespace=namespace)
     selector = f"vortex.dev/function={SLEEPY}"
-
-    def answers() -> bool:
-        return api.execute(SLEEPY, timeout=10).status_code == 200
-
-    try:
-        cluster.wait_for(f"VortexFunction {SLEEPY} serving", answers, timeout=150, interval=1)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    _serving(release, SLEEPY)
     last_call = time.monotonic()
 
     def at_zero() -> bool:
         fn = dict(cluster.get_json("vf", SLEEPY, namespace=namespace))
         return fn["spec"]["replicas"] == 0 and not kit.pods(cluster, namespace, selector)
 
-    try:
-        cluster.wait_for("no pod left", at_zero, timeout=ZERO_WITHIN_S + 20, interval=0.5)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    _wait(release, "no pod left", at_zero, timeout=ZERO_WITHIN_S + 20, interval=0.5)
     zero_s = time.monotonic() - last_call
     reason = next(
         c
@@ -426,10 +428,9 @@ def test_a_pod_scaled_away_finishes_the_execution_in_flight(release: Release) ->
     then SIGTERM waits for the execution (the runtime's graceful shutdown lasts as long as the
     function's timeout), so the caller gets its 200, never a 502."""
     cluster, namespace, api = release.cluster, release.namespace, release.api
-    drained = {
-        **FUNCTION,
-        "metadata": {"name": "drained"},
-        "spec": {
+    drained = _manifest(
+        "drained",
+        {
             "isolation": "warm",
             "replicas": 1,
             "memoryMb": 32,
@@ -441,14 +442,9 @@ def test_a_pod_scaled_away_finishes_the_execution_in_flight(release: Release) ->
                 "}\n"
             ),
         },
-    }
-    cluster.apply(drained, namespace=namespace)
-    cluster.wait_for(
-        "VortexFunction drained serving",
-        lambda: api.execute("drained", timeout=10).status_code == 200,
-        timeout=150,
-        interval=1,
     )
+    cluster.apply(drained, namespace=namespace)
+    _serving(release, "drained")
     answer: list[httpx.Response | Exception] = []
 
     def call() -> None:
@@ -478,8 +474,7 @@ def test_a_pod_scaled_away_finishes_the_execution_in_flight(release: Release) ->
 
 def _pool_pods(release: Release) -> int:
     selector = f"{kit.INSTANCE}={release.name},app.kubernetes.io/component=pool"
-    pods = kit.pods(release.cluster, release.namespace, selector)
-    return sum(1 for p in pods if not p["metadata"].get("deletionTimestamp") and kit.pod_ready(p))
+    return _ready(kit.pods(release.cluster, release.namespace, selector))
 
 
 def test_the_shared_pool_grows_under_load_and_comes_back(release: Release) -> None:
@@ -533,8 +528,5 @@ def test_the_shared_pool_grows_under_load_and_comes_back(release: Release) -> No
         deployment = cluster.get_json("deployment", f"{release.name}-pool", namespace=namespace)
         return deployment["spec"]["replicas"] == POOL_MIN and _pool_pods(release) == POOL_MIN
 
-    try:
-        cluster.wait_for("the pool back at 2 pods", back, SCALE_DOWN_WITHIN_S, interval=1)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}\n{_describe(cluster, namespace)}") from None
+    _wait(release, "the pool back at 2 pods", back, SCALE_DOWN_WITHIN_S)
     record_figure("autoscale: pool back to 2 pods", f"{time.monotonic() - stopped:.1f} s")

@@ -601,15 +601,7 @@ def _pool_ips(cluster: Cluster, namespace: str) -> list[str]:
 
 def _pool_metric(cluster: Cluster, namespace: str, metric: str) -> dict[str, float]:
     """A runtime metric summed over its series, per pool pod (from the pods' /metrics)."""
-    out = {}
-    for ip in _pool_ips(cluster, namespace):
-        text = httpx.get(f"http://{ip}:8080/metrics", timeout=10).text
-        out[ip] = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(metric) and not line.startswith("#")
-        )
-    return out
+    return {ip: kit.metric_sum(ip, metric) for ip in _pool_ips(cluster, namespace)}
 
 
 def _pool_memory_mb(cluster: Cluster, namespace: str) -> float:
