@@ -12,6 +12,7 @@ build it; `forget` drops a departed runtime's pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -177,6 +178,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
     cold_start = False
     cold_kind = None
     retry_after = None
+    cpu_s = None
     for line in lines[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -193,6 +195,9 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
             cold_kind = value.decode("latin-1")
         elif name == b"retry-after":
             retry_after = value.decode("latin-1")
+        elif name == b"x-vortex-cpu-time-ms":
+            with contextlib.suppress(ValueError):
+                cpu_s = float(value) / 1000
     if chunked:
         chunks = []
         while True:
@@ -213,7 +218,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
         body = await reader.read()
         keep = False
     kind = (cold_kind or "isolate") if cold_start else None
-    return RuntimeReply(status, body, kind, retry_after), keep
+    return RuntimeReply(status, body, kind, retry_after, cpu_s), keep
 
 
 __all__ = ["FastTransport"]

@@ -26,6 +26,7 @@ class Function:
     timeout_ms: int
     memory_mb: int
     code_sha256: str | None = None
+    cpu_limit_ms: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     isolation: Isolation = "shared"
     concurrency: int | None = None
@@ -68,6 +69,8 @@ class Function:
             ("x-vortex-timeout-ms", str(self.timeout_ms)),
             ("x-vortex-memory-mb", str(self.memory_mb)),
         ]
+        if self.cpu_limit_ms:
+            headers.append(("x-vortex-cpu-limit-ms", str(self.cpu_limit_ms)))
         if send_env and self.env:
             headers.append(("x-vortex-env", json.dumps(self.env, separators=(",", ":"))))
         if send_env and self.code_sha256:
@@ -90,6 +93,7 @@ class Function:
             spec=FunctionSpecOut(
                 timeout_ms=self.timeout_ms,
                 memory_mb=self.memory_mb,
+                cpu_limit_ms=self.cpu_limit_ms,
                 env=dict(self.env),
                 isolation=self.isolation,
                 concurrency=self.concurrency,

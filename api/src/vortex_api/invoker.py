@@ -58,6 +58,7 @@ class InvocationResult:
     # A cold start whose length the API measured itself: the wait for a pod of a function that
     # was scaled to zero (None: the execution's whole time stands for it).
     cold_start_s: float | None = None
+    cpu_s: float | None = None  # CPU time the function used, where its runtime measured it
 
 
 # runtime status -> (API status, outcome label)
@@ -74,6 +75,7 @@ _STATUS_MAP: dict[int, tuple[int, str]] = {
 
 WARM_TIMEOUT_S = 2.0  # a warm-up waits at most this long for the isolate
 _BUSY = b'"RuntimeBusy"'
+_CPU_LIMIT = b'"CpuLimitExceeded"'
 
 
 def to_result(reply: RuntimeReply) -> InvocationResult:
@@ -86,8 +88,12 @@ def to_result(reply: RuntimeReply) -> InvocationResult:
             f"the runtime answered with unexpected status {reply.status}", reached=True
         )
     status, outcome = mapped
+    if status == 504 and _CPU_LIMIT in reply.body[:64]:
+        outcome = "cpu_limit"
     retry_after = reply.retry_after or ("1" if status == 503 else None)
-    return InvocationResult(status, reply.body, outcome, reply.cold_kind, retry_after)
+    return InvocationResult(
+        status, reply.body, outcome, reply.cold_kind, retry_after, cpu_s=reply.cpu_s
+    )
 
 
 class Invoker:

@@ -37,6 +37,7 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "code": request.code,
         "timeoutMs": request.timeout_ms or settings.default_timeout_ms,
         "memoryMb": request.memory_mb or settings.default_memory_mb,
+        "cpuLimitMs": request.cpu_limit_ms,
         "env": [{"name": k, "value": v} for k, v in (request.env or {}).items()],
         "isolation": request.isolation or contract.DEFAULT_ISOLATION,
         "concurrency": request.concurrency,
@@ -117,6 +118,7 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         function_id=str(meta.get("name")),
         timeout_ms=int(spec.get("timeoutMs") or settings.default_timeout_ms),
         memory_mb=int(spec.get("memoryMb") or settings.default_memory_mb),
+        cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
         code_sha256=status.get("codeSha256"),
         env=env,
         isolation=isolation,
@@ -192,6 +194,7 @@ def one_shot_pod(
         sha256=function.code_sha256 or "",
         timeout_ms=function.timeout_ms,
         memory_mb=function.memory_mb,
+        cpu_limit_ms=function.cpu_limit_ms,
         env=tuple(function.env_spec),
         secret=settings.minio_secret_name or child_name(function.function_id),
     )

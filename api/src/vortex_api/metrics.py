@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # From an isolate's milliseconds to a pod's seconds, up to VORTEX_COLD_START_WAIT_S's default.
 _COLD_START_BUCKETS = (*_BUCKETS, 60)
+# CPU time: from a trivial function's tens of microseconds up to spec.cpuLimitMs's maximum.
+_CPU_BUCKETS = (0.0001, 0.00025, *_BUCKETS, 60, 300)
 
 
 class FunctionLoadCollector(Collector):
@@ -76,6 +78,13 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.cpu = Histogram(
+            "vortex_execution_cpu_seconds",
+            "CPU time executions used running JavaScript (waits not counted), by function",
+            ["function"],
+            buckets=_CPU_BUCKETS,
+            registry=self.registry,
+        )
         self.inflight = Gauge(
             "vortex_inflight_executions", "Executions in flight", registry=self.registry
         )
@@ -112,6 +121,7 @@ class Metrics:
         )
         self._outcomes: dict[tuple[str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
+        self._cpu: dict[str, Histogram] = {}
 
     def track_bulkhead(self, bulkhead: Bulkhead) -> None:
         """Report the bulkhead's in-flight count and capacity at every scrape."""
@@ -126,8 +136,10 @@ class Metrics:
         seconds: float,
         cold_kind: str | None,
         cold_start_s: float | None = None,
+        cpu_s: float | None = None,
     ) -> None:
-        """Count one finished execution (`cold_start_s`: its cold start, where measured)."""
+        """Count one finished execution (`cold_start_s`: its cold start, where measured;
+        `cpu_s`: the CPU time its runtime measured)."""
         key = (function_id, outcome)
         counter = self._outcomes.get(key)
         if counter is None:
@@ -137,6 +149,11 @@ class Metrics:
         if histogram is None:
             histogram = self._durations[function_id] = self.duration.labels(function_id)
         histogram.observe(seconds)
+        if cpu_s is not None:
+            cpu = self._cpu.get(function_id)
+            if cpu is None:
+                cpu = self._cpu[function_id] = self.cpu.labels(function_id)
+            cpu.observe(cpu_s)
         if cold_kind is not None:
             self.cold_starts.labels(function_id, cold_kind).inc()
             self._cold_kinds.setdefault(function_id, set()).add(cold_kind)
@@ -151,6 +168,8 @@ class Metrics:
             self.executions.remove(*key)
         if self._durations.pop(function_id, None) is not None:
             self.duration.remove(function_id)
+        if self._cpu.pop(function_id, None) is not None:
+            self.cpu.remove(function_id)
         for kind in self._cold_kinds.pop(function_id, set()):
             with contextlib.suppress(KeyError):
                 self.cold_starts.remove(function_id, kind)

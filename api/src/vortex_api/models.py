@@ -16,6 +16,7 @@ from vortex_kube.contract import (
     ENV_NAME_PATTERN,
     FUNCTION_NAME_PATTERN,
     MAX_CONCURRENCY,
+    MAX_CPU_LIMIT_MS,
     MAX_ENV_ENTRIES,
     MAX_ENV_VALUE_CHARS,
     MAX_MEMORY_MB,
@@ -23,6 +24,7 @@ from vortex_kube.contract import (
     MAX_SCALE_TO_ZERO_S,
     MAX_TIMEOUT_MS,
     MIN_CONCURRENCY,
+    MIN_CPU_LIMIT_MS,
     MIN_MAX_SCALE,
     MIN_MEMORY_MB,
     MIN_MIN_SCALE,
@@ -104,6 +106,12 @@ class DeployRequest(BaseModel):
         le=MAX_MEMORY_MB,
         description="isolate memory limit: heap, buffers and WebAssembly memory",
     )
+    cpu_limit_ms: int | None = Field(
+        default=None,
+        ge=MIN_CPU_LIMIT_MS,
+        le=MAX_CPU_LIMIT_MS,
+        description="CPU time per execution, timers and waits not counted (none: timeout only)",
+    )
     env: dict[str, Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS)]] | None = Field(
         default=None, max_length=MAX_ENV_ENTRIES, description="context.env of the function"
     )
@@ -151,6 +159,9 @@ class ExecuteResponse(BaseModel):
     output: Any = None
     logs: list[LogEntry]
     execution_time_ms: float
+    cpu_time_ms: float | None = Field(
+        default=None, description="CPU time the function used; waiting on timers is not counted"
+    )
 
 
 class InvocationRecord(BaseModel):
@@ -161,6 +172,7 @@ class InvocationRecord(BaseModel):
     version: str | None = Field(description="the sha-256 of the code that ran")
     started_at: str = Field(description="RFC 3339, UTC, milliseconds")
     duration_ms: float
+    cpu_time_ms: float | None = None
     status: Literal["ok", "error"]
     error_type: str | None = None
     logs: list[LogEntry]
@@ -207,6 +219,7 @@ class ScaleOut(BaseModel):
 class FunctionSpecOut(BaseModel):
     timeout_ms: int
     memory_mb: int
+    cpu_limit_ms: int | None = None
     env: dict[str, str]
     isolation: Isolation
     concurrency: int | None = None

@@ -24,6 +24,8 @@ class RuntimeReply:
     # "isolate"), or None when a warm one served it
     cold_kind: str | None = None
     retry_after: str | None = None
+    # CPU time the function used (X-Vortex-Cpu-Time-Ms), in seconds, where the runtime says
+    cpu_s: float | None = None
 
 
 class RuntimeTransport(Protocol):

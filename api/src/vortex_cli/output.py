@@ -84,6 +84,8 @@ def function_fields(info: dict[str, Any]) -> list[tuple[str, str]]:
         ("timeout", f"{spec.get('timeout_ms', '')} ms"),
         ("memory", f"{spec.get('memory_mb', '')} MB"),
     ]
+    if spec.get("cpu_limit_ms") is not None:
+        fields.append(("cpu limit", f"{spec['cpu_limit_ms']} ms"))
     for key in ("concurrency", "replicas"):
         if spec.get(key) is not None:
             fields.append((key, str(spec[key])))

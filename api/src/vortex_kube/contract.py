@@ -53,6 +53,8 @@ CONCURRENCY_PATH = "/internal/concurrency"
 
 # Defaults and bounds of the spec (the CRD's `default`, `minimum`, `maximum`, `maxItems`, ...).
 DEFAULT_TIMEOUT_MS, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 5000, 1, 300_000
+# spec.cpuLimitMs: no default (only the timeout applies without it).
+MIN_CPU_LIMIT_MS, MAX_CPU_LIMIT_MS = 1, MAX_TIMEOUT_MS
 DEFAULT_MEMORY_MB, MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 16, 4096
 DEFAULT_CONCURRENCY, MIN_CONCURRENCY, MAX_CONCURRENCY = 4, 1, 64
 DEFAULT_REPLICAS, MIN_REPLICAS, MAX_REPLICAS = 1, 0, 100
@@ -223,6 +225,7 @@ class FunctionSpec:
     code_ref: CodeRef | None = None
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     memory_mb: int = DEFAULT_MEMORY_MB
+    cpu_limit_ms: int | None = None
     resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     replicas: int = DEFAULT_REPLICAS
     concurrency: int = DEFAULT_CONCURRENCY
@@ -256,6 +259,7 @@ class FunctionSpec:
             code_ref=code_ref,
             timeout_ms=int(spec.get("timeoutMs") or DEFAULT_TIMEOUT_MS),
             memory_mb=int(spec.get("memoryMb") or DEFAULT_MEMORY_MB),
+            cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
             resources=dict(spec.get("resources") or DEFAULT_RESOURCES),
             replicas=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
             concurrency=concurrency,

@@ -50,6 +50,7 @@ class RuntimeCode:
     sha256: str
     timeout_ms: int
     memory_mb: int
+    cpu_limit_ms: int | None = None
     # The function's env entries as declared: {name, value} or {name, valueFrom}.
     env: tuple[dict[str, Any], ...] = ()
     # The Secret that holds SECRET_KEYS (MinIO read credentials).
@@ -92,6 +93,8 @@ def runtime_env(platform: Platform, code: RuntimeCode, pool_size: int) -> list[d
         _env("VORTEX_POOL_SIZE", str(pool_size)),
         *_minio_env(platform, code.secret),
     ]
+    if code.cpu_limit_ms:
+        env.insert(7, _env("VORTEX_CPU_LIMIT_MS", str(code.cpu_limit_ms)))
     for item in code.env:
         entry: dict[str, Any] = {"name": f"{ENV_PREFIX}{item['name']}"}
         if "valueFrom" in item:

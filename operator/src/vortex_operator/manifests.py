@@ -65,6 +65,7 @@ def runtime_code(ref: FunctionRef, spec: FunctionSpec, sha256: str) -> RuntimeCo
         sha256=sha256,
         timeout_ms=spec.timeout_ms,
         memory_mb=spec.memory_mb,
+        cpu_limit_ms=spec.cpu_limit_ms,
         env=spec.env,
         secret=ref.child,
     )

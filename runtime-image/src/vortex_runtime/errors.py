@@ -12,6 +12,7 @@
     ├── NotReady            503     the code is not loaded yet
     ├── RuntimeBusy         503     every isolate is busy (Retry-After)
     ├── InvocationTimeout   504     the function ran past its timeout
+    ├── CpuLimitExceeded    504     the function used more CPU time than its `cpuLimitMs`
     └── MemoryLimitExceeded 507     the isolate hit its heap limit
 
 Foreign exceptions (py_mini_racer's, minio's) are mapped at the module that owns the client
@@ -75,6 +76,8 @@ class RuntimeFailure(Exception):
         super().__init__(message)
         self.message = message
         self.logs: list[dict[str, Any]] = []
+        # CPU time the invocation used on its isolate's thread, where it got that far
+        self.cpu_time_ms: float | None = None
 
     def details(self) -> dict[str, Any]:
         return {"type": self.type, "message": self.message}
@@ -152,6 +155,11 @@ class RuntimeBusy(RuntimeFailure):
 class InvocationTimeout(RuntimeFailure):
     status = 504
     type = "Timeout"
+
+
+class CpuLimitExceeded(RuntimeFailure):
+    status = 504
+    type = "CpuLimitExceeded"
 
 
 class MemoryLimitExceeded(RuntimeFailure):

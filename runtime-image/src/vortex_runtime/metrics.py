@@ -34,7 +34,8 @@ OUTSIDE_BYTES = Gauge(
 ISOLATES = Gauge("vortex_runtime_isolates", "Isolates alive", registry=REGISTRY)
 RECYCLES = Counter(
     "vortex_runtime_isolate_recycles",
-    "Isolates closed, by reason (timeout, memory, terminated, busy, evicted, retired, shutdown)",
+    "Isolates closed, by reason (timeout, cpu, memory, terminated, busy, evicted, retired,"
+    " shutdown)",
     ["reason"],
     registry=REGISTRY,
 )
@@ -62,7 +63,7 @@ PREWARMED = Gauge(
 
 # Every known label value exists from the start, at 0, so rates and dashboards show a zero
 # rather than no data before the first eviction or cold start.
-for _reason in ("timeout", "memory", "terminated", "busy", "evicted", "retired", "shutdown"):
+for _reason in ("timeout", "cpu", "memory", "terminated", "busy", "evicted", "retired", "shutdown"):
     RECYCLES.labels(reason=_reason)
 for _kind in ("prewarmed", "isolate"):
     COLD_STARTS.labels(kind=_kind)

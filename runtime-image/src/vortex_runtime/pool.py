@@ -43,7 +43,7 @@ PROBES_IN_FLIGHT = 32
 # memory limit gets its new isolates demoted from the start, for NOISY_S after the last time:
 # made for it on the demoted maker, not taken from the prewarmed stock.
 NOISY_S = 60.0
-NOISY_BREAKS = ("timeout", "memory", "terminated")
+NOISY_BREAKS = ("timeout", "cpu", "memory", "terminated")
 
 
 @dataclass
@@ -158,7 +158,12 @@ class FunctionPool:
         self._idle.append(isolate)
 
     async def invoke(
-        self, event_json: str, context: dict[str, Any], timeout_s: float, wait_s: float
+        self,
+        event_json: str,
+        context: dict[str, Any],
+        timeout_s: float,
+        wait_s: float,
+        cpu_limit_ms: int | None = None,
     ) -> Invocation:
         self.last_used = time.monotonic()
         self.inflight += 1
@@ -167,7 +172,7 @@ class FunctionPool:
             isolate, cold = await self._acquire(min(wait_s, timeout_s))
             remaining = max(0.001, timeout_s - (time.monotonic() - started))
             try:
-                outcome = await isolate.invoke(event_json, context, remaining)
+                outcome = await isolate.invoke(event_json, context, remaining, cpu_limit_ms)
             finally:
                 self._release(isolate)
             return Invocation(outcome, cold)

@@ -1,10 +1,11 @@
 """Invocation records: one JSON line per finished invocation, written where the API reads them.
 
-A record is `{invocation_id, function, version, started_at, duration_ms, status, error_type?,
-logs}`: `version` is the code's sha-256 (or the code key when no hash was given), `started_at`
-is RFC 3339 in UTC with milliseconds (so records sort and compare as strings), `status` is
-"ok" or "error", and `error_type` names the error of a failed one. `logs` are the function's
-console entries, capped as in the response.
+A record is `{invocation_id, function, version, started_at, duration_ms, cpu_time_ms?, status,
+error_type?, logs}`: `version` is the code's sha-256 (or the code key when no hash was given),
+`started_at` is RFC 3339 in UTC with milliseconds (so records sort and compare as strings),
+`cpu_time_ms` is the CPU time of the function where it was measured, `status` is "ok" or
+"error", and `error_type` names the error of a failed one. `logs` are the function's console
+entries, capped as in the response.
 
 server.py calls `RecordWriter.write` once per answered invocation; __main__.py builds the writer
 from the settings. In the cluster records go to stdout, one line each, so `kubectl logs` and the
@@ -58,6 +59,7 @@ def encode(
     duration_ms: float,
     error_type: str | None,
     logs_json: bytes,
+    cpu_ms: float | None = None,
 ) -> bytes:
     """One record as a JSON line; `logs_json` is the logs already encoded (for the response)."""
     dumps = json.dumps
@@ -66,6 +68,8 @@ def encode(
         f'"version":{dumps(version)},"started_at":"{rfc3339(started_at)}",'
         f'"duration_ms":{round(duration_ms, 3)},'
     )
+    if cpu_ms is not None:
+        head += f'"cpu_time_ms":{round(cpu_ms, 3)},'
     if error_type is None:
         tail = '"status":"ok","logs":'
     else:

@@ -51,10 +51,13 @@ _HOP_BY_HOP = {
     "content-length",
     "host",
 }
+# Failures of the function's own making, which the runtime does not log as its own.
+_FUNCTIONS_OWN = frozenset({"FunctionError", "Timeout", "CpuLimitExceeded"})
 _OUTCOME = {
     "FunctionError": "error",
     "CompileError": "error",
     "Timeout": "timeout",
+    "CpuLimitExceeded": "cpu_limit",
     "MemoryLimitExceeded": "memory",
     "OutputTooLarge": "output_too_large",
     "RuntimeBusy": "busy",
@@ -94,6 +97,16 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _cpu_fields(cpu_ms: float | None, extra: list[tuple[bytes, bytes]]) -> bytes:
+    """The `cpu_time_ms` field of a reply body (empty where unknown); the same figure goes in
+    the x-vortex-cpu-time-ms header, for the API's metrics."""
+    if cpu_ms is None:
+        return b""
+    text = str(round(cpu_ms, 3)).encode()
+    extra.append((b"x-vortex-cpu-time-ms", text))
+    return b',"cpu_time_ms":' + text
 
 
 def _int_header(headers: dict[str, str], name: str, low: int, high: int) -> int | None:
@@ -137,6 +150,7 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
         context=context,
         timeout_ms=_int_header(headers, "x-vortex-timeout-ms", 1, 15 * 60 * 1000),
         memory_mb=_int_header(headers, "x-vortex-memory-mb", 8, 4096),
+        cpu_limit_ms=_int_header(headers, "x-vortex-cpu-limit-ms", 1, 15 * 60 * 1000),
         sha256=headers.get("x-vortex-code-sha256"),
         env=env,
         function_name=headers.get("x-vortex-function"),
@@ -157,6 +171,7 @@ def create_app(
         elapsed_ms: float,
         error_type: str | None,
         logs_json: bytes,
+        cpu_ms: float | None = None,
     ) -> None:
         """One record per invocation that reached a function (a request too malformed to
         name one, such as a body that is not JSON, has none)."""
@@ -171,6 +186,7 @@ def create_app(
                 elapsed_ms,
                 error_type,
                 logs_json,
+                cpu_ms,
             )
         )
 
@@ -204,7 +220,7 @@ def create_app(
             retry = getattr(failure, "retry_after_s", None)
             if retry:
                 extra.append((b"retry-after", str(retry).encode()))
-            if failure.status >= 500 and failure.type not in ("FunctionError", "Timeout"):
+            if failure.status >= 500 and failure.type not in _FUNCTIONS_OWN:
                 log.warning(
                     "invocation failed: %s: %s",
                     failure.type,
@@ -212,7 +228,8 @@ def create_app(
                     extra={"invocation_id": _invocation_id(request)},
                 )
             logs_json = _utf8_json(failure.logs)
-            record(request, key, started_at, elapsed, failure.type, logs_json)
+            cpu_ms = failure.cpu_time_ms
+            record(request, key, started_at, elapsed, failure.type, logs_json, cpu_ms)
             body_err = (
                 b'{"error":'
                 + _utf8_json(failure.details())
@@ -220,6 +237,7 @@ def create_app(
                 + logs_json
                 + b',"execution_time_ms":'
                 + str(round(elapsed, 3)).encode()
+                + _cpu_fields(cpu_ms, extra)
                 + b"}"
             )
             await _send_json(send, failure.status, body_err, extra)
@@ -249,7 +267,8 @@ def create_app(
             extra.append((b"x-vortex-cold-start", b"1"))
             extra.append((b"x-vortex-cold-start-kind", result.cold_kind.encode()))
         logs_json = _utf8_json(result.outcome.logs)
-        record(request, key, started_at, elapsed, None, logs_json)
+        cpu_ms = result.outcome.cpu_time_ms
+        record(request, key, started_at, elapsed, None, logs_json, cpu_ms)
         body_out = (
             b'{"output":'
             + result.outcome.output_json.encode()
@@ -257,6 +276,7 @@ def create_app(
             + logs_json
             + b',"execution_time_ms":'
             + str(round(elapsed, 3)).encode()
+            + _cpu_fields(cpu_ms, extra)
             + b"}"
         )
         await _send_json(send, 200, body_out, extra)

@@ -33,6 +33,7 @@ class InvokeRequest:
     context: dict[str, Any]
     timeout_ms: int | None = None
     memory_mb: int | None = None
+    cpu_limit_ms: int | None = None
     sha256: str | None = None
     env: dict[str, str] | None = None
     function_name: str | None = None
@@ -160,6 +161,7 @@ class SingleFunctionService:
             request.context,
             timeout_ms / 1000,
             self.settings.queue_timeout_ms / 1000,
+            request.cpu_limit_ms or self.settings.cpu_limit_ms,
         )
 
     def close(self) -> None:
@@ -241,6 +243,7 @@ class ManyFunctionService:
                 request.context,
                 timeout_ms / 1000,
                 self.settings.queue_timeout_ms / 1000,
+                request.cpu_limit_ms or self.settings.cpu_limit_ms,
             )
             started_isolate = invocation.cold_start
             return invocation

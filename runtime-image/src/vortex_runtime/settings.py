@@ -54,6 +54,8 @@ class RuntimeSettings(BaseSettings):
     # Limits: each one is the default for functions that don't set their own.
     timeout_ms: int = Field(default=5000, ge=1, le=15 * 60 * 1000)
     memory_mb: int = Field(default=128, ge=8, le=4096)
+    # CPU time an invocation may use on its isolate's thread (None: only the timeout applies).
+    cpu_limit_ms: int | None = Field(default=None, ge=1, le=15 * 60 * 1000)
     pool_size: int = Field(default=8, ge=1, le=256)
     # Blank isolates (bootstrap evaluated) kept ready, so a new function starts in about a
     # millisecond; 0 turns the stock off.

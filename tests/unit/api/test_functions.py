@@ -13,7 +13,7 @@ from vortex_api.settings import Settings
 
 
 async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any]) -> None:
-    b = await deploy("return 2;", name="b-fn", timeout_ms=700, env={"K": "v"})
+    b = await deploy("return 2;", name="b-fn", timeout_ms=700, cpu_limit_ms=40, env={"K": "v"})
     a = await deploy("return 1;", name="a-fn", concurrency=3)
 
     listing = (await client.get("/functions")).json()
@@ -28,6 +28,7 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
     assert doc["spec"] == {
         "timeout_ms": 700,
         "memory_mb": 128,
+        "cpu_limit_ms": 40,
         "env": {"K": "v"},
         "isolation": "shared",
         "concurrency": None,
@@ -79,7 +80,7 @@ async def test_functions_survive_a_restart(
     runtime: FakeRuntime,
     deploy: Callable[..., Any],
 ) -> None:
-    fn = await deploy("return 1;", timeout_ms=900, env={"A": "b"})
+    fn = await deploy("return 1;", timeout_ms=900, cpu_limit_ms=25, env={"A": "b"})
     (settings.data_dir / "functions" / "garbage.json").write_text("{not json")
 
     again = LocalBackend(settings, runtime.transport(), supervise=False)
@@ -93,5 +94,7 @@ async def test_functions_survive_a_restart(
     assert [f.function_id for f in listed] == [fn.function_id]
     assert restored.code_sha256 == fn.code_sha256
     assert restored.timeout_ms == 900
+    assert restored.cpu_limit_ms == 25
+    assert ("x-vortex-cpu-limit-ms", "25") in restored.runtime_headers
     assert restored.env == {"A": "b"}
     assert restored.runtime_headers == fn.runtime_headers

@@ -54,6 +54,17 @@ def test_numeric_defaults_and_bounds_equal_the_crd(prop: str, bounds: tuple[int,
     assert (crd["default"], crd["minimum"], crd["maximum"]) == bounds
 
 
+def test_the_cpu_limit_has_the_crds_bounds_and_no_default() -> None:
+    crd = SPEC["cpuLimitMs"]
+    assert (crd["minimum"], crd["maximum"]) == (
+        contract.MIN_CPU_LIMIT_MS,
+        contract.MAX_CPU_LIMIT_MS,
+    )
+    assert "default" not in crd
+    assert FunctionSpec.parse({"code": "return 1;"}).cpu_limit_ms is None
+    assert FunctionSpec.parse({"code": "return 1;", "cpuLimitMs": 50}).cpu_limit_ms == 50
+
+
 def test_other_bounds_equal_the_crd() -> None:
     assert SPEC["code"]["maxLength"] == contract.MAX_CODE_BYTES
     env = SPEC["env"]

@@ -21,7 +21,7 @@ async def test_invoke_returns_output_logs_and_time(echo: httpx.AsyncClient) -> N
     response = await echo.post("/invoke", json={"a": [1, 2]})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"output", "logs", "execution_time_ms"}
+    assert set(body) == {"output", "logs", "execution_time_ms", "cpu_time_ms"}
     assert body["output"]["event"] == {"a": [1, 2]}
     assert body["logs"][0]["message"] == "got { a: [ 1, 2 ] }"
     assert body["logs"][0]["level"] == "info"

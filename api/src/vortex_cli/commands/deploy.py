@@ -26,11 +26,16 @@ def _name(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 
 
 def deploy_options(command: Command) -> Command:
-    """`--name`, `--timeout-ms`, `--memory-mb`, `--env` and `--isolation`."""
+    """`--name`, `--timeout-ms`, `--memory-mb`, `--cpu-limit-ms`, `--env` and `--isolation`."""
     options: list[Callable[[Command], Command]] = [
         click.option("--name", callback=_name, help="function name (default: a generated id)"),
         click.option("--timeout-ms", type=click.IntRange(min=1), help="wall-clock timeout"),
         click.option("--memory-mb", type=click.IntRange(min=1), help="isolate memory limit"),
+        click.option(
+            "--cpu-limit-ms",
+            type=click.IntRange(min=1),
+            help="CPU time per execution (default: only the timeout applies)",
+        ),
         click.option(
             "--env",
             "env",
@@ -56,6 +61,7 @@ def deploy_request(
     memory_mb: int | None,
     env: tuple[str, ...],
     isolation: str | None,
+    cpu_limit_ms: int | None = None,
 ) -> dict[str, Any]:
     """The `/deploy` body: the code and the settings that were given."""
     request: dict[str, Any] = {"code": code}
@@ -63,6 +69,7 @@ def deploy_request(
         "name": name,
         "timeout_ms": timeout_ms,
         "memory_mb": memory_mb,
+        "cpu_limit_ms": cpu_limit_ms,
         "env": parse_env(env) or None,
         "isolation": isolation,
     }
