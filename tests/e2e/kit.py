@@ -709,6 +709,12 @@ def metric_sum(ip: str, series: str, port: int = 8080) -> float:
     return total
 
 
+def api_metric(cluster: Cluster, namespace: str, release: str, series: str) -> float:
+    """A metric of the API (as in `metric_sum`) summed over its pods, each one's own /metrics."""
+    selector = f"{INSTANCE}={release},app.kubernetes.io/component=api"
+    return sum(metric_sum(p["status"]["podIP"], series) for p in pods(cluster, namespace, selector))
+
+
 def pods(cluster: Cluster, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
     args = ["pods", *(["-l", selector] if selector else [])]
     return list(cluster.get_json(*args, namespace=namespace)["items"])

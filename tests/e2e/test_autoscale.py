@@ -343,13 +343,6 @@ WAKERS = 20
 FIRST_ANSWER_GOAL_S = 5.0
 
 
-def _api_metric(release: Release, name: str) -> float:
-    """A metric of the API summed over its series and its pods (each pod's own /metrics)."""
-    selector = f"{kit.INSTANCE}={release.name},app.kubernetes.io/component=api"
-    pods = kit.pods(release.cluster, release.namespace, selector)
-    return sum(kit.metric_sum(pod["status"]["podIP"], name) for pod in pods)
-
-
 def test_scale_to_zero_then_every_held_request_is_answered(release: Release) -> None:
     cluster, namespace, api = release.cluster, release.namespace, release.api
     sleepy = _manifest(
@@ -385,8 +378,18 @@ def test_scale_to_zero_then_every_held_request_is_answered(release: Release) -> 
         f"{zero_s:.1f} s (scaleToZeroAfterSeconds {IDLE_S})",
     )
 
-    held_before = _api_metric(release, 'vortex_cold_start_seconds_count{kind="pod"}')
-    waited_before = _api_metric(release, 'vortex_cold_start_seconds_sum{kind="pod"}')
+    held_before = kit.api_metric(
+        release.cluster,
+        release.namespace,
+        release.name,
+        'vortex_cold_start_seconds_count{kind="pod"}',
+    )
+    waited_before = kit.api_metric(
+        release.cluster,
+        release.namespace,
+        release.name,
+        'vortex_cold_start_seconds_sum{kind="pod"}',
+    )
     answers_at: list[tuple[float, int, str]] = []
     lock = threading.Lock()
     start = time.monotonic()
@@ -410,8 +413,24 @@ def test_scale_to_zero_then_every_held_request_is_answered(release: Release) -> 
     assert statuses == {200: WAKERS}, (statuses, [a for a in answers_at if a[1] != 200][:5])
     first = min(at for at, _, _ in answers_at)
     last = max(at for at, _, _ in answers_at)
-    held = _api_metric(release, 'vortex_cold_start_seconds_count{kind="pod"}') - held_before
-    waited = _api_metric(release, 'vortex_cold_start_seconds_sum{kind="pod"}') - waited_before
+    held = (
+        kit.api_metric(
+            release.cluster,
+            release.namespace,
+            release.name,
+            'vortex_cold_start_seconds_count{kind="pod"}',
+        )
+        - held_before
+    )
+    waited = (
+        kit.api_metric(
+            release.cluster,
+            release.namespace,
+            release.name,
+            'vortex_cold_start_seconds_sum{kind="pod"}',
+        )
+        - waited_before
+    )
     assert held == WAKERS, f"{held} cold starts of kind pod recorded for {WAKERS} held requests"
     assert 0 < waited / held <= last
     assert _ready_pods(cluster, namespace, SLEEPY) >= 1

@@ -581,6 +581,84 @@ def test_hostile_functions_stay_within_their_limits_and_pods(release: Release, f
         )
 
 
+CPU_CODE = """
+export default async function (event) {
+  if (event && event.sleep) {
+    await new Promise((resolve) => setTimeout(resolve, event.sleep));
+    return "slept";
+  }
+  const end = Date.now() + ((event && event.spin) || 0);
+  let n = 0;
+  while (Date.now() < end) n++;
+  return n;
+}
+"""
+
+
+def test_cpu_time_is_reported_and_limited_in_the_pool_and_in_warm_pods(release: Release, functions):
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    specs = {
+        "cpu-free": {"code": CPU_CODE},
+        "cpu-shared": {"code": CPU_CODE, "cpuLimitMs": 50},
+        "cpu-warm": {"code": CPU_CODE, "cpuLimitMs": 50, "isolation": "warm"},
+    }
+    try:
+        for name, spec in specs.items():
+            cluster.apply(
+                {
+                    "apiVersion": "vortex.dev/v1alpha1",
+                    "kind": "VortexFunction",
+                    "metadata": {"name": name},
+                    "spec": spec,
+                },
+                namespace=namespace,
+            )
+        _wait_functions_ready(cluster, namespace, list(specs))
+        spun = api.execute("cpu-free", {"spin": 200})
+        slept = api.execute("cpu-free", {"sleep": 200})
+        assert spun.status_code == slept.status_code == 200, (spun.text, slept.text)
+        assert spun.json()["cpu_time_ms"] >= 180, spun.json()
+        assert slept.json()["execution_time_ms"] >= 190, slept.json()
+        assert slept.json()["cpu_time_ms"] < 20, slept.json()
+        figures = [f"spin 200 ms: {spun.json()['cpu_time_ms']:.1f} ms CPU"]
+        figures.append(f"timer 200 ms: {slept.json()['cpu_time_ms']:.2f} ms CPU")
+        for name in ("cpu-shared", "cpu-warm"):
+            stopped = api.execute(name, {"spin": 3000})
+            assert stopped.status_code == 504, f"{name}: {stopped.text}"
+            body = stopped.json()
+            assert body["error"]["type"] == "CpuLimitExceeded", body
+            assert 50 <= body["cpu_time_ms"] < 100, body
+            assert body["execution_time_ms"] < 1000, body  # its CPU budget, not its timeout
+            after = api.execute(name, {"spin": 5})
+            assert after.status_code == 200, f"{name}: {after.text}"
+            figures.append(f"{name} stopped at {body['cpu_time_ms']:.1f} ms CPU")
+        counted = kit.api_metric(
+            cluster,
+            namespace,
+            release.name,
+            'vortex_execution_cpu_seconds_count{function="cpu-free"}',
+        )
+        assert counted == 2
+        limited = kit.api_metric(
+            cluster,
+            namespace,
+            release.name,
+            'vortex_executions_total{function="cpu-warm",outcome="cpu_limit"}',
+        )
+        assert limited == 1
+        record_figure("cpu time (limit 50 ms)", "; ".join(figures))
+    finally:
+        cluster.kubectl(
+            "delete",
+            "vf",
+            *specs,
+            "--ignore-not-found",
+            "--wait=false",
+            namespace=namespace,
+            check=False,
+        )
+
+
 # -- the shared pool -----------------------------------------------------------------------------
 
 
