@@ -162,6 +162,16 @@ class CpuLimitExceeded(RuntimeFailure):
     type = "CpuLimitExceeded"
 
 
+class HostCallError(Exception):
+    """A host call of a function (`context.kv`) that failed: the JavaScript error it rejects
+    with (`name`: Error, TypeError or RangeError). Never an HTTP answer of its own."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
 class MemoryLimitExceeded(RuntimeFailure):
     status = 507
     type = "MemoryLimitExceeded"

@@ -19,11 +19,12 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -47,6 +48,7 @@ from vortex_runtime.errors import (
     CompileError,
     CpuLimitExceeded,
     FunctionError,
+    HostCallError,
     InvocationTimeout,
     MemoryLimitExceeded,
     OutputTooLarge,
@@ -54,6 +56,12 @@ from vortex_runtime.errors import (
 )
 
 _MB = 1024 * 1024
+log = logging.getLogger("vortex_runtime.isolate")
+# What a function's host calls reach (`context.kv`: kv.KVCalls): an operation and its arguments,
+# answered with (kind, text) or a HostCallError.
+HostCalls = Callable[[str, dict[str, Any]], Awaitable[tuple[str, str]]]
+# take() answers with queued host calls, rather than a report, after this mark.
+_CALLS_MARK = "\x01"
 # V8 is started once per process with these flags: bootstrap.js takes `gc` and
 # `getV8Statistics` for its memory accounting and removes them before any function code runs.
 _V8_FLAGS = ("--single-threaded", "--expose-gc", "--expose-statistics")
@@ -569,6 +577,7 @@ class Blank:
         self.tid: int | None = None  # of those, the one that runs its scripts
         self.token = os.urandom(16).hex()
         self.notification: Any = None
+        self.reply: Any = None  # the bootstrap's reply(), which answers host calls
         self.io: memoryview | None = None
         # the isolate this becomes, which gets the notifications from JavaScript
         self.on_notify: Callable[[Any], None] | None = None
@@ -597,6 +606,7 @@ class Blank:
                 install, notify_fn, blank.token, _DEFAULT_LIMITS_JS
             )
             blank.io = memoryview(buffer)
+            blank.reply = await blank.mr.eval_cancelable("__vortex_reply")
         except BaseException:
             blank.close_now()
             raise
@@ -645,6 +655,8 @@ class Isolate:
         self._cpu_watch: asyncio.TimerHandle | None = None
         self._cpu_limit: asyncio.TimerHandle | None = None  # the CPU budget's next check
         self._cpu_exceeded = False
+        self._host: HostCalls | None = None  # the running invocation's host calls
+        self._calls: dict[asyncio.Task[None], bool] = {}  # its calls -> answering yet
         self._probed: tuple[int, float] | None = None  # (invocations, when) at the last probe
         self._token = blank.token
         self._token_js = json.dumps(self._token)
@@ -757,6 +769,9 @@ class Isolate:
             self._wakeup = loop.create_future()
             text = await self._mr.eval_cancelable(self._take_source)
             if isinstance(text, str):
+                if text.startswith(_CALLS_MARK):
+                    self._start_calls(text[1:])
+                    continue
                 return text
             if text is not None:
                 raise FunctionError("Error", "The function produced an unreadable result")
@@ -771,21 +786,65 @@ class Isolate:
         context: dict[str, Any],
         timeout_s: float,
         cpu_limit_ms: int | None = None,
+        host: HostCalls | None = None,
     ) -> Outcome:
         """Run the handler once. Raises a RuntimeFailure carrying the logs on failure.
+
+        `host` answers the function's host calls (`context.kv`); without it they reject. Calls
+        still open when the invocation ends are cancelled, and their answers never delivered.
 
         The CPU time the isolate's thread used meanwhile (time waiting on timers or the host
         is not counted: the thread sleeps) is the outcome's or the failure's `cpu_time_ms`;
         past `cpu_limit_ms` of it the invocation stops with CpuLimitExceeded."""
         tid = self._blank.tid
         cpu_start = None if tid is None else thread_cpu_ns(tid)
+        self._host = host
         try:
             outcome = await self._invoke(event_json, context, timeout_s, cpu_limit_ms, cpu_start)
         except RuntimeFailure as failure:
             failure.cpu_time_ms = self._cpu_ms_since(cpu_start)
             raise
+        finally:
+            self._host = None
+            for task, answering in list(self._calls.items()):
+                if not answering:  # an answer already on its way is dropped by the isolate
+                    task.cancel()
         outcome.cpu_time_ms = self._cpu_ms_since(cpu_start)
         return outcome
+
+    def _start_calls(self, text: str) -> None:
+        """Start the host calls the function queued: `[[id, op, args], ...]`."""
+        try:
+            calls = json.loads(text)
+        except ValueError:
+            return
+        for item in calls if isinstance(calls, list) else []:
+            if isinstance(item, list) and len(item) == 3 and isinstance(item[0], int):
+                task = asyncio.ensure_future(self._host_call(self._host, *item))
+                self._calls[task] = False
+                task.add_done_callback(self._calls.pop)
+
+    async def _host_call(self, host: HostCalls | None, call_id: int, op: Any, args: Any) -> None:
+        ok, kind, text = False, "Error", "Host calls are not available in this runtime"
+        if host is not None:
+            try:
+                kind, text = await host(str(op), args if isinstance(args, dict) else {})
+                ok = True
+            except HostCallError as exc:
+                kind, text = exc.name, exc.message
+            except Exception:
+                log.exception("a host call (%s) failed unexpectedly", op)
+                kind, text = "Error", "The runtime failed to answer this call; see its log"
+        task = asyncio.current_task()
+        if task in self._calls:
+            self._calls[task] = True
+        if self._closed or self.broken:
+            return
+        with contextlib.suppress(JSEvalException):
+            ctx: Any = self._mr._ctx
+            await ctx.call_function_cancelable(
+                self._blank.reply, self._token, call_id, ok, kind, text
+            )
 
     def _cpu_ms_since(self, start: int | None) -> float | None:
         tid = self._blank.tid
@@ -819,6 +878,7 @@ class Isolate:
         cpu_limit_ms: int | None,
         cpu_start: int | None,
     ) -> Outcome:
+        """`invoke`, within its timeout and CPU limit."""
         self.invocations += 1
         inv_id = self.invocations
         context_json = json.dumps(context)

@@ -25,7 +25,7 @@ from typing import Any
 
 from vortex_runtime import metrics, watchdog
 from vortex_runtime.errors import RuntimeBusy
-from vortex_runtime.isolate import Isolate, Limits, Outcome
+from vortex_runtime.isolate import HostCalls, Isolate, Limits, Outcome
 from vortex_runtime.prewarm import Prewarmer
 
 log = logging.getLogger("vortex_runtime.pool")
@@ -164,6 +164,7 @@ class FunctionPool:
         timeout_s: float,
         wait_s: float,
         cpu_limit_ms: int | None = None,
+        host: HostCalls | None = None,
     ) -> Invocation:
         self.last_used = time.monotonic()
         self.inflight += 1
@@ -172,7 +173,7 @@ class FunctionPool:
             isolate, cold = await self._acquire(min(wait_s, timeout_s))
             remaining = max(0.001, timeout_s - (time.monotonic() - started))
             try:
-                outcome = await isolate.invoke(event_json, context, remaining, cpu_limit_ms)
+                outcome = await isolate.invoke(event_json, context, remaining, cpu_limit_ms, host)
             finally:
                 self._release(isolate)
             return Invocation(outcome, cold)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vortex_runtime import metrics, records
+from vortex_runtime import kv, metrics, records
 from vortex_runtime.errors import (
     InvalidRequest,
     NotReady,
@@ -122,6 +122,13 @@ def _int_header(headers: dict[str, str], name: str, low: int, high: int) -> int 
     return value
 
 
+def _kv_namespace(headers: dict[str, str]) -> str | None:
+    value = headers.get("x-vortex-kv-namespace")
+    if value is not None and not kv.NAMESPACE.match(value):
+        raise InvalidRequest("Header x-vortex-kv-namespace must be a DNS label")
+    return value
+
+
 def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     event = event_json(body)
@@ -151,6 +158,7 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
         timeout_ms=_int_header(headers, "x-vortex-timeout-ms", 1, 15 * 60 * 1000),
         memory_mb=_int_header(headers, "x-vortex-memory-mb", 8, 4096),
         cpu_limit_ms=_int_header(headers, "x-vortex-cpu-limit-ms", 1, 15 * 60 * 1000),
+        kv_namespace=_kv_namespace(headers),
         sha256=headers.get("x-vortex-code-sha256"),
         env=env,
         function_name=headers.get("x-vortex-function"),

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from vortex_runtime import metrics
+from vortex_runtime import kv, metrics
 from vortex_runtime.errors import CompileError, NotReady, RuntimeFailure
 from vortex_runtime.isolate import Limits, prestart
 from vortex_runtime.loader import CodeLoader, FileLoader, S3Loader, StoreLoader
@@ -34,6 +34,7 @@ class InvokeRequest:
     timeout_ms: int | None = None
     memory_mb: int | None = None
     cpu_limit_ms: int | None = None
+    kv_namespace: str | None = None
     sha256: str | None = None
     env: dict[str, str] | None = None
     function_name: str | None = None
@@ -85,6 +86,12 @@ def default_limits(settings: RuntimeSettings) -> Limits:
     )
 
 
+def kv_store(settings: RuntimeSettings) -> kv.Store | None:
+    """Where `context.kv` keeps its data: the data dir's files, else MinIO if configured."""
+    minio = get_minio_settings()
+    return kv.store_for(settings.kv_dir, minio if minio.configured else None)
+
+
 def _context(request: InvokeRequest, name: str, timeout_ms: int, env: dict[str, str]) -> None:
     request.context["functionName"] = request.function_name or name
     request.context["timeoutMs"] = timeout_ms
@@ -103,6 +110,7 @@ class SingleFunctionService:
         self._task: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
         self._env = settings.function_env()
+        self.kv = kv_store(settings)
 
     @property
     def ready(self) -> bool:
@@ -155,13 +163,18 @@ class SingleFunctionService:
         if pool is None:
             raise NotReady(f"The function is not ready: {self._reason}")
         timeout_ms = request.timeout_ms or self.settings.timeout_ms
-        _context(request, self.settings.function_name, timeout_ms, self._env)
+        name = self.settings.function_name
+        _context(request, name, timeout_ms, self._env)
+        space = kv.space_of(
+            request.function_name or name, request.kv_namespace or self.settings.kv_namespace
+        )
         return await pool.invoke(
             request.event_json,
             request.context,
             timeout_ms / 1000,
             self.settings.queue_timeout_ms / 1000,
             request.cpu_limit_ms or self.settings.cpu_limit_ms,
+            kv.KVCalls(self.kv, space),
         )
 
     def close(self) -> None:
@@ -198,6 +211,7 @@ class ManyFunctionService:
             self.prewarmed,
         )
         self._expected_sha: dict[str, str | None] = {}
+        self.kv = kv_store(settings)
         self._prober: asyncio.Task[None] | None = None
 
     async def _load(self, key: str) -> str:
@@ -238,12 +252,14 @@ class ManyFunctionService:
         _context(request, key, timeout_ms, {})
         started_isolate = True  # unknown when it fails: assume it did
         try:
+            space = kv.space_of(request.function_name or key, request.kv_namespace)
             invocation = await pool.invoke(
                 request.event_json,
                 request.context,
                 timeout_ms / 1000,
                 self.settings.queue_timeout_ms / 1000,
                 request.cpu_limit_ms or self.settings.cpu_limit_ms,
+                kv.KVCalls(self.kv, space),
             )
             started_isolate = invocation.cold_start
             return invocation

@@ -56,6 +56,10 @@ class RuntimeSettings(BaseSettings):
     memory_mb: int = Field(default=128, ge=8, le=4096)
     # CPU time an invocation may use on its isolate's thread (None: only the timeout applies).
     cpu_limit_ms: int | None = Field(default=None, ge=1, le=15 * 60 * 1000)
+    # context.kv: files under this directory (local mode), else MinIO when it is configured.
+    kv_dir: Path | None = None
+    # The shared KV namespace of the one function (spec.kv.namespace); unset: its own keyspace.
+    kv_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     pool_size: int = Field(default=8, ge=1, le=256)
     # Blank isolates (bootstrap evaluated) kept ready, so a new function starts in about a
     # millisecond; 0 turns the stock off.

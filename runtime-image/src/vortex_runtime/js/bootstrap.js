@@ -48,6 +48,11 @@
   const AtomicsNotify = Atomics.notify;
   const Int32ArrayCtor = Int32Array;
   const SharedArrayBufferCtor = SharedArrayBuffer;
+  const ErrorCtor = Error;
+  const MapSet = Map.prototype.set, MapGet = Map.prototype.get, MapDelete = Map.prototype.delete;
+  const SyntaxErrorCtor = SyntaxError;
+  const PromiseReject = Promise.reject.bind(Promise);
+  const ArrayBufferIsView = ArrayBuffer.isView;
 
   // The host timer, held here (mini-racer's `__timer_manager` is disabled below): a shared word
   // to wait on, woken early when the timer is cleared.
@@ -886,11 +891,152 @@
     fromHost(t);
     const text = ready;
     if (text === null) {
+      if (outbox !== "") { // host calls first: "\u0001" and a JSON array of [id, op, args]
+        const calls = "\u0001[" + outbox + "]";
+        outbox = "";
+        return calls;
+      }
       hostWaiting = true;
       return null;
     }
     ready = null;
     return text;
+  }
+
+  // ---------------------------------------------------------------- host calls (context.kv)
+  // A call is queued here and the host told (as a finished report would tell it); the host
+  // takes the queue with take(), does the work on its own event loop, and answers with
+  // reply(). Calls belong to their invocation: an answer that comes after it ended is dropped,
+  // so nothing of an invocation runs after it (or in the next one).
+  const MAX_HOST_CALLS = 1000;
+  let outbox = ""; // the queued calls, comma-separated JSON arrays
+  let pending = new MapCtor(); // id -> [resolve, reject] of the current invocation's calls
+  let nextCall = 0;
+
+  function hostCall(inv, op, args) {
+    if (current !== inv) return PromiseReject(new ErrorCtor("The invocation that made this KV call has ended"));
+    if (inv.calls >= MAX_HOST_CALLS) return PromiseReject(new RangeErrorCtor("More than " + MAX_HOST_CALLS + " KV calls in one invocation"));
+    inv.calls++;
+    const id = ++nextCall;
+    return new PromiseCtor((resolve, reject) => {
+      call(MapSet, pending, id, [resolve, reject]);
+      outbox += (outbox === "" ? "" : ",") + "[" + id + "," + JSONStringify(op) + "," + args + "]";
+      if (hostWaiting) {
+        hostWaiting = false;
+        notify();
+      }
+    });
+  }
+
+  function reply(t, id, ok, kind, text) {
+    fromHost(t);
+    const settle = call(MapGet, pending, id);
+    if (settle === undefined) return 0; // its invocation is over
+    call(MapDelete, pending, id);
+    if (!ok) {
+      const Ctor = kind === "TypeError" ? TypeErrorCtor : kind === "RangeError" ? RangeErrorCtor : ErrorCtor;
+      settle[1](new Ctor(text));
+      return 0;
+    }
+    let value;
+    try {
+      if (kind === "null") value = null;
+      else if (kind === "bytes") value = bytesOf(text);
+      else if (kind === "json") value = JSONParse(text);
+      else value = text;
+    } catch (e) {
+      settle[1](e);
+      return 0;
+    }
+    settle[0](value);
+    return 0;
+  }
+
+  // A string of byte values (0-255) and back: how bytes cross to the host and back.
+  function bytesOf(text) {
+    const n = text.length;
+    if (n > IN_HEAP_BYTES) charge(n); // counted against the memory limit, as every buffer is
+    const out = new Uint8ArrayCtor(n);
+    for (let i = 0; i < n; i++) out[i] = charCodeAt(text, i);
+    const buffer = call(TypedArrayBuffer, out);
+    call(WeakSetAdd, charged, buffer);
+    return buffer;
+  }
+  function binaryText(value) {
+    const bytes = ArrayBufferIsView(value)
+      ? new Uint8ArrayCtor(value.buffer, value.byteOffset, value.byteLength)
+      : new Uint8ArrayCtor(value);
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 8192) {
+      out += ReflectApply(StringFromCharCode, null, call(TypedArraySubarray, bytes, i, MathMin(i + 8192, bytes.length)));
+    }
+    return out;
+  }
+
+  function kvKey(key) {
+    if (typeof key !== "string" || key === "") throw new TypeErrorCtor("A KV key must be a non-empty string");
+    return JSONStringify(key);
+  }
+
+  // context.kv of one invocation: Workers KV's shape, with ttlSeconds for expiry.
+  function makeKV(inv) {
+    const kv = {
+      get(key, options) {
+        let type = "text";
+        try {
+          type = typeof options === "string" ? options : (options && options.type) || "text";
+          if (type !== "text" && type !== "json" && type !== "arrayBuffer") throw new TypeErrorCtor('The KV get type must be "text", "json" or "arrayBuffer"');
+          const answer = hostCall(inv, "get", '{"key":' + kvKey(key) + ',"type":"' + type + '"}');
+          if (type !== "json") return answer;
+          return call(PromiseThen, answer, (text) => {
+            if (text === null) return null;
+            try { return JSONParse(text); } catch (e) { throw new SyntaxErrorCtor("The KV value of " + JSONStringify(key) + " is not JSON: " + e.message); }
+          });
+        } catch (e) {
+          return PromiseReject(e);
+        }
+      },
+      put(key, value, options) {
+        try {
+          let text, binary = false;
+          if (typeof value === "string") text = value;
+          else if (value instanceof ArrayBufferCtor || ArrayBufferIsView(value)) { text = binaryText(value); binary = true; }
+          else if (value === undefined) throw new TypeErrorCtor("A KV value must be given");
+          else {
+            text = JSONStringify(value);
+            if (text === undefined) throw new TypeErrorCtor("A KV value must be a string, an ArrayBuffer or JSON-serialisable");
+          }
+          if (text.length > 1048576 * (binary ? 1 : 3)) throw new RangeErrorCtor("The KV value is over the limit of 1048576 bytes");
+          const ttl = options ? options.ttlSeconds : undefined;
+          if (ttl !== undefined && typeof ttl !== "number") throw new TypeErrorCtor("ttlSeconds must be a number");
+          return call(PromiseThen, hostCall(inv, "put", '{"key":' + kvKey(key) + ',"value":' + JSONStringify(text) +
+            ',"binary":' + binary + (ttl !== undefined ? ',"ttlSeconds":' + JSONStringify(ttl) : "") + "}"), () => undefined);
+        } catch (e) {
+          return PromiseReject(e);
+        }
+      },
+      delete(key) {
+        try {
+          return call(PromiseThen, hostCall(inv, "delete", '{"key":' + kvKey(key) + "}"), () => undefined);
+        } catch (e) {
+          return PromiseReject(e);
+        }
+      },
+      list(options) {
+        try {
+          const o = options || {};
+          const prefix = o.prefix === undefined ? "" : o.prefix;
+          if (typeof prefix !== "string") throw new TypeErrorCtor("The KV list prefix must be a string");
+          const limit = o.limit === undefined ? 1000 : o.limit;
+          if (typeof limit !== "number") throw new TypeErrorCtor("The KV list limit must be a number");
+          const cursor = o.cursor === undefined || o.cursor === null ? "" : StringCtor(o.cursor);
+          return hostCall(inv, "list", '{"prefix":' + JSONStringify(prefix) + ',"limit":' + JSONStringify(limit) + ',"cursor":' + JSONStringify(cursor) + "}");
+        } catch (e) {
+          return PromiseReject(e);
+        }
+      },
+    };
+    return ObjectFreeze(kv);
   }
 
   // String(v), or `fallback` when that throws (a hostile toString or Symbol.toPrimitive).
@@ -1005,6 +1151,8 @@
   function finish(inv, ok, value) {
     if (current !== inv) return;
     current = null;
+    outbox = "";
+    pending = new MapCtor(); // answers still to come are dropped
     epoch++;
     finishing = inv;
     let result;
@@ -1030,12 +1178,15 @@
   function run(id, eventText, contextText, seed) {
     ready = null;
     hostWaiting = false;
+    outbox = "";
+    pending = new MapCtor();
     reseed(seed);
     const event = JSONParse(eventText);
     const context = JSONParse(contextText);
     const started = DateNow();
-    const inv = { id, logText: "", count: 0, bytes: 0, dropped: 0, timers: new SetCtor(), memory: false, started };
+    const inv = { id, logText: "", count: 0, bytes: 0, dropped: 0, timers: new SetCtor(), memory: false, started, calls: 0 };
     current = inv;
+    ObjectDefineProperty(context, "kv", { value: makeKV(inv), writable: true, enumerable: false, configurable: true });
     ObjectDefineProperty(context, "getRemainingTimeMillis", {
       value: () => MathMax(0, context.timeoutMs - (DateNow() - started)),
       writable: true, enumerable: true, configurable: true,
@@ -1160,6 +1311,7 @@
   ObjectDefineProperty(global, "__vortex_logs", { value: ObjectFreeze(salvageLogs), enumerable: false });
   ObjectDefineProperty(global, "__vortex_probe", { value: ObjectFreeze(probe), enumerable: false });
   ObjectDefineProperty(global, "__vortex_limits", { value: ObjectFreeze(setLimits), enumerable: false });
+  ObjectDefineProperty(global, "__vortex_reply", { value: ObjectFreeze(reply), enumerable: false });
 
   // Called once by the host, through a handle only it holds: the notification function, the
   // token its calls will carry, and back the I/O buffer.
