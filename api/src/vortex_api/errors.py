@@ -198,6 +198,12 @@ class StorageUnavailable(Unavailable):
     default_type = "StorageUnavailable"
 
 
+class KVUnavailable(Unavailable):
+    """KV storage cannot be reached, or is not configured (from the runtime's `/kv`)."""
+
+    default_type = "KVUnavailable"
+
+
 class ExecutionTimeout(ApiError):
     status = 504
     default_type = "Timeout"

@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from vortex_api.models import FunctionInfo, FunctionSpecOut, FunctionStatusOut, ScaleOut
+from vortex_api.models import FunctionInfo, FunctionSpecOut, FunctionStatusOut, KVOut, ScaleOut
 from vortex_kube.contract import Isolation
 
 __all__ = ["Function", "Isolation"]
@@ -27,6 +27,7 @@ class Function:
     memory_mb: int
     code_sha256: str | None = None
     cpu_limit_ms: int | None = None
+    kv_namespace: str | None = None  # spec.kv.namespace
     env: dict[str, str] = field(default_factory=dict)
     isolation: Isolation = "shared"
     concurrency: int | None = None
@@ -71,6 +72,8 @@ class Function:
         ]
         if self.cpu_limit_ms:
             headers.append(("x-vortex-cpu-limit-ms", str(self.cpu_limit_ms)))
+        if self.kv_namespace:
+            headers.append(("x-vortex-kv-namespace", self.kv_namespace))
         if send_env and self.env:
             headers.append(("x-vortex-env", json.dumps(self.env, separators=(",", ":"))))
         if send_env and self.code_sha256:
@@ -79,6 +82,11 @@ class Function:
         self.route_key = self.function_id.encode()
         self.affinity = zlib.crc32(self.route_key)
         return self
+
+    @property
+    def kv_space(self) -> str:
+        """Its keyspace, as the runtime names it (vortex_runtime.kv.space_of)."""
+        return f"ns.{self.kv_namespace}" if self.kv_namespace else f"fn.{self.function_id}"
 
     def deadline_s(self, grace_ms: int) -> float:
         """How long the API waits for the runtime: the function's timeout plus the grace."""
@@ -94,6 +102,7 @@ class Function:
                 timeout_ms=self.timeout_ms,
                 memory_mb=self.memory_mb,
                 cpu_limit_ms=self.cpu_limit_ms,
+                kv=KVOut(namespace=self.kv_namespace) if self.kv_namespace else None,
                 env=dict(self.env),
                 isolation=self.isolation,
                 concurrency=self.concurrency,

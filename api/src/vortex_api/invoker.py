@@ -74,6 +74,7 @@ _STATUS_MAP: dict[int, tuple[int, str]] = {
 
 
 WARM_TIMEOUT_S = 2.0  # a warm-up waits at most this long for the isolate
+KV_TIMEOUT_S = 10.0  # a KV operation of the API (the store's own timeouts are shorter)
 _BUSY = b'"RuntimeBusy"'
 _CPU_LIMIT = b'"CpuLimitExceeded"'
 
@@ -174,6 +175,15 @@ class Invoker:
                     endpoint = spill
                     continue
             return to_result(reply)
+
+    async def call(self, group: str, path: str, body: bytes, timeout_s: float) -> RuntimeReply:
+        """A request that is not an invocation (`/kv`) to a ready runtime of `group`."""
+        endpoint = self.table.pick(group)
+        if endpoint is None:
+            raise NotReady(
+                "No runtime is ready to serve this request yet", retry_after_s=self.retry_after_s
+            )
+        return await self.transport.post(endpoint.url + path, (), body, timeout_s)
 
     async def warm(self, group: str, path: str, function: Function, *, sticky: bool) -> bool:
         """Have the runtime the function's next call goes to start an isolate for it now, so

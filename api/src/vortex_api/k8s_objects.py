@@ -38,6 +38,7 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "timeoutMs": request.timeout_ms or settings.default_timeout_ms,
         "memoryMb": request.memory_mb or settings.default_memory_mb,
         "cpuLimitMs": request.cpu_limit_ms,
+        "kv": {"namespace": request.kv.namespace} if request.kv and request.kv.namespace else None,
         "env": [{"name": k, "value": v} for k, v in (request.env or {}).items()],
         "isolation": request.isolation or contract.DEFAULT_ISOLATION,
         "concurrency": request.concurrency,
@@ -119,6 +120,7 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         timeout_ms=int(spec.get("timeoutMs") or settings.default_timeout_ms),
         memory_mb=int(spec.get("memoryMb") or settings.default_memory_mb),
         cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
+        kv_namespace=contract.kv_namespace(spec),
         code_sha256=status.get("codeSha256"),
         env=env,
         isolation=isolation,
@@ -195,6 +197,7 @@ def one_shot_pod(
         timeout_ms=function.timeout_ms,
         memory_mb=function.memory_mb,
         cpu_limit_ms=function.cpu_limit_ms,
+        kv_namespace=function.kv_namespace,
         env=tuple(function.env_spec),
         secret=settings.minio_secret_name or child_name(function.function_id),
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from vortex_kube.contract import (
     ENV_NAME_PATTERN,
     FUNCTION_NAME_PATTERN,
+    KV_NAMESPACE_PATTERN,
     MAX_CONCURRENCY,
     MAX_CPU_LIMIT_MS,
     MAX_ENV_ENTRIES,
@@ -86,6 +87,22 @@ class ScaleIn(BaseModel):
         return {k: v for k, v in fields.items() if v is not None}
 
 
+class KVIn(BaseModel):
+    """`kv` of a `/deploy` body (`spec.kv`): a keyspace shared with other functions."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    namespace: str | None = Field(
+        default=None,
+        pattern=KV_NAMESPACE_PATTERN,
+        description="a keyspace shared by the functions that name it (default: the function's own)",
+    )
+
+
+class KVOut(BaseModel):
+    namespace: str | None = None
+
+
 class DeployRequest(BaseModel):
     """`POST /deploy`: the code plus optional settings."""
 
@@ -135,6 +152,7 @@ class DeployRequest(BaseModel):
         default=None,
         description="autoscaling of a warm function's pods (Kubernetes; isolation warm only)",
     )
+    kv: KVIn | None = Field(default=None, description="its KV storage (context.kv)")
 
     @model_validator(mode="after")
     def _scale_is_for_warm(self) -> DeployRequest:
@@ -220,6 +238,7 @@ class FunctionSpecOut(BaseModel):
     timeout_ms: int
     memory_mb: int
     cpu_limit_ms: int | None = None
+    kv: KVOut | None = None
     env: dict[str, str]
     isolation: Isolation
     concurrency: int | None = None

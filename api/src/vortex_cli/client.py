@@ -124,9 +124,28 @@ class Client:
         """`GET /functions/{id}`."""
         return self._document(self._send("GET", f"/functions/{_segment(function_id)}"))
 
-    def delete(self, function_id: str) -> None:
-        """`DELETE /functions/{id}`."""
-        self._send("DELETE", f"/functions/{_segment(function_id)}")
+    def delete(self, function_id: str, purge_kv: bool = False) -> None:
+        """`DELETE /functions/{id}` (`?purge=kv`: its KV data too)."""
+        params = {"purge": "kv"} if purge_kv else None
+        self._send("DELETE", f"/functions/{_segment(function_id)}", params=params)
+
+    def kv_list(self, function_id: str, prefix: str, limit: int, cursor: str) -> dict[str, Any]:
+        """`GET /functions/{id}/kv`: a page of keys."""
+        params = {"prefix": prefix, "limit": str(limit), "cursor": cursor}
+        return self._document(self._send("GET", _kv_path(function_id), params=params))
+
+    def kv_get(self, function_id: str, key: str) -> dict[str, Any]:
+        """`GET /functions/{id}/kv/{key}`: `{key, value}`."""
+        return self._document(self._send("GET", _kv_path(function_id, key)))
+
+    def kv_put(self, function_id: str, key: str, value: bytes, ttl_s: float | None) -> None:
+        """`PUT /functions/{id}/kv/{key}` with the value as the body."""
+        params = {"ttl_seconds": str(ttl_s)} if ttl_s is not None else None
+        self._send("PUT", _kv_path(function_id, key), content=value, params=params)
+
+    def kv_delete(self, function_id: str, key: str) -> None:
+        """`DELETE /functions/{id}/kv/{key}`."""
+        self._send("DELETE", _kv_path(function_id, key))
 
     def records(self, function_id: str, query: dict[str, str]) -> Records:
         """`GET /functions/{id}/logs`: invocation records, newest first."""
@@ -164,6 +183,11 @@ class Client:
 def _segment(function_id: str) -> str:
     # A name with a slash or a dot segment must not reach another route.
     return quote(function_id, safe="").replace(".", "%2E")
+
+
+def _kv_path(function_id: str, key: str | None = None) -> str:
+    path = f"/functions/{_segment(function_id)}/kv"
+    return path if key is None else f"{path}/{_segment(key)}"
 
 
 def _json(response: httpx.Response) -> Any:

@@ -67,6 +67,8 @@ MIN_TARGET_CONCURRENCY = 1
 # The default target: this share of `concurrency` in flight per pod.
 DEFAULT_TARGET_SHARE = 0.7
 DEFAULT_SCALE_TO_ZERO_S, MIN_SCALE_TO_ZERO_S, MAX_SCALE_TO_ZERO_S = 300, 10, 86_400
+# spec.kv.namespace: a keyspace shared by the functions that name it (a DNS label).
+KV_NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 MAX_ENV_ENTRIES = 64
 MAX_ENV_NAME_CHARS = 128
 MAX_ENV_VALUE_CHARS = 32_768
@@ -103,6 +105,13 @@ def env_not_pooled(env: Iterable[dict[str, Any]]) -> str | None:
         f"env {', '.join(names)} uses valueFrom, which the shared pool cannot read;"
         " use isolation warm or pod, or give the value"
     )
+
+
+def kv_namespace(spec: dict[str, Any]) -> str | None:
+    """`spec.kv.namespace`, if the spec names one."""
+    kv = spec.get("kv")
+    value = kv.get("namespace") if isinstance(kv, dict) else None
+    return str(value) if value else None
 
 
 def parse_isolation(value: object) -> Isolation:
@@ -226,6 +235,7 @@ class FunctionSpec:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     memory_mb: int = DEFAULT_MEMORY_MB
     cpu_limit_ms: int | None = None
+    kv_namespace: str | None = None  # spec.kv.namespace; None: the function's own keyspace
     resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     replicas: int = DEFAULT_REPLICAS
     concurrency: int = DEFAULT_CONCURRENCY
@@ -260,6 +270,7 @@ class FunctionSpec:
             timeout_ms=int(spec.get("timeoutMs") or DEFAULT_TIMEOUT_MS),
             memory_mb=int(spec.get("memoryMb") or DEFAULT_MEMORY_MB),
             cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
+            kv_namespace=kv_namespace(spec),
             resources=dict(spec.get("resources") or DEFAULT_RESOURCES),
             replicas=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
             concurrency=concurrency,

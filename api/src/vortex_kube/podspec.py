@@ -51,6 +51,7 @@ class RuntimeCode:
     timeout_ms: int
     memory_mb: int
     cpu_limit_ms: int | None = None
+    kv_namespace: str | None = None
     # The function's env entries as declared: {name, value} or {name, valueFrom}.
     env: tuple[dict[str, Any], ...] = ()
     # The Secret that holds SECRET_KEYS (MinIO read credentials).
@@ -95,6 +96,8 @@ def runtime_env(platform: Platform, code: RuntimeCode, pool_size: int) -> list[d
     ]
     if code.cpu_limit_ms:
         env.insert(7, _env("VORTEX_CPU_LIMIT_MS", str(code.cpu_limit_ms)))
+    if code.kv_namespace:
+        env.insert(7, _env("VORTEX_KV_NAMESPACE", code.kv_namespace))
     for item in code.env:
         entry: dict[str, Any] = {"name": f"{ENV_PREFIX}{item['name']}"}
         if "valueFrom" in item:

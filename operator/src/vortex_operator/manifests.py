@@ -66,6 +66,7 @@ def runtime_code(ref: FunctionRef, spec: FunctionSpec, sha256: str) -> RuntimeCo
         timeout_ms=spec.timeout_ms,
         memory_mb=spec.memory_mb,
         cpu_limit_ms=spec.cpu_limit_ms,
+        kv_namespace=spec.kv_namespace,
         env=spec.env,
         secret=ref.child,
     )

@@ -9,6 +9,7 @@
     ├── FunctionError       500     the function threw (name, message, stack)
     ├── CompileError        500     the code does not compile (line, column)
     ├── CodeLoadError       503     the code is missing, too large or fails its checksum
+    ├── KVUnavailable       503     KV storage is not configured or cannot be reached (/kv)
     ├── NotReady            503     the code is not loaded yet
     ├── RuntimeBusy         503     every isolate is busy (Retry-After)
     ├── InvocationTimeout   504     the function ran past its timeout
@@ -160,6 +161,11 @@ class InvocationTimeout(RuntimeFailure):
 class CpuLimitExceeded(RuntimeFailure):
     status = 504
     type = "CpuLimitExceeded"
+
+
+class KVUnavailable(RuntimeFailure):
+    status = 503
+    type = "KVUnavailable"
 
 
 class HostCallError(Exception):

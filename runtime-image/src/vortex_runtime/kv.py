@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from vortex_runtime.errors import HostCallError, InvalidRequest
+from vortex_runtime.errors import HostCallError, InvalidRequest, KVUnavailable
 from vortex_runtime.settings import MinioSettings
 
 MAX_KEY_BYTES = 512
@@ -363,7 +363,7 @@ class KVCalls:
             raise HostCallError("Error", "KV storage is not configured for this runtime")
         space = self.space
         if op == "list":
-            return "json", await self._list(store, space, args)
+            return "json", await list_page(store, space, args)
         key = check_key(args.get("key"))
         if op == "get":
             value = await run(store, lambda: store.get(space, key))
@@ -382,16 +382,18 @@ class KVCalls:
             return "null", ""
         raise HostCallError("TypeError", f"Unknown KV operation {op!r}")
 
-    async def _list(self, store: Store, space: str, args: dict[str, Any]) -> str:
-        prefix = args.get("prefix") or ""
-        if not isinstance(prefix, str):
-            raise HostCallError("TypeError", "The KV list prefix must be a string")
-        limit = args.get("limit", MAX_LIST)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIST:
-            raise HostCallError("RangeError", f"The KV list limit must be 1 to {MAX_LIST}")
-        after = decode_cursor(args.get("cursor"))
-        entries, last = await run(store, lambda: store.list(space, prefix, limit, after))
-        return list_json(entries, last)
+
+async def list_page(store: Store, space: str, args: dict[str, Any]) -> str:
+    """A page of `list()`, checked as a function's call is, as JSON text."""
+    prefix = args.get("prefix") or ""
+    if not isinstance(prefix, str):
+        raise HostCallError("TypeError", "The KV list prefix must be a string")
+    limit = args.get("limit", MAX_LIST)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIST:
+        raise HostCallError("RangeError", f"The KV list limit must be 1 to {MAX_LIST}")
+    after = decode_cursor(args.get("cursor"))
+    entries, last = await run(store, lambda: store.list(space, prefix, limit, after))
+    return list_json(entries, last)
 
 
 def list_json(entries: list[Entry], last: str | None) -> str:
@@ -426,6 +428,44 @@ def _expiry(ttl: object) -> float | None:
     if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= MAX_TTL_S:
         raise HostCallError("RangeError", f"ttlSeconds must be above 0 and at most {MAX_TTL_S}")
     return time.time() + float(ttl)
+
+
+async def admin(store: Store | None, space: str, request: dict[str, Any]) -> dict[str, Any]:
+    """One operation of the API's `/kv/{space}` (the CLI, `?purge=kv`): `{"op": "get" | "put" |
+    "delete" | "list" | "purge", ...}`, the same checks as a function's calls. A value is text;
+    one that is not UTF-8 comes back in base64 (`"encoding": "base64"`)."""
+    if store is None:
+        raise KVUnavailable("KV storage is not configured for this runtime")
+    op = request.get("op")
+    try:
+        if op == "purge":
+            return {"purged": await run(store, lambda: store.purge(space))}
+        if op == "list":
+            page: dict[str, Any] = json.loads(await list_page(store, space, request))
+            return page
+        key = check_key(request.get("key"))
+        if op == "get":
+            value = await run(store, lambda: store.get(space, key))
+            if value is None:
+                return {"key": key, "value": None}
+            try:
+                return {"key": key, "value": value.decode()}
+            except UnicodeDecodeError:
+                text = base64.b64encode(value).decode()
+                return {"key": key, "value": text, "encoding": "base64"}
+        if op == "put":
+            data = _value_bytes({"value": request.get("value")})
+            expires_at = _expiry(request.get("ttlSeconds"))
+            await run(store, lambda: store.put(space, key, data, expires_at))
+            return {"key": key}
+        if op == "delete":
+            await run(store, lambda: store.delete(space, key))
+            return {"key": key}
+    except HostCallError as exc:
+        if exc.name == "Error":  # the store, not the request
+            raise KVUnavailable(exc.message) from exc
+        raise InvalidRequest(exc.message) from exc
+    raise InvalidRequest(f"Unknown KV operation {op!r}: get, put, delete, list or purge")
 
 
 def store_for(kv_dir: Path | None, minio: MinioSettings | None) -> Store | None:

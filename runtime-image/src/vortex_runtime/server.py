@@ -306,6 +306,22 @@ def create_app(
         body = json.dumps({"warm": True, "started": started}).encode()
         await _send_json(send, 200, body, [])
 
+    async def kv_admin(receive: Receive, send: Send, space: str) -> None:
+        """One KV operation on a keyspace, for the API (`vortex kv`, `?purge=kv`)."""
+        try:
+            body = await _read_body(receive, max_event)
+            try:
+                request = json.loads(body)
+            except ValueError:
+                raise InvalidRequest("The body must be a JSON object") from None
+            if not isinstance(request, dict):
+                raise InvalidRequest("The body must be a JSON object")
+            answer = await kv.admin(service.kv, kv.check_space(space), request)
+        except RuntimeFailure as failure:
+            await _error(send, failure.status, failure.type, failure.message)
+            return
+        await _send_json(send, 200, _utf8_json(answer), [])
+
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
@@ -315,6 +331,8 @@ def create_app(
                 return
             key = path[len("/invoke/") :] if path.startswith("/invoke/") else None
             await invoke(scope, receive, send, key or None)
+        elif path.startswith("/kv/") and method == "POST":
+            await kv_admin(receive, send, path[len("/kv/") :])
         elif path.startswith("/warm/") and method == "POST":
             await warm(scope, receive, send, path[len("/warm/") :])
         elif path == "/healthz":

@@ -43,6 +43,7 @@ class InvokeRequest:
 class Service(Protocol):
     single: bool
     settings: RuntimeSettings
+    kv: kv.Store | None
 
     @property
     def ready(self) -> bool: ...

@@ -29,6 +29,7 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         "timeout_ms": 700,
         "memory_mb": 128,
         "cpu_limit_ms": 40,
+        "kv": None,
         "env": {"K": "v"},
         "isolation": "shared",
         "concurrency": None,

@@ -7,13 +7,14 @@ the lifespan; routes call the methods of `Backend` and nothing else.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
 from vortex_api.invoker import Invocation, InvocationResult
 from vortex_api.models import DeployRequest
 from vortex_api.settings import Settings
+from vortex_api.transport import RuntimeReply
 
 
 class Backend(Protocol):
@@ -42,6 +43,9 @@ class Backend(Protocol):
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         """Run one invocation of `function`."""
+
+    async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
+        """One operation on `function`'s keyspace (`vortex_runtime.kv.admin`), by a runtime."""
 
     async def invocation_records(self, function: Function, query: LogQuery) -> Records:
         """The newest records of `function`'s invocations that match (at most `query.limit`),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -36,7 +37,7 @@ from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.informer import Informer
 from vortex_api.invocation_logs import LogQuery, Record, Records
-from vortex_api.invoker import Invocation, InvocationResult, Invoker
+from vortex_api.invoker import KV_TIMEOUT_S, Invocation, InvocationResult, Invoker
 from vortex_api.k8s_objects import (
     POOL_GROUP,
     STORAGE_UNAVAILABLE,
@@ -50,7 +51,7 @@ from vortex_api.pod_records import PodRecords
 from vortex_api.pod_runner import PodRunner
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
-from vortex_api.transport import RuntimeTransport
+from vortex_api.transport import RuntimeReply, RuntimeTransport
 from vortex_kube.client import KubeApi
 from vortex_kube.contract import (
     API,
@@ -323,6 +324,11 @@ class KubernetesBackend:
         self.functions.pop(function_id, None)
         if not found:
             raise FunctionNotFound(function_id)
+
+    async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
+        # Any pool pod: every runtime of the install reaches the same keyspaces in MinIO.
+        body = json.dumps(request).encode()
+        return await self.invoker.call(POOL_GROUP, f"/kv/{function.kv_space}", body, KV_TIMEOUT_S)
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         if function.blocked is not None:

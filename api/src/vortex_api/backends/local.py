@@ -10,6 +10,7 @@ Kubernetes. Built by `backends.make_backend`.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,11 +23,11 @@ from vortex_api.errors import BadRequest, FunctionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
-from vortex_api.invoker import Invocation, InvocationResult, Invoker
+from vortex_api.invoker import KV_TIMEOUT_S, Invocation, InvocationResult, Invoker
 from vortex_api.models import DeployRequest
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
-from vortex_api.transport import RuntimeTransport
+from vortex_api.transport import RuntimeReply, RuntimeTransport
 from vortex_kube.contract import DEFAULT_ISOLATION, parse_isolation
 
 
@@ -37,6 +38,7 @@ def _record(function: Function) -> dict[str, Any]:
         "timeout_ms": function.timeout_ms,
         "memory_mb": function.memory_mb,
         "cpu_limit_ms": function.cpu_limit_ms,
+        "kv_namespace": function.kv_namespace,
         "env": function.env,
         "concurrency": function.concurrency,
         "isolation": function.isolation,
@@ -51,6 +53,7 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
         timeout_ms=int(record.get("timeout_ms") or settings.default_timeout_ms),
         memory_mb=int(record.get("memory_mb") or settings.default_memory_mb),
         cpu_limit_ms=int(record["cpu_limit_ms"]) if record.get("cpu_limit_ms") else None,
+        kv_namespace=record.get("kv_namespace") or None,
         env={str(k): str(v) for k, v in (record.get("env") or {}).items()},
         concurrency=record.get("concurrency"),
         inflight_cap=record.get("concurrency"),
@@ -87,6 +90,7 @@ class LocalBackend:
             serve_cpu=settings.serve_cpu,
             records_dir=self.store.records_dir,
             records_max_bytes=settings.records_max_bytes,
+            kv_dir=self.store.kv_dir,
         )
         self.records = LocalRecords(self.store.records_dir)
         self.invoker = Invoker(
@@ -129,6 +133,7 @@ class LocalBackend:
                 timeout_ms=request.timeout_ms or self.settings.default_timeout_ms,
                 memory_mb=request.memory_mb or self.settings.default_memory_mb,
                 cpu_limit_ms=request.cpu_limit_ms,
+                kv_namespace=request.kv.namespace if request.kv else None,
                 env=dict(request.env or {}),
                 concurrency=request.concurrency,
                 inflight_cap=request.concurrency,
@@ -172,6 +177,10 @@ class LocalBackend:
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         key = self.store.code_key(function.code_sha256 or "")
         return await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)
+
+    async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
+        body = json.dumps(request).encode()
+        return await self.invoker.call(GROUP, f"/kv/{function.kv_space}", body, KV_TIMEOUT_S)
 
     async def invocation_records(self, function: Function, query: LogQuery) -> Records:
         return await self.records.newest(function.function_id, query)

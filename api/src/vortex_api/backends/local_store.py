@@ -44,6 +44,7 @@ class LocalStore:
         self.functions_dir = data_dir / "functions"
         # Invocation records, one file per worker (backends/local_records.py reads them).
         self.records_dir = data_dir / "records"
+        self.kv_dir = data_dir / "kv"  # context.kv of every function (the workers write it)
 
     def open(self) -> None:
         self.code_dir.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,7 @@ def worker_env(
     serve_cpu: str | None = None,
     records_dir: Path | None = None,
     records_max_bytes: int | None = None,
+    kv_dir: Path | None = None,
 ) -> dict[str, str]:
     """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own
     (its index spreads the workers over the CPUs when `serve_cpu` is "auto", and names its
@@ -73,6 +74,8 @@ def worker_env(
         env["VORTEX_RECORDS_FILE"] = str(records_dir / f"records-{index}.jsonl")
     if records_max_bytes is not None:
         env["VORTEX_RECORDS_MAX_BYTES"] = str(records_max_bytes)
+    if kv_dir is not None:  # context.kv: files every worker shares
+        env["VORTEX_KV_DIR"] = str(kv_dir)
     return env
 
 
@@ -108,11 +111,13 @@ class WorkerSupervisor:
         runtime_path: str | None = None,
         serve_cpu: str | None = None,
         records_dir: Path | None = None,
+        kv_dir: Path | None = None,
         records_max_bytes: int | None = None,
     ) -> None:
         self.count = count
         self.serve_cpu = serve_cpu
         self.records_dir = records_dir
+        self.kv_dir = kv_dir
         self.records_max_bytes = records_max_bytes
         self.store_dir = store_dir
         self.table = table
@@ -195,6 +200,7 @@ class WorkerSupervisor:
                     self.serve_cpu,
                     self.records_dir,
                     self.records_max_bytes,
+                    self.kv_dir,
                 ),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
-from vortex_api.routes import deploy, execute, functions, health, internal, logs, metrics
+from vortex_api.routes import deploy, execute, functions, health, internal, kv, logs, metrics
 
 ROUTERS = [
     deploy.router,
     execute.router,
     functions.router,
     logs.router,
+    kv.router,
     health.router,
     metrics.router,
     internal.router,

@@ -6,7 +6,7 @@ error becomes its line and exit code.
 
 from __future__ import annotations
 
-from vortex_cli.commands import deploy, dev, functions, init, invoke, logs
+from vortex_cli.commands import deploy, dev, functions, init, invoke, kv, logs
 
 COMMANDS = [
     deploy.deploy,
@@ -15,6 +15,7 @@ COMMANDS = [
     functions.get,
     functions.delete,
     logs.logs,
+    kv.kv,
     init.init,
     dev.dev,
 ]

@@ -26,7 +26,8 @@ def _name(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 
 
 def deploy_options(command: Command) -> Command:
-    """`--name`, `--timeout-ms`, `--memory-mb`, `--cpu-limit-ms`, `--env` and `--isolation`."""
+    """`--name`, `--timeout-ms`, `--memory-mb`, `--cpu-limit-ms`, `--env`, `--kv-namespace` and
+    `--isolation`."""
     options: list[Callable[[Command], Command]] = [
         click.option("--name", callback=_name, help="function name (default: a generated id)"),
         click.option("--timeout-ms", type=click.IntRange(min=1), help="wall-clock timeout"),
@@ -42,6 +43,11 @@ def deploy_options(command: Command) -> Command:
             multiple=True,
             metavar="NAME=VALUE",
             help="an environment variable of the function (repeatable)",
+        ),
+        click.option(
+            "--kv-namespace",
+            metavar="NAME",
+            help="a KV keyspace shared with the functions that name it (default: its own)",
         ),
         click.option(
             "--isolation",
@@ -62,6 +68,7 @@ def deploy_request(
     env: tuple[str, ...],
     isolation: str | None,
     cpu_limit_ms: int | None = None,
+    kv_namespace: str | None = None,
 ) -> dict[str, Any]:
     """The `/deploy` body: the code and the settings that were given."""
     request: dict[str, Any] = {"code": code}
@@ -72,6 +79,7 @@ def deploy_request(
         "cpu_limit_ms": cpu_limit_ms,
         "env": parse_env(env) or None,
         "isolation": isolation,
+        "kv": {"namespace": kv_namespace} if kv_namespace else None,
     }
     request.update({key: value for key, value in optional.items() if value is not None})
     return request

@@ -47,12 +47,14 @@ def get(session: Session, name: str) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+@click.option("--purge-kv", is_flag=True, help="also delete its KV data (kept otherwise)")
 @api_command
-def delete(session: Session, name: str, yes: bool) -> None:
-    """Delete the function NAME and its code."""
+def delete(session: Session, name: str, yes: bool, purge_kv: bool) -> None:
+    """Delete the function NAME and its code (its KV data stays, unless --purge-kv)."""
     if not yes:
         if not stdin_is_terminal():
             raise click.UsageError("stdin is not a terminal: confirm with --yes")
-        click.confirm(f"Delete the function {name!r}?", abort=True, err=True)
-    session.client.delete(name)
+        also = " and its KV data" if purge_kv else ""
+        click.confirm(f"Delete the function {name!r}{also}?", abort=True, err=True)
+    session.client.delete(name, purge_kv)
     session.out.result({"function_id": name, "deleted": True}, f"deleted {name}")
