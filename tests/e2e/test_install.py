@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from tests.cluster.fixtures import REPO_ROOT, Cluster, ClusterError
+from tests.fixtures.kv import OPS
 from vortex_api.routing import weight
 
 from . import kit
@@ -652,6 +653,133 @@ def test_cpu_time_is_reported_and_limited_in_the_pool_and_in_warm_pods(release: 
             "delete",
             "vf",
             *specs,
+            "--ignore-not-found",
+            "--wait=false",
+            namespace=namespace,
+            check=False,
+        )
+
+
+def _kv_function(name: str, code: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "vortex.dev/v1alpha1",
+        "kind": "VortexFunction",
+        "metadata": {"name": name},
+        "spec": {"code": code, **spec},
+    }
+
+
+def _kv(api: kit.Api, name: str, event: dict[str, Any]) -> Any:
+    response = api.execute(name, event)
+    assert response.status_code == 200, f"{name} {event}: {response.text}"
+    return response.json()["output"]
+
+
+def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
+    release: Release, functions
+):
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    manifests = [
+        _kv_function("kv-pooled", OPS, concurrency=32, timeoutMs=8000),
+        _kv_function("kv-team-a", OPS, kv={"namespace": "team"}),
+        _kv_function("kv-team-b", OPS, kv={"namespace": "team"}, isolation="warm"),
+    ]
+    names = [m["metadata"]["name"] for m in manifests]
+    admin = {"Authorization": f"Bearer {api.admin_key}"}
+    try:
+        for manifest in manifests:
+            cluster.apply(manifest, namespace=namespace)
+        _wait_functions_ready(cluster, namespace, names)
+        for key in ("user:2", "user:1", "item:1"):
+            assert _kv(api, "kv-pooled", {"op": "put", "key": key, "value": f"v-{key}"}) == "ok"
+        listed = _kv(api, "kv-pooled", {"op": "list", "options": {"prefix": "user:"}})
+        assert [k["name"] for k in listed["keys"]] == ["user:1", "user:2"]
+        assert _kv(api, "kv-pooled", {"op": "own"}) == ["first", "second", None]
+        _kv(api, "kv-pooled", {"op": "put", "key": "short", "value": "x", "ttl": 1})
+        time.sleep(1.2)
+        assert _kv(api, "kv-pooled", {"op": "get", "key": "short"}) is None
+        # a pool function and a warm pod share a namespace; the pooled one's own stays apart
+        assert _kv(api, "kv-team-a", {"op": "put", "key": "t", "value": "from a"}) == "ok"
+        assert _kv(api, "kv-team-b", {"op": "get", "key": "t"}) == "from a"
+        assert _kv(api, "kv-pooled", {"op": "get", "key": "t"}) is None
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            written = list(
+                pool.map(
+                    lambda i: _kv(
+                        api, "kv-pooled", {"op": "put", "key": f"w{i:02d}", "value": "w"}
+                    ),
+                    range(20),
+                )
+            )
+        assert written == ["ok"] * 20
+        keys = _kv(api, "kv-pooled", {"op": "list", "options": {"prefix": "w"}})["keys"]
+        assert [k["name"] for k in keys] == [f"w{i:02d}" for i in range(20)]
+
+        # the API's routes (vortex kv) reach the same data
+        got = httpx.get(f"{api.base}/functions/kv-pooled/kv/user:1", headers=admin, timeout=10)
+        assert got.json() == {"key": "user:1", "value": "v-user:1"}, got.text
+
+        # every pool pod restarted, and the function redeployed with other code
+        cluster.kubectl("delete", "pod", "-l", POOL_PODS, "--wait=true", namespace=namespace)
+        kit.wait_settled(cluster, namespace, release.name, "the pool back", timeout=120)
+        cluster.apply(
+            _kv_function("kv-pooled", OPS + "\n// v2", concurrency=32), namespace=namespace
+        )
+        _wait_functions_ready(cluster, namespace, names)
+        kept = None
+        for _ in range(30):  # the API may still route to a pod on its way out
+            response = api.execute("kv-pooled", {"op": "get", "key": "user:2"})
+            if response.status_code == 200:
+                kept = response.json()["output"]
+                break
+            time.sleep(1)
+        assert kept == "v-user:2"
+
+        # MinIO down: the documented error, within the function's timeout
+        minio = f"{release.name}-minio"
+        cluster.kubectl("scale", "deployment", minio, "--replicas=0", namespace=namespace)
+        cluster.wait_for(
+            "MinIO gone",
+            lambda: not kit.pods(cluster, namespace, "app.kubernetes.io/component=minio"),
+            timeout=60,
+            interval=1,
+        )
+        started = time.monotonic()
+        down = api.execute("kv-pooled", {"op": "get", "key": "user:2"})
+        waited = time.monotonic() - started
+        cluster.kubectl("scale", "deployment", minio, "--replicas=1", namespace=namespace)
+        assert down.status_code == 500, down.text
+        assert "KV storage is unavailable" in down.json()["error"]["message"], down.text
+        assert waited < 8.0
+        kit.wait_settled(cluster, namespace, release.name, "MinIO back", timeout=120)
+        # the test release's MinIO keeps no volume (minio.persistence): its data went with it
+        assert _kv(api, "kv-pooled", {"op": "put", "key": "after", "value": "up"}) == "ok"
+        assert _kv(api, "kv-pooled", {"op": "get", "key": "after"}) == "up"
+
+        # deleting with ?purge=kv removes the objects; a plain delete keeps them
+        purged = httpx.delete(
+            f"{api.base}/functions/kv-pooled", params={"purge": "kv"}, headers=admin, timeout=30
+        )
+        assert purged.status_code == 204, purged.text
+        cluster.wait_for(
+            "kv-pooled deleted",
+            lambda: "kv-pooled" not in _functions(cluster, namespace),
+            timeout=120,
+            interval=1,
+        )
+        cluster.apply(_kv_function("kv-pooled", OPS), namespace=namespace)
+        _wait_functions_ready(cluster, namespace, ["kv-pooled"])
+        assert _kv(api, "kv-pooled", {"op": "list"})["keys"] == []
+        record_figure(
+            "kv on the cluster",
+            f"MinIO down answered in {waited:.2f} s; 20 writers at once all stored",
+        )
+    finally:
+        cluster.kubectl(
+            "delete",
+            "vf",
+            *names,
             "--ignore-not-found",
             "--wait=false",
             namespace=namespace,

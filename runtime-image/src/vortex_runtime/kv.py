@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -235,16 +236,32 @@ class MinioStore:
     def put(self, space: str, key: str, value: bytes, expires_at: float | None) -> None:
         import io
 
+        from minio.error import S3Error
+
         metadata = {self._META: repr(expires_at)} if expires_at is not None else None
-        self._guard(
-            lambda: self._client.put_object(
+
+        def write() -> None:
+            self._client.put_object(
                 self.bucket,
                 self._name(space, key),
                 io.BytesIO(value),
                 len(value),
                 metadata=metadata,  # type: ignore[arg-type]
             )
-        )
+
+        def put() -> None:
+            try:
+                write()
+            except S3Error as exc:
+                if exc.code != "NoSuchBucket":
+                    raise
+                # A MinIO without a volume comes back empty; the operator makes the bucket
+                # again only for code it stores, so the first write after that makes it.
+                with contextlib.suppress(S3Error):
+                    self._client.make_bucket(self.bucket)
+                write()
+
+        self._guard(put)
 
     def delete(self, space: str, key: str) -> None:
         self._guard(lambda: self._client.remove_object(self.bucket, self._name(space, key)))

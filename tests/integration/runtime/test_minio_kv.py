@@ -125,3 +125,17 @@ def test_data_outlives_the_runtime_and_an_outage_is_a_clear_error(
         assert _call(again, {"op": "get", "key": "kept"}) == "yes"
     finally:
         server.stop()
+
+
+def test_a_put_makes_the_bucket_again_after_minio_lost_it(  # type: ignore[no-untyped-def]
+    start_runtime, minio_server: MinioServer
+) -> None:
+    url = _runtime(start_runtime, minio_server, "kv-e")
+    assert _call(url, {"op": "put", "key": "a", "value": "1"}) == "ok"  # the code is loaded
+    client = minio_server.client()
+    for obj in client.list_objects("kv-e", recursive=True):
+        client.remove_object("kv-e", obj.object_name)
+    client.remove_bucket("kv-e")  # as a MinIO without a volume comes back
+    assert _call(url, {"op": "get", "key": "a"}) is None
+    assert _call(url, {"op": "put", "key": "a", "value": "2"}) == "ok"
+    assert _call(url, {"op": "get", "key": "a"}) == "2"
