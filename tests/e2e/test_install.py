@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +142,19 @@ def _wait_functions_ready(cluster: Cluster, namespace: str, names: list[str]) ->
     except TimeoutError:
         vfs = cluster.kubectl("get", "vf", "-o", "wide", namespace=namespace, check=False).stdout
         raise TimeoutError(f"{vfs}\n{kit.describe(cluster, namespace)}") from None
+
+
+def _delete_functions(cluster: Cluster, namespace: str, names: Iterable[str]) -> None:
+    """Delete these functions, without waiting for their finalizers (a test's cleanup)."""
+    cluster.kubectl(
+        "delete",
+        "vf",
+        *names,
+        "--ignore-not-found",
+        "--wait=false",
+        namespace=namespace,
+        check=False,
+    )
 
 
 def _crd_established(cluster: Cluster) -> bool:
@@ -475,15 +488,7 @@ def test_apply_to_first_execute(release: Release, functions):
             seconds.append(time.monotonic() - started)
             assert response.json()["output"]["n"] == i
     finally:
-        cluster.kubectl(
-            "delete",
-            "vf",
-            *names,
-            "--ignore-not-found",
-            "--wait=false",
-            namespace=namespace,
-            check=False,
-        )
+        _delete_functions(cluster, namespace, names)
     median = statistics.median(seconds)
     record_figure(
         "apply to first execute",
@@ -570,16 +575,7 @@ def test_hostile_functions_stay_within_their_limits_and_pods(release: Release, f
         restarts = _restarts(cluster, namespace, POOL_PODS)
         assert all(count == 0 for count, _ in restarts), f"pool: {restarts}"
     finally:
-        cluster.kubectl(
-            "delete",
-            "vf",
-            "attacker",
-            "victim",
-            "--ignore-not-found",
-            "--wait=false",
-            namespace=namespace,
-            check=False,
-        )
+        _delete_functions(cluster, namespace, ["attacker", "victim"])
 
 
 CPU_CODE = """
@@ -649,15 +645,7 @@ def test_cpu_time_is_reported_and_limited_in_the_pool_and_in_warm_pods(release: 
         assert limited == 1
         record_figure("cpu time (limit 50 ms)", "; ".join(figures))
     finally:
-        cluster.kubectl(
-            "delete",
-            "vf",
-            *specs,
-            "--ignore-not-found",
-            "--wait=false",
-            namespace=namespace,
-            check=False,
-        )
+        _delete_functions(cluster, namespace, specs)
 
 
 def _kv_function(name: str, code: str, **spec: Any) -> dict[str, Any]:
@@ -776,15 +764,7 @@ def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
             f"MinIO down answered in {waited:.2f} s; 20 writers at once all stored",
         )
     finally:
-        cluster.kubectl(
-            "delete",
-            "vf",
-            *names,
-            "--ignore-not-found",
-            "--wait=false",
-            namespace=namespace,
-            check=False,
-        )
+        _delete_functions(cluster, namespace, names)
 
 
 # -- the shared pool -----------------------------------------------------------------------------
