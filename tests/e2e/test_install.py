@@ -724,27 +724,6 @@ def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
             time.sleep(1)
         assert kept == "v-user:2"
 
-        # MinIO down: the documented error, within the function's timeout
-        minio = f"{release.name}-minio"
-        cluster.kubectl("scale", "deployment", minio, "--replicas=0", namespace=namespace)
-        cluster.wait_for(
-            "MinIO gone",
-            lambda: not kit.pods(cluster, namespace, "app.kubernetes.io/component=minio"),
-            timeout=60,
-            interval=1,
-        )
-        started = time.monotonic()
-        down = api.execute("kv-pooled", {"op": "get", "key": "user:2"})
-        waited = time.monotonic() - started
-        cluster.kubectl("scale", "deployment", minio, "--replicas=1", namespace=namespace)
-        assert down.status_code == 500, down.text
-        assert "KV storage is unavailable" in down.json()["error"]["message"], down.text
-        assert waited < 8.0
-        kit.wait_settled(cluster, namespace, release.name, "MinIO back", timeout=120)
-        # the test release's MinIO keeps no volume (minio.persistence): its data went with it
-        assert _kv(api, "kv-pooled", {"op": "put", "key": "after", "value": "up"}) == "ok"
-        assert _kv(api, "kv-pooled", {"op": "get", "key": "after"}) == "up"
-
         # deleting with ?purge=kv removes the objects; a plain delete keeps them
         purged = httpx.delete(
             f"{api.base}/functions/kv-pooled", params={"purge": "kv"}, headers=admin, timeout=30
@@ -759,12 +738,18 @@ def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
         cluster.apply(_kv_function("kv-pooled", OPS), namespace=namespace)
         _wait_functions_ready(cluster, namespace, ["kv-pooled"])
         assert _kv(api, "kv-pooled", {"op": "list"})["keys"] == []
-        record_figure(
-            "kv on the cluster",
-            f"MinIO down answered in {waited:.2f} s; 20 writers at once all stored",
-        )
+        record_figure("kv on the cluster", "20 writers at once all stored")
     finally:
         _delete_functions(cluster, namespace, names)
+        cluster.wait_for(  # gone, pods too, before the next test counts pods
+            "the KV functions deleted",
+            lambda: (
+                not set(names) & set(_functions(cluster, namespace))
+                and not kit.pods(cluster, namespace, "vortex.dev/function=kv-team-b")
+            ),
+            timeout=180,
+            interval=2,
+        )
 
 
 # -- the shared pool -----------------------------------------------------------------------------
@@ -1256,6 +1241,48 @@ def _leftovers(cluster: Cluster, namespace: str) -> list[str]:
 
 
 @pytest.mark.timeout(360)
+def test_kv_with_minio_down_is_the_documented_error_within_the_timeout(release: Release, functions):
+    """Last before the uninstall: the test release's MinIO keeps no volume, so stopping it
+    loses every object (the next tests would find no code)."""
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    cluster.apply(_kv_function("kv-outage", OPS, timeoutMs=8000), namespace=namespace)
+    try:
+        _wait_functions_ready(cluster, namespace, ["kv-outage"])
+        assert _kv(api, "kv-outage", {"op": "put", "key": "user:2", "value": "v"}) == "ok"
+        # MinIO down: the documented error, within the function's timeout
+        minio = f"{release.name}-minio"
+        cluster.kubectl("scale", "deployment", minio, "--replicas=0", namespace=namespace)
+        cluster.wait_for(
+            "MinIO gone",
+            lambda: not kit.pods(cluster, namespace, "app.kubernetes.io/component=minio"),
+            timeout=60,
+            interval=1,
+        )
+        started = time.monotonic()
+        down = api.execute("kv-outage", {"op": "get", "key": "user:2"})
+        waited = time.monotonic() - started
+        cluster.kubectl("scale", "deployment", minio, "--replicas=1", namespace=namespace)
+        assert down.status_code == 500, down.text
+        assert "KV storage is unavailable" in down.json()["error"]["message"], down.text
+        assert waited < 8.0
+        kit.wait_settled(cluster, namespace, release.name, "MinIO back", timeout=120)
+        # the test release's MinIO keeps no volume (minio.persistence): its data went with it
+        assert _kv(api, "kv-outage", {"op": "put", "key": "after", "value": "up"}) == "ok"
+        assert _kv(api, "kv-outage", {"op": "get", "key": "after"}) == "up"
+
+        record_figure("kv with MinIO down", f"the error answered in {waited:.2f} s")
+    finally:
+        cluster.kubectl(
+            "scale",
+            "deployment",
+            f"{release.name}-minio",
+            "--replicas=1",
+            namespace=namespace,
+            check=False,
+        )
+        _delete_functions(cluster, namespace, ["kv-outage"])
+
+
 def test_uninstall_and_crd_removal_leave_nothing_behind(release: Release, functions):
     cluster, namespace, name = release.cluster, release.namespace, release.name
     assert _functions(cluster, namespace), "nothing to clean up"
