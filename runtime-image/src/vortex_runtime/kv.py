@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from vortex_runtime.errors import HostCallError, InvalidRequest, KVUnavailable
-from vortex_runtime.settings import MinioSettings
+from vortex_runtime.settings import KV_NAMESPACE_PATTERN, MinioSettings
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 1024 * 1024
@@ -40,8 +40,8 @@ MAX_LIST = 1000
 MAX_TTL_S = 10 * 365 * 86_400
 KV_THREADS = 8
 # A keyspace: `fn.` or `ns.` and a DNS label (function names and namespaces are both).
-SPACE = re.compile(r"^(fn|ns)\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAMESPACE = re.compile(KV_NAMESPACE_PATTERN)
+SPACE = re.compile(r"^(fn|ns)\." + KV_NAMESPACE_PATTERN[1:])
 OBJECT_PREFIX = "kv/"
 # MinIO keeps each `/`-separated part of an object name as a file name (at most 255 bytes).
 _SEGMENT = 200
@@ -454,35 +454,31 @@ async def admin(store: Store | None, space: str, request: dict[str, Any]) -> dic
     if store is None:
         raise KVUnavailable("KV storage is not configured for this runtime")
     op = request.get("op")
+    if op not in ("get", "put", "delete", "list", "purge"):
+        raise InvalidRequest(f"Unknown KV operation {op!r}: get, put, delete, list or purge")
     try:
         if op == "purge":
             return {"purged": await run(store, lambda: store.purge(space))}
-        if op == "list":
-            page: dict[str, Any] = json.loads(await list_page(store, space, request))
-            return page
-        key = check_key(request.get("key"))
-        if op == "get":
-            value = await run(store, lambda: store.get(space, key))
-            if value is None:
-                return {"key": key, "value": None}
-            try:
-                return {"key": key, "value": value.decode()}
-            except UnicodeDecodeError:
-                text = base64.b64encode(value).decode()
-                return {"key": key, "value": text, "encoding": "base64"}
-        if op == "put":
-            data = _value_bytes({"value": request.get("value")})
-            expires_at = _expiry(request.get("ttlSeconds"))
-            await run(store, lambda: store.put(space, key, data, expires_at))
-            return {"key": key}
-        if op == "delete":
-            await run(store, lambda: store.delete(space, key))
-            return {"key": key}
+        # A function's call, with its checks; a value read back as bytes, to tell text apart.
+        args = {**request, "type": "arrayBuffer", "binary": False}
+        kind, text = await KVCalls(store, space)(op, args)
     except HostCallError as exc:
         if exc.name == "Error":  # the store, not the request
             raise KVUnavailable(exc.message) from exc
         raise InvalidRequest(exc.message) from exc
-    raise InvalidRequest(f"Unknown KV operation {op!r}: get, put, delete, list or purge")
+    if op == "list":
+        page: dict[str, Any] = json.loads(text)
+        return page
+    key = request["key"]
+    if op != "get":
+        return {"key": key}
+    if kind == "null":
+        return {"key": key, "value": None}
+    value = text.encode("latin-1")
+    try:
+        return {"key": key, "value": value.decode()}
+    except UnicodeDecodeError:
+        return {"key": key, "value": base64.b64encode(value).decode(), "encoding": "base64"}
 
 
 def store_for(kv_dir: Path | None, minio: MinioSettings | None) -> Store | None:

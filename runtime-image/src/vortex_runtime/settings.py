@@ -37,6 +37,8 @@ class MinioSettings(BaseSettings):
         return "endpoint" in self.model_fields_set
 
 
+# A shared KV namespace (spec.kv.namespace): a DNS label; kv.py prefixes keyspaces with it.
+KV_NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # `VORTEX_ENV_<NAME>` variables become the function's `context.env.<NAME>`.
 ENV_PREFIX = "VORTEX_ENV_"
 
@@ -59,7 +61,7 @@ class RuntimeSettings(BaseSettings):
     # context.kv: files under this directory (local mode), else MinIO when it is configured.
     kv_dir: Path | None = None
     # The shared KV namespace of the one function (spec.kv.namespace); unset: its own keyspace.
-    kv_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    kv_namespace: str | None = Field(default=None, pattern=KV_NAMESPACE_PATTERN)
     pool_size: int = Field(default=8, ge=1, le=256)
     # Blank isolates (bootstrap evaluated) kept ready, so a new function starts in about a
     # millisecond; 0 turns the stock off.
