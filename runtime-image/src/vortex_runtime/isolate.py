@@ -806,9 +806,10 @@ class Isolate:
             raise
         finally:
             self._host = None
-            for task, answering in list(self._calls.items()):
-                if not answering:  # an answer already on its way is dropped by the isolate
-                    task.cancel()
+            if self._calls:  # calls left open; an answer already on its way the isolate drops
+                for task, answering in list(self._calls.items()):
+                    if not answering:
+                        task.cancel()
         outcome.cpu_time_ms = self._cpu_ms_since(cpu_start)
         return outcome
 

@@ -1151,8 +1151,10 @@
   function finish(inv, ok, value) {
     if (current !== inv) return;
     current = null;
-    outbox = "";
-    pending = new MapCtor(); // answers still to come are dropped
+    if (inv.calls > 0) { // answers still to come are dropped
+      outbox = "";
+      pending = new MapCtor();
+    }
     epoch++;
     finishing = inv;
     let result;
@@ -1178,8 +1180,6 @@
   function run(id, eventText, contextText, seed) {
     ready = null;
     hostWaiting = false;
-    outbox = "";
-    pending = new MapCtor();
     reseed(seed);
     const event = JSONParse(eventText);
     const context = JSONParse(contextText);
