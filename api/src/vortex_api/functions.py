@@ -83,11 +83,6 @@ class Function:
         self.affinity = zlib.crc32(self.route_key)
         return self
 
-    @property
-    def kv_space(self) -> str:
-        """Its keyspace, as the runtime names it (vortex_runtime.kv.space_of)."""
-        return f"ns.{self.kv_namespace}" if self.kv_namespace else f"fn.{self.function_id}"
-
     def deadline_s(self, grace_ms: int) -> float:
         """How long the API waits for the runtime: the function's timeout plus the grace."""
         return (self.timeout_ms + grace_ms) / 1000.0

@@ -10,8 +10,10 @@ runtime a function will go to for an isolate ahead of its first call.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from vortex_api.errors import (
     ApiError,
@@ -22,6 +24,7 @@ from vortex_api.errors import (
 from vortex_api.functions import Function
 from vortex_api.routing import Endpoint, EndpointTable
 from vortex_api.transport import RuntimeReply, RuntimeTransport
+from vortex_runtime.kv import space_of
 
 
 @dataclass(slots=True)
@@ -176,14 +179,17 @@ class Invoker:
                     continue
             return to_result(reply)
 
-    async def call(self, group: str, path: str, body: bytes, timeout_s: float) -> RuntimeReply:
-        """A request that is not an invocation (`/kv`) to a ready runtime of `group`."""
+    async def kv(self, group: str, function: Function, request: dict[str, Any]) -> RuntimeReply:
+        """One operation on `function`'s keyspace (the runtime's `/kv/{space}`), by any ready
+        runtime of `group`: every runtime of a backend reaches the same store."""
         endpoint = self.table.pick(group)
         if endpoint is None:
             raise NotReady(
                 "No runtime is ready to serve this request yet", retry_after_s=self.retry_after_s
             )
-        return await self.transport.post(endpoint.url + path, (), body, timeout_s)
+        space = space_of(function.function_id, function.kv_namespace)
+        url = f"{endpoint.url}/kv/{space}"
+        return await self.transport.post(url, (), json.dumps(request).encode(), KV_TIMEOUT_S)
 
     async def warm(self, group: str, path: str, function: Function, *, sticky: bool) -> bool:
         """Have the runtime the function's next call goes to start an isolate for it now, so

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -37,7 +36,7 @@ from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.informer import Informer
 from vortex_api.invocation_logs import LogQuery, Record, Records
-from vortex_api.invoker import KV_TIMEOUT_S, Invocation, InvocationResult, Invoker
+from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.k8s_objects import (
     POOL_GROUP,
     STORAGE_UNAVAILABLE,
@@ -326,9 +325,7 @@ class KubernetesBackend:
             raise FunctionNotFound(function_id)
 
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
-        # Any pool pod: every runtime of the install reaches the same keyspaces in MinIO.
-        body = json.dumps(request).encode()
-        return await self.invoker.call(POOL_GROUP, f"/kv/{function.kv_space}", body, KV_TIMEOUT_S)
+        return await self.invoker.kv(POOL_GROUP, function, request)  # MinIO, from any pool pod
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         if function.blocked is not None:

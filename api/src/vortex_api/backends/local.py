@@ -10,7 +10,6 @@ Kubernetes. Built by `backends.make_backend`.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from vortex_api.errors import BadRequest, FunctionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
-from vortex_api.invoker import KV_TIMEOUT_S, Invocation, InvocationResult, Invoker
+from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.models import DeployRequest
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
@@ -179,8 +178,7 @@ class LocalBackend:
         return await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)
 
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
-        body = json.dumps(request).encode()
-        return await self.invoker.call(GROUP, f"/kv/{function.kv_space}", body, KV_TIMEOUT_S)
+        return await self.invoker.kv(GROUP, function, request)
 
     async def invocation_records(self, function: Function, query: LogQuery) -> Records:
         return await self.records.newest(function.function_id, query)

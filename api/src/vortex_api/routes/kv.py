@@ -14,12 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from vortex_api.errors import BadRequest, KVUnavailable, NotFound, RuntimeUnavailable
+from vortex_api.errors import JSON_TYPE, BadRequest, KVUnavailable, NotFound, RuntimeUnavailable
 from vortex_api.gateway import gateway
 from vortex_api.routes.responses import errors
 
 router = APIRouter(tags=["kv"])
-JSON_TYPE = "application/json"
 # The statuses of the runtime's /kv answers passed on as they are.
 _PASSED_ON = (200, 400, 503)
 
