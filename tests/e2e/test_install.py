@@ -578,6 +578,18 @@ def test_hostile_functions_stay_within_their_limits_and_pods(release: Release, f
         _delete_functions(cluster, namespace, ["attacker", "victim"])
 
 
+def _function(
+    name: str, code: str, labels: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A VortexFunction manifest: `code` and the other spec fields given."""
+    return {
+        "apiVersion": "vortex.dev/v1alpha1",
+        "kind": "VortexFunction",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"code": code, **spec},
+    }
+
+
 CPU_CODE = """
 export default async function (event) {
   if (event && event.sleep) {
@@ -594,22 +606,14 @@ export default async function (event) {
 
 def test_cpu_time_is_reported_and_limited_in_the_pool_and_in_warm_pods(release: Release, functions):
     cluster, namespace, api = release.cluster, release.namespace, release.api
-    specs = {
-        "cpu-free": {"code": CPU_CODE},
-        "cpu-shared": {"code": CPU_CODE, "cpuLimitMs": 50},
-        "cpu-warm": {"code": CPU_CODE, "cpuLimitMs": 50, "isolation": "warm"},
+    specs: dict[str, dict[str, Any]] = {
+        "cpu-free": {},
+        "cpu-shared": {"cpuLimitMs": 50},
+        "cpu-warm": {"cpuLimitMs": 50, "isolation": "warm"},
     }
     try:
         for name, spec in specs.items():
-            cluster.apply(
-                {
-                    "apiVersion": "vortex.dev/v1alpha1",
-                    "kind": "VortexFunction",
-                    "metadata": {"name": name},
-                    "spec": spec,
-                },
-                namespace=namespace,
-            )
+            cluster.apply(_function(name, CPU_CODE, **spec), namespace=namespace)
         _wait_functions_ready(cluster, namespace, list(specs))
         spun = api.execute("cpu-free", {"spin": 200})
         slept = api.execute("cpu-free", {"sleep": 200})
@@ -648,15 +652,6 @@ def test_cpu_time_is_reported_and_limited_in_the_pool_and_in_warm_pods(release: 
         _delete_functions(cluster, namespace, specs)
 
 
-def _kv_function(name: str, code: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "vortex.dev/v1alpha1",
-        "kind": "VortexFunction",
-        "metadata": {"name": name},
-        "spec": {"code": code, **spec},
-    }
-
-
 def _kv(api: kit.Api, name: str, event: dict[str, Any]) -> Any:
     response = api.execute(name, event)
     assert response.status_code == 200, f"{name} {event}: {response.text}"
@@ -668,9 +663,9 @@ def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
 ):
     cluster, namespace, api = release.cluster, release.namespace, release.api
     manifests = [
-        _kv_function("kv-pooled", OPS, concurrency=32, timeoutMs=8000),
-        _kv_function("kv-team-a", OPS, kv={"namespace": "team"}),
-        _kv_function("kv-team-b", OPS, kv={"namespace": "team"}, isolation="warm"),
+        _function("kv-pooled", OPS, concurrency=32, timeoutMs=8000),
+        _function("kv-team-a", OPS, kv={"namespace": "team"}),
+        _function("kv-team-b", OPS, kv={"namespace": "team"}, isolation="warm"),
     ]
     names = [m["metadata"]["name"] for m in manifests]
     admin = {"Authorization": f"Bearer {api.admin_key}"}
@@ -711,9 +706,7 @@ def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
         # every pool pod restarted, and the function redeployed with other code
         cluster.kubectl("delete", "pod", "-l", POOL_PODS, "--wait=true", namespace=namespace)
         kit.wait_settled(cluster, namespace, release.name, "the pool back", timeout=120)
-        cluster.apply(
-            _kv_function("kv-pooled", OPS + "\n// v2", concurrency=32), namespace=namespace
-        )
+        cluster.apply(_function("kv-pooled", OPS + "\n// v2", concurrency=32), namespace=namespace)
         _wait_functions_ready(cluster, namespace, names)
         kept = None
         for _ in range(30):  # the API may still route to a pod on its way out
@@ -735,7 +728,7 @@ def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
             timeout=120,
             interval=1,
         )
-        cluster.apply(_kv_function("kv-pooled", OPS), namespace=namespace)
+        cluster.apply(_function("kv-pooled", OPS), namespace=namespace)
         _wait_functions_ready(cluster, namespace, ["kv-pooled"])
         assert _kv(api, "kv-pooled", {"op": "list"})["keys"] == []
         record_figure("kv on the cluster", "20 writers at once all stored")
@@ -756,12 +749,7 @@ def test_kv_on_the_cluster_lives_in_minio_and_outlives_pods_and_redeploys(
 
 
 def _shared(name: str, code: str, **labels: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "vortex.dev/v1alpha1",
-        "kind": "VortexFunction",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"code": code},
-    }
+    return _function(name, code, labels=labels)
 
 
 def _pool_ips(cluster: Cluster, namespace: str) -> list[str]:
@@ -1245,7 +1233,7 @@ def test_kv_with_minio_down_is_the_documented_error_within_the_timeout(release: 
     """Last before the uninstall: the test release's MinIO keeps no volume, so stopping it
     loses every object (the next tests would find no code)."""
     cluster, namespace, api = release.cluster, release.namespace, release.api
-    cluster.apply(_kv_function("kv-outage", OPS, timeoutMs=8000), namespace=namespace)
+    cluster.apply(_function("kv-outage", OPS, timeoutMs=8000), namespace=namespace)
     try:
         _wait_functions_ready(cluster, namespace, ["kv-outage"])
         assert _kv(api, "kv-outage", {"op": "put", "key": "user:2", "value": "v"}) == "ok"
