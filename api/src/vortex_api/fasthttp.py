@@ -179,6 +179,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
     cold_kind = None
     retry_after = None
     cpu_s = None
+    fetches = None
     for line in lines[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -195,6 +196,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
             cold_kind = value.decode("latin-1")
         elif name == b"retry-after":
             retry_after = value.decode("latin-1")
+        elif name == b"x-vortex-fetches":
+            fetches = value.decode("latin-1")
         elif name == b"x-vortex-cpu-time-ms":
             with contextlib.suppress(ValueError):
                 cpu_s = float(value) / 1000
@@ -218,7 +221,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[RuntimeReply, bo
         body = await reader.read()
         keep = False
     kind = (cold_kind or "isolate") if cold_start else None
-    return RuntimeReply(status, body, kind, retry_after, cpu_s), keep
+    return RuntimeReply(status, body, kind, retry_after, cpu_s, fetches), keep
 
 
 __all__ = ["FastTransport"]

@@ -12,8 +12,16 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from vortex_api.models import FunctionInfo, FunctionSpecOut, FunctionStatusOut, KVOut, ScaleOut
+from vortex_api.models import (
+    EgressOut,
+    FunctionInfo,
+    FunctionSpecOut,
+    FunctionStatusOut,
+    KVOut,
+    ScaleOut,
+)
 from vortex_kube.contract import Isolation
+from vortex_runtime.egress import to_json
 
 __all__ = ["Function", "Isolation"]
 
@@ -28,6 +36,7 @@ class Function:
     code_sha256: str | None = None
     cpu_limit_ms: int | None = None
     kv_namespace: str | None = None  # spec.kv.namespace
+    egress: dict[str, Any] | None = None  # spec.egress: {allow, maxRequests}
     env: dict[str, str] = field(default_factory=dict)
     isolation: Isolation = "shared"
     concurrency: int | None = None
@@ -74,6 +83,8 @@ class Function:
             headers.append(("x-vortex-cpu-limit-ms", str(self.cpu_limit_ms)))
         if self.kv_namespace:
             headers.append(("x-vortex-kv-namespace", self.kv_namespace))
+        if self.egress:
+            headers.append(("x-vortex-egress", to_json(self.egress)))
         if send_env and self.env:
             headers.append(("x-vortex-env", json.dumps(self.env, separators=(",", ":"))))
         if send_env and self.code_sha256:
@@ -98,6 +109,7 @@ class Function:
                 memory_mb=self.memory_mb,
                 cpu_limit_ms=self.cpu_limit_ms,
                 kv=KVOut(namespace=self.kv_namespace) if self.kv_namespace else None,
+                egress=EgressOut(**self.egress) if self.egress else None,
                 env=dict(self.env),
                 isolation=self.isolation,
                 concurrency=self.concurrency,

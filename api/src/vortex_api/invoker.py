@@ -62,6 +62,7 @@ class InvocationResult:
     # was scaled to zero (None: the execution's whole time stands for it).
     cold_start_s: float | None = None
     cpu_s: float | None = None  # CPU time the function used, where its runtime measured it
+    fetches: str | None = None  # its fetch requests by outcome, "ok=2,denied=1"
 
 
 # runtime status -> (API status, outcome label)
@@ -96,7 +97,13 @@ def to_result(reply: RuntimeReply) -> InvocationResult:
         outcome = "cpu_limit"
     retry_after = reply.retry_after or ("1" if status == 503 else None)
     return InvocationResult(
-        status, reply.body, outcome, reply.cold_kind, retry_after, cpu_s=reply.cpu_s
+        status,
+        reply.body,
+        outcome,
+        reply.cold_kind,
+        retry_after,
+        cpu_s=reply.cpu_s,
+        fetches=reply.fetches,
     )
 
 

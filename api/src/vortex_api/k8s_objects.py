@@ -39,6 +39,7 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "memoryMb": request.memory_mb or settings.default_memory_mb,
         "cpuLimitMs": request.cpu_limit_ms,
         "kv": {"namespace": request.kv.namespace} if request.kv and request.kv.namespace else None,
+        "egress": request.egress.spec() if request.egress is not None else None,
         "env": [{"name": k, "value": v} for k, v in (request.env or {}).items()],
         "isolation": request.isolation or contract.DEFAULT_ISOLATION,
         "concurrency": request.concurrency,
@@ -121,6 +122,7 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         memory_mb=int(spec.get("memoryMb") or settings.default_memory_mb),
         cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
         kv_namespace=contract.kv_namespace(spec),
+        egress=contract.egress_of(spec),
         code_sha256=status.get("codeSha256"),
         env=env,
         isolation=isolation,
@@ -198,6 +200,7 @@ def one_shot_pod(
         memory_mb=function.memory_mb,
         cpu_limit_ms=function.cpu_limit_ms,
         kv_namespace=function.kv_namespace,
+        egress=function.egress,
         env=tuple(function.env_spec),
         secret=settings.minio_secret_name or child_name(function.function_id),
     )

@@ -58,6 +58,10 @@ class FunctionLoadCollector(Collector):
         yield seconds
 
 
+# The outcomes of a function's fetch requests, as its runtime counts them (vortex_runtime.fetch).
+FETCH_OUTCOMES = frozenset({"ok", "denied", "limit", "timeout", "error"})
+
+
 class Metrics:
     """The API's metric families."""
 
@@ -83,6 +87,14 @@ class Metrics:
             "CPU time executions used running JavaScript (waits not counted), by function",
             ["function"],
             buckets=_CPU_BUCKETS,
+            registry=self.registry,
+        )
+        self.fetches = Counter(
+            "vortex_fetch_requests",
+            "Requests functions made with fetch, by function and outcome (ok: an HTTP answer,"
+            " whatever its status; denied: not allowed by the function's egress; limit: past"
+            " maxRequests or the body limit; timeout; error: the connection failed)",
+            ["function", "outcome"],
             registry=self.registry,
         )
         self.inflight = Gauge(
@@ -122,6 +134,7 @@ class Metrics:
         self._outcomes: dict[tuple[str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
         self._cpu: dict[str, Histogram] = {}
+        self._fetch_outcomes: set[tuple[str, str]] = set()
 
     def track_bulkhead(self, bulkhead: Bulkhead) -> None:
         """Report the bulkhead's in-flight count and capacity at every scrape."""
@@ -137,9 +150,11 @@ class Metrics:
         cold_kind: str | None,
         cold_start_s: float | None = None,
         cpu_s: float | None = None,
+        fetches: str | None = None,
     ) -> None:
         """Count one finished execution (`cold_start_s`: its cold start, where measured;
-        `cpu_s`: the CPU time its runtime measured)."""
+        `cpu_s`: the CPU time its runtime measured; `fetches`: its runtime's count of fetch
+        requests by outcome, `ok=2,denied=1`)."""
         key = (function_id, outcome)
         counter = self._outcomes.get(key)
         if counter is None:
@@ -154,6 +169,8 @@ class Metrics:
             if cpu is None:
                 cpu = self._cpu[function_id] = self.cpu.labels(function_id)
             cpu.observe(cpu_s)
+        if fetches:
+            self._count_fetches(function_id, fetches)
         if cold_kind is not None:
             self.cold_starts.labels(function_id, cold_kind).inc()
             self._cold_kinds.setdefault(function_id, set()).add(cold_kind)
@@ -161,8 +178,18 @@ class Metrics:
                 seconds if cold_start_s is None else cold_start_s
             )
 
+    def _count_fetches(self, function_id: str, text: str) -> None:
+        for part in text.split(","):
+            outcome, _, count = part.partition("=")
+            if outcome in FETCH_OUTCOMES and count.isdigit():
+                self._fetch_outcomes.add((function_id, outcome))
+                self.fetches.labels(function_id, outcome).inc(int(count))
+
     def forget(self, function_id: str) -> None:
         """Drop a deleted function's series."""
+        for key in [k for k in self._fetch_outcomes if k[0] == function_id]:
+            self._fetch_outcomes.discard(key)
+            self.fetches.remove(*key)
         for key in [k for k in self._outcomes if k[0] == function_id]:
             del self._outcomes[key]
             self.executions.remove(*key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vortex_kube.contract import (
     ENV_NAME_PATTERN,
@@ -34,6 +34,7 @@ from vortex_kube.contract import (
     MIN_TARGET_CONCURRENCY,
     MIN_TIMEOUT_MS,
     Isolation,
+    check_egress,
 )
 
 __all__ = ["ENV_NAME_PATTERN", "FUNCTION_NAME_PATTERN", "DeployRequest"]
@@ -103,6 +104,46 @@ class KVOut(BaseModel):
     namespace: str | None = None
 
 
+class EgressIn(BaseModel):
+    """`egress` of a `/deploy` body (`spec.egress`): where the function's fetch may go."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description=(
+            "rules: a host name (*. for its subdomains), an IP or a CIDR, each with an optional"
+            " :port"
+        ),
+    )
+    maxRequests: int | None = Field(
+        default=None, description="requests one invocation may make (default 50, at most 1000)"
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _rules(cls, allow: list[str]) -> list[str]:
+        check_egress({"allow": allow})
+        return allow
+
+    @model_validator(mode="after")
+    def _valid(self) -> EgressIn:
+        check_egress(self.spec())
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """`spec.egress` as the CRD has it."""
+        out: dict[str, Any] = {"allow": list(self.allow)}
+        if self.maxRequests is not None:
+            out["maxRequests"] = self.maxRequests
+        return out
+
+
+class EgressOut(BaseModel):
+    allow: list[str]
+    maxRequests: int | None = None
+
+
 class DeployRequest(BaseModel):
     """`POST /deploy`: the code plus optional settings."""
 
@@ -153,6 +194,9 @@ class DeployRequest(BaseModel):
         description="autoscaling of a warm function's pods (Kubernetes; isolation warm only)",
     )
     kv: KVIn | None = Field(default=None, description="its KV storage (context.kv)")
+    egress: EgressIn | None = Field(
+        default=None, description="where its fetch may go (default: nowhere)"
+    )
 
     @model_validator(mode="after")
     def _scale_is_for_warm(self) -> DeployRequest:
@@ -182,6 +226,14 @@ class ExecuteResponse(BaseModel):
     )
 
 
+class FetchRecord(BaseModel):
+    method: str
+    host: str | None
+    status: int | None = Field(description="the HTTP status; null when no answer came")
+    ms: float
+    outcome: Literal["ok", "denied", "limit", "timeout", "error"]
+
+
 class InvocationRecord(BaseModel):
     """One finished invocation, as its runtime recorded it (vortex_runtime/records.py)."""
 
@@ -193,6 +245,9 @@ class InvocationRecord(BaseModel):
     cpu_time_ms: float | None = None
     status: Literal["ok", "error"]
     error_type: str | None = None
+    fetches: list[FetchRecord] | None = Field(
+        default=None, description="the function's fetch requests, each redirect hop its own"
+    )
     logs: list[LogEntry]
 
 
@@ -239,6 +294,7 @@ class FunctionSpecOut(BaseModel):
     memory_mb: int
     cpu_limit_ms: int | None = None
     kv: KVOut | None = None
+    egress: EgressOut | None = None
     env: dict[str, str]
     isolation: Isolation
     concurrency: int | None = None

@@ -26,6 +26,8 @@ class RuntimeReply:
     retry_after: str | None = None
     # CPU time the function used (X-Vortex-Cpu-Time-Ms), in seconds, where the runtime says
     cpu_s: float | None = None
+    # The function's fetch requests by outcome (X-Vortex-Fetches: "ok=2,denied=1"), if any
+    fetches: str | None = None
 
 
 class RuntimeTransport(Protocol):

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vortex_runtime import egress as egress_rules
+
 GROUP = "vortex.dev"
 VERSION = "v1alpha1"
 PLURAL = "vortexfunctions"
@@ -112,6 +114,20 @@ def kv_namespace(spec: dict[str, Any]) -> str | None:
     kv = spec.get("kv")
     value = kv.get("namespace") if isinstance(kv, dict) else None
     return str(value) if value else None
+
+
+def egress_of(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """`spec.egress` (`{allow, maxRequests}`, as given), if the spec has one."""
+    value = spec.get("egress")
+    if not isinstance(value, dict):
+        return None
+    return {k: v for k, v in value.items() if k in ("allow", "maxRequests") and v is not None}
+
+
+def check_egress(value: object) -> None:
+    """Raise ValueError (egress.RuleError) saying what is wrong with an `egress` object: the
+    runtime's own parser, so the API refuses at deploy time what a runtime would refuse."""
+    egress_rules.parse(value)
 
 
 def parse_isolation(value: object) -> Isolation:
@@ -236,6 +252,7 @@ class FunctionSpec:
     memory_mb: int = DEFAULT_MEMORY_MB
     cpu_limit_ms: int | None = None
     kv_namespace: str | None = None  # spec.kv.namespace; None: the function's own keyspace
+    egress: dict[str, Any] | None = None  # spec.egress; None: fetch reaches nothing
     resources: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     replicas: int = DEFAULT_REPLICAS
     concurrency: int = DEFAULT_CONCURRENCY
@@ -271,6 +288,7 @@ class FunctionSpec:
             memory_mb=int(spec.get("memoryMb") or DEFAULT_MEMORY_MB),
             cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
             kv_namespace=kv_namespace(spec),
+            egress=egress_of(spec),
             resources=dict(spec.get("resources") or DEFAULT_RESOURCES),
             replicas=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
             concurrency=concurrency,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vortex_kube.contract import RUNTIME_PORT, RUNTIME_USER, SECRET_KEYS
+from vortex_runtime.egress import to_json
 
 CONTAINER = "runtime"
 ENV_PREFIX = "VORTEX_ENV_"
@@ -52,6 +53,7 @@ class RuntimeCode:
     memory_mb: int
     cpu_limit_ms: int | None = None
     kv_namespace: str | None = None
+    egress: dict[str, Any] | None = None  # spec.egress, for VORTEX_EGRESS
     # The function's env entries as declared: {name, value} or {name, valueFrom}.
     env: tuple[dict[str, Any], ...] = ()
     # The Secret that holds SECRET_KEYS (MinIO read credentials).
@@ -98,6 +100,12 @@ def runtime_env(platform: Platform, code: RuntimeCode, pool_size: int) -> list[d
         env.insert(7, _env("VORTEX_CPU_LIMIT_MS", str(code.cpu_limit_ms)))
     if code.kv_namespace:
         env.insert(7, _env("VORTEX_KV_NAMESPACE", code.kv_namespace))
+    if code.egress:
+        env.insert(7, _env("VORTEX_EGRESS", to_json(code.egress)))
+        # fetch denies the node's own address as it denies loopback
+        env.insert(
+            8, {"name": "VORTEX_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}
+        )
     for item in code.env:
         entry: dict[str, Any] = {"name": f"{ENV_PREFIX}{item['name']}"}
         if "valueFrom" in item:

@@ -22,8 +22,12 @@ import kopf
 
 from vortex_kube.contract import (
     CODE_ANNOTATION,
+    COMPONENT_LABEL,
+    FUNCTION_APP,
     FUNCTION_LABEL,
     ISOLATION_LABEL,
+    NAME_LABEL,
+    POOL_COMPONENT,
     SECRET_KEYS,
     FunctionSpec,
     code_key,
@@ -33,6 +37,7 @@ from vortex_kube.contract import (
 from vortex_kube.podspec import RuntimeCode, warm_pod_spec
 from vortex_operator.model import FunctionRef
 from vortex_operator.settings import Settings
+from vortex_runtime import egress as egress_rules
 
 
 def _meta(ref: FunctionRef, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -67,6 +72,7 @@ def runtime_code(ref: FunctionRef, spec: FunctionSpec, sha256: str) -> RuntimeCo
         memory_mb=spec.memory_mb,
         cpu_limit_ms=spec.cpu_limit_ms,
         kv_namespace=spec.kv_namespace,
+        egress=spec.egress,
         env=spec.env,
         secret=ref.child,
     )
@@ -146,7 +152,60 @@ def minio_peers(settings: Settings) -> tuple[list[dict[str, Any]], int]:
     return [{"ipBlock": {"cidr": f"{address}/{bits}"}}], port
 
 
-def network_policy(ref: FunctionRef, settings: Settings) -> dict[str, Any]:
+# What a host rule outside the cluster may reach: the internet, without the ranges fetch denies.
+_PUBLIC_V4 = {
+    "ipBlock": {
+        "cidr": "0.0.0.0/0",
+        "except": [str(n) for n in egress_rules.RESERVED + egress_rules.PRIVATE if n.version == 4],
+    }
+}
+
+
+def egress_peers(spec: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """NetworkPolicy egress entries for `spec.egress`: an IP or CIDR rule its block; a rule
+    naming Services (`x.ns.svc.cluster.local`, `*.ns.svc...`, `*.svc.cluster.local`) the pods
+    of that namespace (every namespace); any other host name the internet (NetworkPolicy
+    cannot name hosts). A rule's port pins the port. The runtime checks each request itself."""
+    entries: list[dict[str, Any]] = []
+    for rule in egress_rules.parse(spec).rules if spec else ():
+        if rule.network is not None:
+            peer: dict[str, Any] = {"ipBlock": {"cidr": str(rule.network)}}
+        else:
+            namespace = rule.in_cluster_namespace()
+            if namespace is None:
+                peer = _PUBLIC_V4
+            elif namespace:
+                selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+                peer = {"namespaceSelector": selector}
+            else:
+                peer = {"namespaceSelector": {}}
+        entry: dict[str, Any] = {"to": [peer]}
+        if rule.port is not None:
+            entry["ports"] = [{"protocol": "TCP", "port": rule.port}]
+        entries.append(entry)
+    return entries
+
+
+def pool_network_policy(ref: FunctionRef, spec: FunctionSpec) -> dict[str, Any]:
+    """A shared function's egress on the pool's pods: NetworkPolicies add up, so the pool
+    reaches what its functions' rules name, besides the chart's DNS and MinIO."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(ref),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {NAME_LABEL: FUNCTION_APP, COMPONENT_LABEL: POOL_COMPONENT}
+            },
+            "policyTypes": ["Egress"],
+            "egress": egress_peers(spec.egress),
+        },
+    }
+
+
+def network_policy(
+    ref: FunctionRef, settings: Settings, spec: FunctionSpec | None = None
+) -> dict[str, Any]:
     peers, port = minio_peers(settings)
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -162,6 +221,7 @@ def network_policy(ref: FunctionRef, settings: Settings) -> dict[str, Any]:
                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
                 },
                 {"to": peers, "ports": [{"protocol": "TCP", "port": port}]},
+                *egress_peers(spec.egress if spec is not None else None),
             ],
         },
     }
@@ -174,8 +234,12 @@ def children(
 
     A shared function has none: the install's pool serves it."""
     if spec.isolation == "shared":
-        return []
-    objs = [secret(ref, settings), network_policy(ref, settings)]
+        if not spec.egress or not spec.egress.get("allow"):
+            return []
+        objs = [pool_network_policy(ref, spec)]
+        kopf.adopt(objs, owner=kopf.Body(cast(kopf.RawBody, ref.owner_body())))
+        return objs
+    objs = [secret(ref, settings), network_policy(ref, settings, spec)]
     if spec.isolation == "warm":
         objs += [service(ref, settings), deployment(ref, spec, sha256, settings)]
     kopf.adopt(objs, owner=kopf.Body(cast(kopf.RawBody, ref.owner_body())))
@@ -188,8 +252,10 @@ def unwanted(spec: FunctionSpec) -> list[tuple[str, str]]:
         return [("Deployment", "isolation is pod"), ("Service", "isolation is pod")]
     if spec.isolation == "shared":
         # Pods first: a warm pod still draining keeps reading code with its Secret.
+        pooled_egress = bool(spec.egress and spec.egress.get("allow"))
         return [
             (kind, "isolation is shared")
             for kind in ("Deployment", "Service", "NetworkPolicy", "Secret")
+            if not (kind == "NetworkPolicy" and pooled_egress)
         ]
     return []

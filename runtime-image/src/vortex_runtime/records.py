@@ -1,11 +1,12 @@
 """Invocation records: one JSON line per finished invocation, written where the API reads them.
 
 A record is `{invocation_id, function, version, started_at, duration_ms, cpu_time_ms?, status,
-error_type?, logs}`: `version` is the code's sha-256 (or the code key when no hash was given),
-`started_at` is RFC 3339 in UTC with milliseconds (so records sort and compare as strings),
-`cpu_time_ms` is the CPU time of the function where it was measured, `status` is "ok" or
-"error", and `error_type` names the error of a failed one. `logs` are the function's console
-entries, capped as in the response.
+error_type?, fetches?, logs}`: `version` is the code's sha-256 (or the code key when no hash was
+given), `started_at` is RFC 3339 in UTC with milliseconds (so records sort and compare as
+strings), `cpu_time_ms` is the CPU time of the function where it was measured, `status` is "ok"
+or "error", `error_type` names the error of a failed one, and `fetches` lists the function's
+`fetch` requests (`{method, host, status, ms, outcome}`, each redirect hop its own). `logs` are
+the function's console entries, capped as in the response.
 
 server.py calls `RecordWriter.write` once per answered invocation; __main__.py builds the writer
 from the settings. In the cluster records go to stdout, one line each, so `kubectl logs` and the
@@ -60,6 +61,7 @@ def encode(
     error_type: str | None,
     logs_json: bytes,
     cpu_ms: float | None = None,
+    fetches: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """One record as a JSON line; `logs_json` is the logs already encoded (for the response)."""
     dumps = json.dumps
@@ -74,6 +76,8 @@ def encode(
         tail = '"status":"ok","logs":'
     else:
         tail = f'"status":"error","error_type":{dumps(error_type)},"logs":'
+    if fetches:
+        tail = f'"fetches":{dumps(fetches, separators=(",", ":"))},' + tail
     return (head + tail).encode() + logs_json + b"}\n"
 
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vortex_runtime import kv, metrics, records
+from vortex_runtime import egress, fetch, kv, metrics, records
 from vortex_runtime.errors import (
     InvalidRequest,
     NotReady,
@@ -129,6 +129,23 @@ def _kv_namespace(headers: dict[str, str]) -> str | None:
     return value
 
 
+def _egress(headers: dict[str, str]) -> egress.Egress | None:
+    value = headers.get("x-vortex-egress")
+    if value is None:
+        return None
+    try:
+        return egress.from_json(value)
+    except egress.RuleError as exc:
+        raise InvalidRequest(f"Header x-vortex-egress: {exc}") from None
+
+
+def _fetch_fields(request: InvokeRequest | None, extra: list[tuple[bytes, bytes]]) -> None:
+    """The x-vortex-fetches header (`ok=2,denied=1`) for the API's metric, if any were made."""
+    calls = request.fetch if request is not None else None
+    if calls is not None and calls.outcomes:
+        extra.append((b"x-vortex-fetches", fetch.outcomes_header(calls.outcomes)))
+
+
 def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     event = event_json(body)
@@ -159,6 +176,7 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
         memory_mb=_int_header(headers, "x-vortex-memory-mb", 8, 4096),
         cpu_limit_ms=_int_header(headers, "x-vortex-cpu-limit-ms", 1, 15 * 60 * 1000),
         kv_namespace=_kv_namespace(headers),
+        egress=_egress(headers),
         sha256=headers.get("x-vortex-code-sha256"),
         env=env,
         function_name=headers.get("x-vortex-function"),
@@ -195,6 +213,7 @@ def create_app(
                 error_type,
                 logs_json,
                 cpu_ms,
+                request.fetch.log if request.fetch is not None else None,
             )
         )
 
@@ -228,6 +247,7 @@ def create_app(
             retry = getattr(failure, "retry_after_s", None)
             if retry:
                 extra.append((b"retry-after", str(retry).encode()))
+            _fetch_fields(request, extra)
             if failure.status >= 500 and failure.type not in _FUNCTIONS_OWN:
                 log.warning(
                     "invocation failed: %s: %s",
@@ -274,6 +294,7 @@ def create_app(
             metrics.COLD_STARTS.labels(kind=result.cold_kind).inc()
             extra.append((b"x-vortex-cold-start", b"1"))
             extra.append((b"x-vortex-cold-start-kind", result.cold_kind.encode()))
+        _fetch_fields(request, extra)
         logs_json = _utf8_json(result.outcome.logs)
         cpu_ms = result.outcome.cpu_time_ms
         record(request, key, started_at, elapsed, None, logs_json, cpu_ms)

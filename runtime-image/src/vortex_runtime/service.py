@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from vortex_runtime import kv, metrics
+from vortex_runtime import egress, fetch, kv, metrics
 from vortex_runtime.errors import CompileError, NotReady, RuntimeFailure
-from vortex_runtime.isolate import Limits, prestart
+from vortex_runtime.isolate import HostCalls, Limits, prestart
 from vortex_runtime.loader import CodeLoader, FileLoader, S3Loader, StoreLoader
 from vortex_runtime.pool import FunctionPool, FunctionRegistry, Invocation
 from vortex_runtime.prewarm import Prewarmer
@@ -35,15 +35,19 @@ class InvokeRequest:
     memory_mb: int | None = None
     cpu_limit_ms: int | None = None
     kv_namespace: str | None = None
+    egress: egress.Egress | None = None  # spec.egress; None: the runtime's own (VORTEX_EGRESS)
     sha256: str | None = None
     env: dict[str, str] | None = None
     function_name: str | None = None
+    # Set by the service: the invocation's fetch calls, whose log goes in its record.
+    fetch: fetch.FetchCalls | None = None
 
 
 class Service(Protocol):
     single: bool
     settings: RuntimeSettings
     kv: kv.Store | None
+    fetcher: fetch.Fetcher
 
     @property
     def ready(self) -> bool: ...
@@ -93,6 +97,36 @@ def kv_store(settings: RuntimeSettings) -> kv.Store | None:
     return kv.store_for(settings.kv_dir, minio if minio.configured else None)
 
 
+def fetcher(settings: RuntimeSettings) -> fetch.Fetcher:
+    """Where `fetch` requests go out: the node's address denied, names resolved by the system
+    or by one DNS server."""
+    return fetch.Fetcher(
+        fetch.node_networks(settings.node_ip),
+        fetch.Resolver(fetch.dns_server(settings.fetch_dns_server)),
+    )
+
+
+def host_calls(service: Service, request: InvokeRequest, space: str, timeout_ms: int) -> HostCalls:
+    """What one invocation's host calls reach: `fetch` (with the request's egress, else the
+    runtime's, within the invocation's time), else `context.kv` in `space`."""
+    kv_calls = kv.KVCalls(service.kv, space)
+    rules = request.egress
+    if rules is None:
+        rules = egress.from_json(service.settings.egress) if service.settings.egress else NO_EGRESS
+    deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+    fetch_calls = request.fetch = fetch.FetchCalls(service.fetcher, rules, deadline)
+
+    async def call(op: str, args: dict[str, Any]) -> tuple[str, str]:
+        if op == "fetch":
+            return await fetch_calls(args)
+        return await kv_calls(op, args)
+
+    return call
+
+
+NO_EGRESS = egress.Egress()
+
+
 def _context(request: InvokeRequest, name: str, timeout_ms: int, env: dict[str, str]) -> None:
     request.context["functionName"] = request.function_name or name
     request.context["timeoutMs"] = timeout_ms
@@ -112,6 +146,7 @@ class SingleFunctionService:
         self._prober: asyncio.Task[None] | None = None
         self._env = settings.function_env()
         self.kv = kv_store(settings)
+        self.fetcher = fetcher(settings)
 
     @property
     def ready(self) -> bool:
@@ -175,13 +210,14 @@ class SingleFunctionService:
             timeout_ms / 1000,
             self.settings.queue_timeout_ms / 1000,
             request.cpu_limit_ms or self.settings.cpu_limit_ms,
-            kv.KVCalls(self.kv, space),
+            host_calls(self, request, space, timeout_ms),
         )
 
     def close(self) -> None:
         for task in (self._task, self._prober):
             if task is not None:
                 task.cancel()
+        self.fetcher.close()
         if self._pool is not None:
             self._pool.close()
 
@@ -213,6 +249,7 @@ class ManyFunctionService:
         )
         self._expected_sha: dict[str, str | None] = {}
         self.kv = kv_store(settings)
+        self.fetcher = fetcher(settings)
         self._prober: asyncio.Task[None] | None = None
 
     async def _load(self, key: str) -> str:
@@ -260,7 +297,7 @@ class ManyFunctionService:
                 timeout_ms / 1000,
                 self.settings.queue_timeout_ms / 1000,
                 request.cpu_limit_ms or self.settings.cpu_limit_ms,
-                kv.KVCalls(self.kv, space),
+                host_calls(self, request, space, timeout_ms),
             )
             started_isolate = invocation.cold_start
             return invocation
@@ -282,6 +319,7 @@ class ManyFunctionService:
     def close(self) -> None:
         if self._prober is not None:
             self._prober.cancel()
+        self.fetcher.close()
         self.prewarmed.close()
         self._registry.close()
 

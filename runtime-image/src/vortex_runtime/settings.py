@@ -62,6 +62,12 @@ class RuntimeSettings(BaseSettings):
     kv_dir: Path | None = None
     # The shared KV namespace of the one function (spec.kv.namespace); unset: its own keyspace.
     kv_namespace: str | None = Field(default=None, pattern=KV_NAMESPACE_PATTERN)
+    # What `fetch` may reach (spec.egress as JSON, egress.py) when a request names none; unset:
+    # nothing. The node's address (the downward API's status.hostIP) is denied like loopback.
+    egress: str | None = None
+    node_ip: str | None = None
+    # `host:port` of the one DNS server `fetch` resolves names with; unset: the system's.
+    fetch_dns_server: str | None = None
     pool_size: int = Field(default=8, ge=1, le=256)
     # Blank isolates (bootstrap evaluated) kept ready, so a new function starts in about a
     # millisecond; 0 turns the stock off.

@@ -30,6 +30,7 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         "memory_mb": 128,
         "cpu_limit_ms": 40,
         "kv": None,
+        "egress": None,
         "env": {"K": "v"},
         "isolation": "shared",
         "concurrency": None,

@@ -167,3 +167,49 @@ def test_isolation_pod_has_no_warm_children() -> None:
     objs = manifests.children(REF, spec(isolation="pod"), SHA, settings())
     assert [o["kind"] for o in objs] == ["Secret", "NetworkPolicy"]
     assert manifests.unwanted(spec(isolation="pod"))
+
+
+EGRESS = {
+    "allow": [
+        "api.example.com:443",
+        "db.data.svc.cluster.local:5432",
+        "*.svc.cluster.local",
+        "10.1.0.0/16:8080",
+    ]
+}
+
+
+def test_network_policy_adds_what_the_egress_rules_name() -> None:
+    spec = FunctionSpec.parse({"code": "return 1", "isolation": "warm", "egress": EGRESS})
+    policy = manifests.network_policy(REF, settings(), spec)
+    _, _, public, data, cluster, block = policy["spec"]["egress"]
+    assert public["ports"] == [{"protocol": "TCP", "port": 443}]
+    (peer,) = public["to"]
+    assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "169.254.0.0/16", "127.0.0.0/8"} <= set(peer["ipBlock"]["except"])
+    assert data == {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "data"}}}],
+        "ports": [{"protocol": "TCP", "port": 5432}],
+    }
+    assert cluster == {"to": [{"namespaceSelector": {}}]}
+    assert block == {
+        "to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}],
+        "ports": [{"protocol": "TCP", "port": 8080}],
+    }
+
+
+def test_a_shared_function_with_egress_opens_it_on_the_pool_pods() -> None:
+    spec = FunctionSpec.parse({"code": "return 1", "isolation": "shared", "egress": EGRESS})
+    (policy,) = manifests.children(REF, spec, "0" * 64, settings())
+    assert policy["kind"] == "NetworkPolicy"
+    assert policy["spec"]["podSelector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "vortex-function",
+            "app.kubernetes.io/component": "pool",
+        }
+    }
+    assert len(policy["spec"]["egress"]) == 4
+    assert ("NetworkPolicy", "isolation is shared") not in manifests.unwanted(spec)
+    plain = FunctionSpec.parse({"code": "return 1", "isolation": "shared"})
+    assert manifests.children(REF, plain, "0" * 64, settings()) == []
+    assert ("NetworkPolicy", "isolation is shared") in manifests.unwanted(plain)

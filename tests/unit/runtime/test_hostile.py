@@ -150,7 +150,6 @@ HOST_GLOBALS = [
     "module",
     "exports",
     "__dirname",
-    "fetch",
     "WebSocket",
     "XMLHttpRequest",
     "EventSource",
@@ -191,7 +190,6 @@ async def test_no_host_globals(run_js: RunJS) -> None:
     [
         "return this.constructor.constructor('return typeof process')()",
         "return Function('return typeof require')()",
-        "return (0, eval)('typeof fetch')",
         "return [].constructor.constructor('return typeof Deno')()",
         "return Object.getPrototypeOf(async function(){}).constructor('return typeof XMLHttpRequest')().then(x => x)",
         "try { await import('fs'); return 'imported' } catch (e) { return 'undefined' }",

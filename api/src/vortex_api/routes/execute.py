@@ -125,7 +125,13 @@ async def _execute(function_id: str, request: Request) -> Response:
         bulkhead.leave(function_id, cap)
     elapsed_s = time.perf_counter() - started
     gw.metrics.record(
-        function_id, result.outcome, elapsed_s, result.cold_kind, result.cold_start_s, result.cpu_s
+        function_id,
+        result.outcome,
+        elapsed_s,
+        result.cold_kind,
+        result.cold_start_s,
+        result.cpu_s,
+        result.fetches,
     )
     accesslog.record(invocation, function_id, result.status, elapsed_s)
     headers = {"x-vortex-invocation-id": invocation.invocation_id}

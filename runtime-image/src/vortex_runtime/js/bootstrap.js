@@ -903,7 +903,7 @@
     return text;
   }
 
-  // ---------------------------------------------------------------- host calls (context.kv)
+  // ---------------------------------------------------------------- host calls (context.kv, fetch)
   // A call is queued here and the host told (as a finished report would tell it); the host
   // takes the queue with take(), does the work on its own event loop, and answers with
   // reply(). Calls belong to their invocation: an answer that comes after it ended is dropped,
@@ -914,8 +914,8 @@
   let nextCall = 0;
 
   function hostCall(inv, op, args) {
-    if (current !== inv) return PromiseReject(new ErrorCtor("The invocation that made this KV call has ended"));
-    if (inv.calls >= MAX_HOST_CALLS) return PromiseReject(new RangeErrorCtor("More than " + MAX_HOST_CALLS + " KV calls in one invocation"));
+    if (inv === null || current !== inv) return PromiseReject(new ErrorCtor(inv === null ? "KV and fetch work only while an invocation runs" : "The invocation that made this call has ended"));
+    if (inv.calls >= MAX_HOST_CALLS) return PromiseReject(new RangeErrorCtor("More than " + MAX_HOST_CALLS + " KV and fetch calls in one invocation"));
     inv.calls++;
     const id = ++nextCall;
     return new PromiseCtor((resolve, reject) => {
@@ -1038,6 +1038,239 @@
     };
     return ObjectFreeze(kv);
   }
+
+  // ---------------------------------------------------------------- fetch
+  // Headers, Request, Response, AbortController and fetch, the Fetch standard's shapes. A
+  // request is a host call (fetch.py): the host checks it against the function's egress rules,
+  // performs it on its event loop, and answers with the whole response; its body arrives as
+  // bytes. Like every host call, fetch belongs to the running invocation.
+  let URLCtor = null; // url.js's URL, taken at first use (it is evaluated after this file)
+  function absoluteURL(input) {
+    if (URLCtor === null) URLCtor = global.URL;
+    let url;
+    try { url = new URLCtor(StringCtor(input)); } catch (_) { throw new TypeErrorCtor("fetch: " + JSONStringify(StringCtor(input)) + " is not an absolute URL"); }
+    return url.href;
+  }
+  function headerName(name) {
+    const n = StringCtor(name).toLowerCase();
+    if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(n)) throw new TypeErrorCtor("Invalid header name: " + JSONStringify(StringCtor(name)));
+    return n;
+  }
+  function headerValue(value) {
+    const v = StringCtor(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+    if (/[\0\r\n]/.test(v)) throw new TypeErrorCtor("Invalid header value");
+    return v;
+  }
+  const HEADERS = Symbol("headers");
+  class Headers {
+    constructor(init) {
+      this[HEADERS] = [];
+      if (init === undefined || init === null) return;
+      if (init instanceof Headers) { for (const [k, v] of init[HEADERS]) this[HEADERS].push([k, v]); return; }
+      if (typeof init !== "object") throw new TypeErrorCtor("Headers must be built from an object, an array of pairs or Headers");
+      if (typeof init[Symbol.iterator] === "function") {
+        for (const pair of init) {
+          const p = [...pair];
+          if (p.length !== 2) throw new TypeErrorCtor("A header pair must have two elements");
+          this.append(p[0], p[1]);
+        }
+      } else {
+        for (const k of ObjectKeys(init)) this.append(k, init[k]);
+      }
+    }
+    append(name, value) { this[HEADERS].push([headerName(name), headerValue(value)]); }
+    set(name, value) {
+      const n = headerName(name), v = headerValue(value);
+      const list = this[HEADERS];
+      const i = list.findIndex(([k]) => k === n);
+      this[HEADERS] = list.filter(([k], j) => k !== n || j === i);
+      if (i < 0) this[HEADERS].push([n, v]);
+      else this[HEADERS][this[HEADERS].findIndex(([k]) => k === n)][1] = v;
+    }
+    get(name) {
+      const n = headerName(name);
+      if (n === "set-cookie") { const all = this.getSetCookie(); return all.length ? all.join(", ") : null; }
+      const values = this[HEADERS].filter(([k]) => k === n).map(([, v]) => v);
+      return values.length ? values.join(", ") : null;
+    }
+    getSetCookie() { return this[HEADERS].filter(([k]) => k === "set-cookie").map(([, v]) => v); }
+    has(name) { const n = headerName(name); return this[HEADERS].some(([k]) => k === n); }
+    delete(name) { const n = headerName(name); this[HEADERS] = this[HEADERS].filter(([k]) => k !== n); }
+    *entries() {
+      const names = [...new SetCtor(this[HEADERS].map(([k]) => k))].sort();
+      for (const n of names) {
+        if (n === "set-cookie") for (const v of this.getSetCookie()) yield [n, v];
+        else yield [n, this.get(n)];
+      }
+    }
+    keys() { return (function* (h) { for (const [k] of h.entries()) yield k; })(this); }
+    values() { return (function* (h) { for (const [, v] of h.entries()) yield v; })(this); }
+    forEach(fn, self) { for (const [k, v] of this.entries()) call(fn, self, v, k, this); }
+    [Symbol.iterator]() { return this.entries(); }
+    get [Symbol.toStringTag]() { return "Headers"; }
+  }
+
+  // A body given to Request or Response: [bytes as a byte string, its default content type].
+  function bodyOf(body) {
+    if (body === undefined || body === null) return [null, null];
+    if (typeof body === "string") return [binaryText(new TextEncoder().encode(body)), "text/plain;charset=UTF-8"];
+    if (body instanceof ArrayBufferCtor || ArrayBufferIsView(body)) return [binaryText(body), null];
+    if (global.URLSearchParams && body instanceof global.URLSearchParams) {
+      return [binaryText(new TextEncoder().encode(StringCtor(body))), "application/x-www-form-urlencoded;charset=UTF-8"];
+    }
+    return [binaryText(new TextEncoder().encode(StringCtor(body))), "text/plain;charset=UTF-8"];
+  }
+
+  const BODY = Symbol("body"), USED = Symbol("used");
+  class Body {
+    get bodyUsed() { return this[USED]; }
+    get body() { return this[BODY] === null ? null : this[BODY]; }
+    _take() {
+      if (this[USED]) return PromiseReject(new TypeErrorCtor("The body has already been read"));
+      this[USED] = true;
+      return PromiseResolve(this[BODY] === null ? "" : this[BODY]);
+    }
+    arrayBuffer() { return this._take().then((t) => bytesOf(t)); }
+    bytes() { return this.arrayBuffer().then((b) => new Uint8ArrayCtor(b)); }
+    text() { return this.arrayBuffer().then((b) => new TextDecoder().decode(b)); }
+    json() { return this.text().then((t) => JSONParse(t)); }
+  }
+  function bodyInit(target, body, headers) {
+    const [bytes, type] = bodyOf(body);
+    target[BODY] = bytes;
+    target[USED] = false;
+    if (type !== null && !headers.has("content-type")) headers.set("content-type", type);
+  }
+
+  class Request extends Body {
+    constructor(input, init = {}) {
+      super();
+      const from = input instanceof Request ? input : null;
+      init = init || {};
+      this.url = from ? from.url : absoluteURL(input);
+      this.method = StringCtor(init.method || (from ? from.method : "GET")).toUpperCase();
+      this.headers = new Headers(init.headers !== undefined ? init.headers : from ? from.headers : undefined);
+      this.redirect = init.redirect || (from ? from.redirect : "follow");
+      if (this.redirect !== "follow" && this.redirect !== "manual" && this.redirect !== "error") throw new TypeErrorCtor("redirect must be follow, manual or error");
+      this.signal = init.signal !== undefined ? init.signal : from ? from.signal : null;
+      if (init.body !== undefined && init.body !== null) {
+        if (this.method === "GET" || this.method === "HEAD") throw new TypeErrorCtor("A " + this.method + " request cannot have a body");
+        bodyInit(this, init.body, this.headers);
+      } else if (from) {
+        this[BODY] = from[BODY];
+        this[USED] = false;
+      } else {
+        this[BODY] = null;
+        this[USED] = false;
+      }
+    }
+    clone() { return new Request(this); }
+    get [Symbol.toStringTag]() { return "Request"; }
+  }
+
+  class Response extends Body {
+    constructor(body, init = {}) {
+      super();
+      init = init || {};
+      const status = init.status === undefined ? 200 : init.status;
+      if (typeof status !== "number" || status < 200 || status > 599) throw new RangeErrorCtor("The status must be 200 to 599");
+      this.status = status;
+      this.statusText = init.statusText === undefined ? "" : StringCtor(init.statusText);
+      this.headers = new Headers(init.headers);
+      this.url = "";
+      this.redirected = false;
+      this.type = "default";
+      bodyInit(this, body, this.headers);
+    }
+    get ok() { return this.status >= 200 && this.status < 300; }
+    clone() {
+      if (this[USED]) throw new TypeErrorCtor("The body has already been read");
+      const copy = new Response(null, this);
+      copy[BODY] = this[BODY];
+      copy.url = this.url;
+      copy.redirected = this.redirected;
+      copy.type = this.type;
+      return copy;
+    }
+    static json(data, init = {}) {
+      const headers = new Headers(init && init.headers);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return new Response(JSONStringify(data), { ...init, headers });
+    }
+    static error() { const r = new Response(null, { status: 200 }); r.status = 0; r.type = "error"; return r; }
+    get [Symbol.toStringTag]() { return "Response"; }
+  }
+  function responseOf(answer) {
+    const r = new Response(null, { status: 200, statusText: answer.statusText, headers: answer.headers });
+    r.status = answer.status; // 1xx-3xx too, as a fetched response may be
+    r[BODY] = answer.body === "" ? null : answer.body;
+    r.url = answer.url;
+    r.redirected = answer.redirected;
+    r.type = "basic";
+    return r;
+  }
+
+  const ABORTED = Symbol("aborted"), LISTENERS = Symbol("listeners");
+  class AbortSignal {
+    constructor(key) {
+      if (key !== ABORTED) throw new TypeErrorCtor("Illegal constructor: use an AbortController");
+      this[ABORTED] = false;
+      this.reason = undefined;
+      this.onabort = null;
+      this[LISTENERS] = [];
+    }
+    get aborted() { return this[ABORTED]; }
+    addEventListener(type, fn) { if (type === "abort" && typeof fn === "function") this[LISTENERS].push(fn); }
+    removeEventListener(type, fn) { this[LISTENERS] = this[LISTENERS].filter((f) => f !== fn); }
+    throwIfAborted() { if (this[ABORTED]) throw this.reason; }
+    _abort(reason) {
+      if (this[ABORTED]) return;
+      this[ABORTED] = true;
+      this.reason = reason === undefined ? new DOMException("This operation was aborted", "AbortError") : reason;
+      const event = { type: "abort", target: this };
+      for (const fn of [...(this.onabort ? [this.onabort] : []), ...this[LISTENERS]]) {
+        try { call(fn, this, event); } catch (e) { reportAsyncError(e); }
+      }
+    }
+    static abort(reason) { const s = new AbortSignal(ABORTED); s._abort(reason); return s; }
+    static timeout(ms) {
+      const s = new AbortSignal(ABORTED);
+      global.setTimeout(() => s._abort(new DOMException("The operation timed out", "TimeoutError")), ms);
+      return s;
+    }
+    get [Symbol.toStringTag]() { return "AbortSignal"; }
+  }
+  class AbortController {
+    constructor() { this.signal = new AbortSignal(ABORTED); }
+    abort(reason) { this.signal._abort(reason); }
+    get [Symbol.toStringTag]() { return "AbortController"; }
+  }
+
+  function fetch(input, init) {
+    try {
+      const request = input instanceof Request && init === undefined ? input : new Request(input, init);
+      const signal = request.signal;
+      if (signal && signal.aborted) return PromiseReject(signal.reason);
+      if (request.bodyUsed) return PromiseReject(new TypeErrorCtor("The request body has already been read"));
+      const headers = [];
+      for (const [k, v] of request.headers[HEADERS]) headers.push([k, v]);
+      const args = JSONStringify({ url: request.url, method: request.method, headers, body: request[BODY], redirect: request.redirect });
+      const answer = call(PromiseThen, hostCall(current, "fetch", args), responseOf);
+      if (!signal) return answer;
+      return new PromiseCtor((resolve, reject) => {
+        signal.addEventListener("abort", () => reject(signal.reason));
+        call(PromiseThen, answer, resolve, reject);
+      });
+    } catch (e) {
+      return PromiseReject(e);
+    }
+  }
+  define("Headers", Headers);
+  define("Request", Request);
+  define("Response", Response);
+  define("AbortController", AbortController);
+  define("AbortSignal", AbortSignal);
+  define("fetch", fetch);
 
   // String(v), or `fallback` when that throws (a hostile toString or Symbol.toPrimitive).
   function stringOf(v, fallback) {
