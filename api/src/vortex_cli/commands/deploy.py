@@ -26,8 +26,8 @@ def _name(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 
 
 def deploy_options(command: Command) -> Command:
-    """`--name`, `--timeout-ms`, `--memory-mb`, `--cpu-limit-ms`, `--env`, `--kv-namespace` and
-    `--isolation`."""
+    """`--name`, `--timeout-ms`, `--memory-mb`, `--cpu-limit-ms`, `--env`, `--kv-namespace`,
+    `--allow`, `--max-requests` and `--isolation`."""
     options: list[Callable[[Command], Command]] = [
         click.option("--name", callback=_name, help="function name (default: a generated id)"),
         click.option("--timeout-ms", type=click.IntRange(min=1), help="wall-clock timeout"),
@@ -50,6 +50,19 @@ def deploy_options(command: Command) -> Command:
             help="a KV keyspace shared with the functions that name it (default: its own)",
         ),
         click.option(
+            "--allow",
+            "allow",
+            multiple=True,
+            metavar="RULE",
+            help="where fetch may go: a host, *.domain, IP or CIDR, with an optional :port"
+            " (repeatable; default: nowhere)",
+        ),
+        click.option(
+            "--max-requests",
+            type=click.IntRange(min=1),
+            help="fetch requests per execution (default 50)",
+        ),
+        click.option(
             "--isolation",
             type=click.Choice(ISOLATIONS),
             help="shared (default), warm or pod (warm and pod need a cluster)",
@@ -69,6 +82,8 @@ def deploy_request(
     isolation: str | None,
     cpu_limit_ms: int | None = None,
     kv_namespace: str | None = None,
+    allow: tuple[str, ...] = (),
+    max_requests: int | None = None,
 ) -> dict[str, Any]:
     """The `/deploy` body: the code and the settings that were given."""
     request: dict[str, Any] = {"code": code}
@@ -80,9 +95,19 @@ def deploy_request(
         "env": parse_env(env) or None,
         "isolation": isolation,
         "kv": {"namespace": kv_namespace} if kv_namespace else None,
+        "egress": _egress(allow, max_requests),
     }
     request.update({key: value for key, value in optional.items() if value is not None})
     return request
+
+
+def _egress(allow: tuple[str, ...], max_requests: int | None) -> dict[str, Any] | None:
+    if not allow and max_requests is None:
+        return None
+    egress: dict[str, Any] = {"allow": list(allow)}
+    if max_requests is not None:
+        egress["maxRequests"] = max_requests
+    return egress
 
 
 @click.command()

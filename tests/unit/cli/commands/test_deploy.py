@@ -52,6 +52,21 @@ def test_sends_every_setting(cli: Cli, deployed: FakeApi, code: Path) -> None:
     }
 
 
+def test_sends_egress_rules(cli: Cli, deployed: FakeApi, code: Path) -> None:
+    result = cli(
+        "deploy", str(code), "--allow", "api.example.com", "--allow", "10.0.0.0/8:8080",
+        "--max-requests", "5", "--kv-namespace", "shop", "--cpu-limit-ms", "20",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert deployed.bodies[0] == {
+        "code": code.read_text(),
+        "egress": {"allow": ["api.example.com", "10.0.0.0/8:8080"], "maxRequests": 5},
+        "kv": {"namespace": "shop"},
+        "cpu_limit_ms": 20,
+    }
+
+
 def test_json_output(cli: Cli, deployed: FakeApi, code: Path) -> None:
     result = cli("deploy", str(code), "-o", "json")
 
