@@ -1,4 +1,4 @@
-"""`python -m bench [runtime|neighbours|density|e2e|breakdown|cluster|all] [--duration S]`: run
+"""`python -m bench [runtime|fetch|neighbours|density|e2e|breakdown|cluster|all] [--duration S]`: run
 the benchmarks and print figures. `cluster` (also in `all`) needs root and the local cluster's
 binaries (`make deps`); it brings the cluster up when it is not."""
 
@@ -13,7 +13,7 @@ def main() -> None:
         "which",
         nargs="?",
         default="all",
-        choices=["runtime", "neighbours", "density", "e2e", "breakdown", "cluster", "all"],
+        choices=["runtime", "fetch", "neighbours", "density", "e2e", "breakdown", "cluster", "all"],
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     args = parser.parse_args()
@@ -21,6 +21,10 @@ def main() -> None:
         from bench import runtime_bench
 
         runtime_bench.main(args.duration)
+    if args.which in ("fetch", "all"):
+        from bench import fetch_bench
+
+        fetch_bench.main()
     if args.which in ("neighbours", "all"):
         from bench import neighbour_bench
 

@@ -74,11 +74,14 @@ def wait_http(url: str, timeout: float = 30, method: str = "GET") -> None:
 
 
 @contextmanager
-def workerd(worker_js: str = TRIVIAL_WORKER) -> Iterator[str]:
-    """Serve `worker_js` with workerd on a free loopback port; yields the base URL."""
+def workerd(worker_js: str = TRIVIAL_WORKER, local_fetch: bool = False) -> Iterator[str]:
+    """Serve `worker_js` with workerd on a free loopback port; yields the base URL.
+    `local_fetch`: its fetch may reach loopback and private addresses (workerd's default
+    network allows only public ones)."""
     if not WORKERD.exists():
         raise RuntimeError(f"workerd is not installed at {WORKERD}; run tests/deps.sh")
     port = free_port()
+    allow = '["public", "private", "local"]' if local_fetch else '["public"]'
     with tempfile.TemporaryDirectory(prefix="vortex-workerd-") as tmp:
         Path(tmp, "worker.js").write_text(worker_js)
         Path(tmp, "config.capnp").write_text(
@@ -86,13 +89,15 @@ def workerd(worker_js: str = TRIVIAL_WORKER) -> Iterator[str]:
                 f"""
                 using Workerd = import "/workerd/workerd.capnp";
                 const config :Workerd.Config = (
-                  services = [ (name = "main", worker = .worker) ],
+                  services = [ (name = "main", worker = .worker),
+                               (name = "internet", network = (allow = {allow})) ],
                   sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (),
                                service = "main") ],
                 );
                 const worker :Workerd.Worker = (
                   modules = [ (name = "worker", esModule = embed "worker.js") ],
                   compatibilityDate = "2024-09-01",
+                  globalOutbound = "internet",
                 );
                 """
             )
