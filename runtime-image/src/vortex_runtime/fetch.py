@@ -61,6 +61,12 @@ _HOP_HEADERS = frozenset(
     }
 )
 USER_AGENT = "vortex-fetch"
+# Dropped when a redirect leaves the origin, as the Fetch standard does with Authorization.
+_CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
 
 
 class Denied(Exception):
@@ -276,7 +282,15 @@ class FetchCalls:
                 break
             if redirect == "error":
                 raise HostCallError("TypeError", f"fetch to {url} was redirected (redirect: error)")
-            url = str(httpx.URL(url).join(location))
+            try:
+                target = httpx.URL(url).join(location)
+            except (httpx.InvalidURL, TypeError, ValueError):
+                raise HostCallError(
+                    "TypeError", f"fetch to {url}: the redirect location is not a URL"
+                ) from None
+            if _origin(target) != _origin(httpx.URL(url)):  # credentials stay with their origin
+                headers = [(k, v) for k, v in headers if k.lower() not in _CREDENTIALS]
+            url = str(target)
             redirected = True
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, content = "GET", None

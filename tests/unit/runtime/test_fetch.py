@@ -252,6 +252,20 @@ async def test_redirects_are_followed_and_each_hop_checked(
     assert _hits("127.0.0.2", secret) == 0
 
 
+async def test_credentials_do_not_follow_a_redirect_to_another_origin(fn: Any, server: int) -> None:
+    same, other = f"http://127.0.0.1:{server}", f"http://localhost:{server}"
+    rules = (f"127.0.0.1:{server}", f"localhost.:{server}", f"localhost:{server}")
+    init = {"headers": {"Authorization": "Bearer s3cret", "Cookie": "a=1", "X-Keep": "yes"}}
+    kept = await fn({"url": f"{same}/redirect?to=/echo", "init": init, "read": "json"}, *rules)
+    assert kept["body"]["headers"]["authorization"] == "Bearer s3cret"
+    away = f"{same}/redirect?to={other}/echo"
+    moved = await fn({"url": away, "init": init, "read": "json"}, *rules)
+    assert moved["url"] == f"{other}/echo"
+    assert "authorization" not in moved["body"]["headers"]
+    assert "cookie" not in moved["body"]["headers"]
+    assert moved["body"]["headers"]["x-keep"] == "yes"
+
+
 async def test_at_most_max_requests_per_invocation(fn: Any, server: int) -> None:
     url = f"http://127.0.0.1:{server}/json"
     many = {"many": [{"url": url, "read": "none"}] * 4}
