@@ -103,9 +103,7 @@ def runtime_env(platform: Platform, code: RuntimeCode, pool_size: int) -> list[d
     if code.egress:
         env.insert(7, _env("VORTEX_EGRESS", to_json(code.egress)))
         # fetch denies the node's own address as it denies loopback
-        env.insert(
-            8, {"name": "VORTEX_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}
-        )
+        env.insert(8, _NODE_IP_ENV)
     for item in code.env:
         entry: dict[str, Any] = {"name": f"{ENV_PREFIX}{item['name']}"}
         if "valueFrom" in item:
@@ -224,6 +222,10 @@ def one_shot_pod_spec(
     return spec
 
 
+# The pod's node (the downward API's status.hostIP), which fetch denies as it denies loopback.
+_NODE_IP_ENV = {"name": "VORTEX_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}
+
+
 def pool_env(
     platform: Platform,
     *,
@@ -239,6 +241,7 @@ def pool_env(
         _env("VORTEX_MEMORY_BUDGET_MB", str(memory_budget_mb)),
         _env("VORTEX_POOL_SIZE", str(isolates_per_function)),
         _env("VORTEX_PREWARM_ISOLATES", str(prewarm_isolates)),
+        _NODE_IP_ENV,  # its functions' fetch denies the node's own address
         *_minio_env(platform, secret),
     ]
 
