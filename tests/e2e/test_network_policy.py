@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.cluster.fixtures import Cluster
+from tests.fixtures.fetch import FETCH, SERVER
 
 from . import kit
 from .conftest import Helm, record_figure
@@ -540,3 +541,98 @@ def test_api_takes_everyone_by_default_and_only_ingress_from_when_set(net: Net) 
     net.expect(p["operator"], api_targets(True))
     net.expect(p["stranger"], api_targets(False))
     net.expect(p["outsider"], api_targets(False))
+
+
+# -- fetch: what a function's egress opens, and nothing else ----------------------------------
+
+WEB = "web"
+FETCHER = "np-fetch"
+
+
+def _web(image: str) -> list[dict[str, Any]]:
+    """A real HTTP server (tests/fixtures/fetch.py) in a pod of its own, behind a Service."""
+    pod = _probe_pod(WEB, image, {})
+    pod["spec"]["containers"][0]["command"] = ["python3", "-c", SERVER, str(LISTEN_PORT)]
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": WEB},
+        "spec": {
+            "selector": {"vortex-e2e/probe": WEB},
+            "ports": [{"name": "http", "port": LISTEN_PORT, "targetPort": LISTEN_PORT}],
+        },
+    }
+    return [pod, service]
+
+
+@pytest.mark.timeout(300)
+def test_fetch_reaches_an_allowed_service_and_the_pool_nothing_else(net: Net) -> None:
+    """A shared function allowed `web.<other>.svc.cluster.local:8080` fetches from it through
+    the pool; a fetch elsewhere is refused by the runtime; and the pool's pods themselves, by
+    raw socket, reach the web pod only while the function's NetworkPolicy exists, and never the
+    release's `stranger` pod, which a pod no policy limits does reach."""
+    cluster, other = net.cluster, net.other
+    runtime = net.values["runtime"]["image"]
+    cluster.apply(_web(f"{runtime['repository']}:{runtime['tag']}"), namespace=other)
+    cluster.wait_pod_ready(WEB, other, timeout=120)
+    web = net.pod(other, f"vortex-e2e/probe={WEB}")
+    host = f"{WEB}.{other}.svc.cluster.local"
+    stranger = net.pods["stranger"].at("listen")
+    net.expect(net.pods["stranger"], {"web": (web.at("listen"), True)})  # the control
+    pool = net.pods["pool"]
+    net.expect(pool, {"web": (web.at("listen"), False), "stranger": (stranger, False)})
+
+    manifest = {
+        "apiVersion": "vortex.dev/v1alpha1",
+        "kind": "VortexFunction",
+        "metadata": {"name": FETCHER},
+        "spec": {"code": FETCH, "egress": {"allow": [f"{host}:{LISTEN_PORT}"]}},
+    }
+    cluster.apply(manifest, namespace=net.namespace)
+    try:
+        admin = kit.secret_value(cluster, net.namespace, f"{net.release}-api-auth", "admin-key")
+        ip, port = net.services["api"]
+        api = kit.Api(base=f"http://{ip}:{port}", admin_key=admin, invoke_key="")
+        cluster.wait_for(
+            f"{FETCHER} Ready",
+            lambda: any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in cluster.get_json("vf", FETCHER, namespace=net.namespace)
+                .get("status", {})
+                .get("conditions", [])
+            ),
+            timeout=120,
+            interval=0.5,
+        )
+        cluster.wait_for(
+            f"the NetworkPolicy vf-{FETCHER}",
+            lambda: (
+                cluster.kubectl(
+                    "get", "networkpolicy", f"vf-{FETCHER}", namespace=net.namespace, check=False
+                ).returncode
+                == 0
+            ),
+            timeout=60,
+            interval=0.5,
+        )
+        policy = cluster.get_json("networkpolicy", f"vf-{FETCHER}", namespace=net.namespace)
+        assert policy["spec"]["podSelector"]["matchLabels"][COMPONENT] == "pool"
+        net.expect(pool, {"web": (web.at("listen"), True), "stranger": (stranger, False)})
+        url = f"http://{host}:{LISTEN_PORT}"
+        event = {
+            "many": [
+                {"url": f"{url}/echo", "init": {"method": "POST", "body": "hi"}, "read": "json"},
+                {"url": f"http://{stranger[0]}:{stranger[1]}/"},
+                {"url": "http://169.254.169.254/latest/meta-data/"},
+            ]
+        }
+        response = api.execute(FETCHER, event)
+        assert response.status_code == 200, response.text
+        echoed, refused, metadata = response.json()["output"]
+        assert echoed["status"] == 200, echoed
+        assert echoed["body"]["body"] == "hi"
+        assert refused["error"]["message"] == f"fetch to {stranger[0]} is not allowed"
+        assert metadata["error"]["message"] == "fetch to 169.254.169.254 is not allowed"
+    finally:
+        cluster.kubectl("delete", "vf", FETCHER, "--ignore-not-found", namespace=net.namespace)
+    net.expect(pool, {"web": (web.at("listen"), False)})
