@@ -108,20 +108,30 @@ def fetcher(settings: RuntimeSettings) -> fetch.Fetcher:
 
 def host_calls(service: Service, request: InvokeRequest, space: str, timeout_ms: int) -> HostCalls:
     """What one invocation's host calls reach: `fetch` (with the request's egress, else the
-    runtime's, within the invocation's time), else `context.kv` in `space`."""
-    kv_calls = kv.KVCalls(service.kv, space)
-    rules = request.egress
-    if rules is None:
-        rules = egress.from_json(service.settings.egress) if service.settings.egress else NO_EGRESS
+    runtime's, within the invocation's time), else `context.kv` in `space`. Each part is made
+    at its first call: most invocations make none."""
     deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
-    fetch_calls = request.fetch = fetch.FetchCalls(service.fetcher, rules, deadline)
+    kv_calls: kv.KVCalls | None = None
 
     async def call(op: str, args: dict[str, Any]) -> tuple[str, str]:
+        nonlocal kv_calls
         if op == "fetch":
+            fetch_calls = request.fetch
+            if fetch_calls is None:
+                rules = request.egress
+                if rules is None:
+                    rules = _runtime_egress(service.settings)
+                fetch_calls = request.fetch = fetch.FetchCalls(service.fetcher, rules, deadline)
             return await fetch_calls(args)
+        if kv_calls is None:
+            kv_calls = kv.KVCalls(service.kv, space)
         return await kv_calls(op, args)
 
     return call
+
+
+def _runtime_egress(settings: RuntimeSettings) -> egress.Egress:
+    return egress.from_json(settings.egress) if settings.egress else NO_EGRESS
 
 
 NO_EGRESS = egress.Egress()
