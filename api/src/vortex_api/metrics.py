@@ -22,6 +22,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from vortex_runtime.egress import OUTCOMES
+
 if TYPE_CHECKING:
     from vortex_api.bulkhead import Bulkhead
 
@@ -56,10 +58,6 @@ class FunctionLoadCollector(Collector):
             seconds.add_metric([function_id], total)
         yield inflight
         yield seconds
-
-
-# The outcomes of a function's fetch requests, as its runtime counts them (vortex_runtime.fetch).
-FETCH_OUTCOMES = frozenset({"ok", "denied", "limit", "timeout", "error"})
 
 
 class Metrics:
@@ -181,7 +179,7 @@ class Metrics:
     def _count_fetches(self, function_id: str, text: str) -> None:
         for part in text.split(","):
             outcome, _, count = part.partition("=")
-            if outcome in FETCH_OUTCOMES and count.isdigit():
+            if outcome in OUTCOMES and count.isdigit():
                 self._fetch_outcomes.add((function_id, outcome))
                 self.fetches.labels(function_id, outcome).inc(int(count))
 

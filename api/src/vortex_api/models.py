@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vortex_kube.contract import (
     ENV_NAME_PATTERN,
@@ -36,6 +36,7 @@ from vortex_kube.contract import (
     Isolation,
     check_egress,
 )
+from vortex_runtime.egress import Outcome as FetchOutcome
 
 __all__ = ["ENV_NAME_PATTERN", "FUNCTION_NAME_PATTERN", "DeployRequest"]
 
@@ -119,12 +120,6 @@ class EgressIn(BaseModel):
     maxRequests: int | None = Field(
         default=None, description="requests one invocation may make (default 50, at most 1000)"
     )
-
-    @field_validator("allow")
-    @classmethod
-    def _rules(cls, allow: list[str]) -> list[str]:
-        check_egress({"allow": allow})
-        return allow
 
     @model_validator(mode="after")
     def _valid(self) -> EgressIn:
@@ -231,7 +226,7 @@ class FetchRecord(BaseModel):
     host: str | None
     status: int | None = Field(description="the HTTP status; null when no answer came")
     ms: float
-    outcome: Literal["ok", "denied", "limit", "timeout", "error"]
+    outcome: FetchOutcome
 
 
 class InvocationRecord(BaseModel):

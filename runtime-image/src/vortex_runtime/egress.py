@@ -13,7 +13,8 @@ host resolves to is allowed. Some addresses are denied unless a rule names them:
 
 Pure, with no I/O: fetch.py resolves names and connects to the checked address; the shared
 contract (vortex_kube.contract) checks `spec.egress` with `parse` at deploy time; the operator
-turns the rules into NetworkPolicy peers with `Rule.in_cluster_namespace`.
+turns the rules into NetworkPolicy peers with `Rule.in_cluster_namespace`; `Outcome` names
+what became of each request, for the runtime's records and the API's metric.
 """
 
 from __future__ import annotations
@@ -23,10 +24,16 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, get_args
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# What became of one fetch request: an HTTP answer (whatever its status), not allowed by the
+# egress, past maxRequests or the body limit, out of time, or a failed connection. fetch.py
+# counts them; the API's metric and record model name them.
+Outcome = Literal["ok", "denied", "limit", "timeout", "error"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 MAX_RULES = 64
 MAX_RULE_CHARS = 300

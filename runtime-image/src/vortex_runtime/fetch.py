@@ -38,13 +38,12 @@ from typing import Any
 import httpcore
 import httpx
 
-from vortex_runtime.egress import Egress, IPNetwork, ip_address
+from vortex_runtime.egress import Egress, IPNetwork, Outcome, ip_address
 from vortex_runtime.errors import HostCallError
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # response bodies per invocation, and one request's body
 MAX_REDIRECTS = 20
 MAX_CLIENTS = 64  # rule sets with a client (and its pooled connections) at a time
-OUTCOMES = ("ok", "denied", "limit", "timeout", "error")
 # Not the function's to set: the connection's own, or what the host decides.
 _HOP_HEADERS = frozenset(
     {
@@ -313,7 +312,7 @@ class FetchCalls:
         """One request (one hop): checked, counted, logged; the body read within the limits."""
         started = time.perf_counter()
         entry: dict[str, Any] = {"method": method, "host": None, "status": None}
-        outcome = "error"
+        outcome: Outcome = "error"
         try:
             response = await self._send(entry, method, url, headers, content)
             entry["status"] = response.status
@@ -401,7 +400,7 @@ class FetchCalls:
 class FetchFailed(HostCallError):
     """A fetch that rejects, and its outcome for the metric (denied, limit, timeout, error)."""
 
-    def __init__(self, outcome: str, name: str, message: str) -> None:
+    def __init__(self, outcome: Outcome, name: str, message: str) -> None:
         super().__init__(name, message)
         self.outcome = outcome
 
