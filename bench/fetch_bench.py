@@ -8,34 +8,15 @@ one (tests/fixtures/fetch.py), the same for both.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench import anchors
-from tests.fixtures.fetch import SERVER
+from tests.fixtures.fetch import serve
 
 RUNS = 300
-
-
-@contextmanager
-def _server() -> Iterator[str]:
-    port = anchors.free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port), "127.0.0.1"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @contextmanager
@@ -57,8 +38,9 @@ def _vortex(code: str, egress: dict[str, object] | None) -> Iterator[str]:
 
 def main() -> None:
     print("== fetch benchmark ==")
-    with _server() as target:
-        host = target.removeprefix("http://")
+    with serve() as port:
+        host = f"127.0.0.1:{port}"
+        target = f"http://{host}"
         fetching = f"return await (await fetch({json.dumps(target + '/json')})).text();"
         ours = {}
         for name, code in (("fetch", fetching), ("none", "return 'x';")):

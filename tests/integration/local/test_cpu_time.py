@@ -3,12 +3,11 @@ counted), kept in the invocation record and the API's histogram, and limited by 
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import httpx
 
-from .test_execute import deploy
+from .test_execute import deploy, first_records
 
 SPIN = "const end = Date.now() + 200; let n = 0; while (Date.now() < end) n++; return n;"
 SLEEP = "await new Promise((r) => setTimeout(r, 200)); return 'slept';"
@@ -35,13 +34,7 @@ async def test_cpu_time_counts_spinning_and_not_waiting(client: httpx.AsyncClien
     assert _histogram_count(metrics, spinner) == 1
     assert _histogram_count(metrics, sleeper) == 1
 
-    records: list[dict[str, object]] = []
-    for _ in range(50):  # records are flushed within 0.2 s
-        records = (await client.get(f"/functions/{spinner}/logs")).json()["records"]
-        if records:
-            break
-        await asyncio.sleep(0.1)
-    assert records
+    records = await first_records(client, spinner)
     assert records[0]["cpu_time_ms"] == spun.json()["cpu_time_ms"]
 
 

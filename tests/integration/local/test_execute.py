@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 
 
@@ -10,6 +13,18 @@ async def deploy(client: httpx.AsyncClient, code: str, **fields: object) -> str:
     assert response.status_code == 201, response.text
     function_id: str = response.json()["function_id"]
     return function_id
+
+
+async def first_records(client: httpx.AsyncClient, function_id: str) -> list[dict[str, Any]]:
+    """The function's invocation records, once there are any (they are flushed within 0.2 s)."""
+    records: list[dict[str, Any]] = []
+    for _ in range(50):
+        records = (await client.get(f"/functions/{function_id}/logs")).json()["records"]
+        if records:
+            break
+        await asyncio.sleep(0.1)
+    assert records
+    return records
 
 
 async def test_handler_form_gets_event_and_context(client: httpx.AsyncClient) -> None:

@@ -4,35 +4,21 @@ a denied host, the invocation record's `fetches` and `vortex_fetch_requests_tota
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.fixtures.fetch import FETCH, SERVER
+from tests.fixtures.fetch import FETCH, serve
 
-from .test_execute import deploy
+from .test_execute import deploy, first_records
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port), "127.0.0.1"], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "listening"
-    yield port
-    proc.kill()
-    proc.wait()
-    proc.stdout.close()
+    with serve("127.0.0.1") as port:
+        yield port
 
 
 def _count(text: str, function_id: str, outcome: str) -> float:
@@ -71,13 +57,7 @@ async def test_fetch_reaches_what_egress_allows_and_nothing_else(
     assert _count(metrics, fid, "ok") == 1
     assert _count(metrics, fid, "denied") == 1
 
-    records: list[dict[str, object]] = []
-    for _ in range(50):  # records are flushed within 0.2 s
-        records = (await client.get(f"/functions/{fid}/logs")).json()["records"]
-        if records:
-            break
-        await asyncio.sleep(0.1)
-    assert records
+    records = await first_records(client, fid)
     fetches = records[0]["fetches"]
     assert isinstance(fetches, list)
     assert [(f["method"], f["host"], f["status"], f["outcome"]) for f in fetches] == [

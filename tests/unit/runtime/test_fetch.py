@@ -10,8 +10,6 @@ import asyncio
 import json
 import socket
 import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,44 +18,24 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.fetch import FETCH, SERVER
+from tests.fixtures.fetch import FETCH, serve
 from vortex_runtime import egress
 from vortex_runtime.records import RecordWriter
 
 Client = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(host: str) -> Iterator[int]:
-    port = _free_port(host)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(port), host], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "listening"
-        yield port
-    finally:
-        proc.kill()
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
-    yield from _serve("127.0.0.1")
+    with serve("127.0.0.1") as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
 def secret() -> Iterator[int]:
     """A second server, on 127.0.0.2: loopback, and never allowed by the rules below."""
-    yield from _serve("127.0.0.2")
+    with serve("127.0.0.2") as port:
+        yield port
 
 
 def _hits(host: str, port: int) -> int:
