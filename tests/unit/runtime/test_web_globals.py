@@ -128,3 +128,29 @@ async def test_random_values_differ_between_invocations(isolate_of) -> None:  # 
     first = await isolate.invoke("null", context(), 1)
     second = await isolate.invoke("null", context(), 1)
     assert first.output_json != second.output_json
+
+
+async def test_headers_set_append_get_and_order(run_js: RunJS) -> None:
+    out, _ = await run_js(
+        "const h = new Headers([['B', '1'], ['a', 'x'], ['b', '2']]);"
+        "h.append('Set-Cookie', 'c=1'); h.append('set-cookie', 'd=2');"
+        "const before = h.get('b');"
+        "h.set('b', '3'); h.set('new', 'n');"
+        "return {before, after: h.get('b'), entries: [...h], cookies: h.getSetCookie(),"
+        " has: h.has('NEW'), gone: (h.delete('a'), h.get('a'))};"
+    )
+    assert out == {
+        "before": "1, 2",
+        "after": "3",
+        # sorted by name, as the Fetch standard iterates; each set-cookie apart
+        "entries": [
+            ["a", "x"],
+            ["b", "3"],
+            ["new", "n"],
+            ["set-cookie", "c=1"],
+            ["set-cookie", "d=2"],
+        ],
+        "cookies": ["c=1", "d=2"],
+        "has": True,
+        "gone": None,
+    }

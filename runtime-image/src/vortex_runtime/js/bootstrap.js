@@ -1083,9 +1083,9 @@
       const n = headerName(name), v = headerValue(value);
       const list = this[HEADERS];
       const i = list.findIndex(([k]) => k === n);
+      if (i < 0) { list.push([n, v]); return; }
+      list[i] = [n, v]; // the first keeps its place; the others go
       this[HEADERS] = list.filter(([k], j) => k !== n || j === i);
-      if (i < 0) this[HEADERS].push([n, v]);
-      else this[HEADERS][this[HEADERS].findIndex(([k]) => k === n)][1] = v;
     }
     get(name) {
       const n = headerName(name);
