@@ -13,11 +13,12 @@ request, and again for each redirect hop:
 - at most `max_requests` requests per invocation (each redirect hop counts), `MAX_BODY_BYTES`
   of response bodies, and no longer than the invocation has left.
 
-Requests run with httpx on the runtime's event loop (never on the isolate's thread), one client
-per rule set, so that a pooled connection is only ever reused under the rules it was checked
-with. Each request is logged (`FetchCalls.log`: method, host, status, ms, outcome) for the
-invocation record and counted by outcome for the API's `vortex_fetch_requests_total`. The one
-module of the runtime that imports httpx.
+Requests run with httpx on the runtime's event loop (never on the isolate's thread), one
+transport per rule set, so that a pooled connection is only ever reused under the rules it was
+checked with, and no cookie jar: nothing a server sets is sent again. Each request is logged
+(`FetchCalls.log`: method, host, status, ms, outcome) for the invocation record and counted by
+outcome for the API's `vortex_fetch_requests_total`. The one module of the runtime that imports
+httpx.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ _HOP_HEADERS = frozenset(
     }
 )
 USER_AGENT = "vortex-fetch"
+# Sent unless the function sets them (what a browser's or Node's fetch sends; httpx decodes
+# gzip and deflate).
+_DEFAULT_HEADERS = (
+    ("user-agent", USER_AGENT),
+    ("accept", "*/*"),
+    ("accept-encoding", "gzip, deflate"),
+)
 # Dropped when a redirect leaves the origin, as the Fetch standard does with Authorization.
 _CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -189,44 +197,46 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
 
 
 class Fetcher:
-    """The runtime's one source of fetch clients: one per rule set, the least recently used
-    closed past `MAX_CLIENTS`."""
+    """The runtime's one source of fetch transports: one per rule set, the least recently used
+    closed past `MAX_CLIENTS`. Requests go to a transport directly, not through an
+    `httpx.AsyncClient`: fetch keeps no cookie jar (a client's would carry one tenant's cookies
+    into the next request under the same rules), and redirects and defaults are ours."""
 
     def __init__(self, node: Iterable[IPNetwork] = (), resolver: Resolver | None = None) -> None:
         self.node = tuple(node)
         self.resolver = resolver or Resolver()
-        self._clients: collections.OrderedDict[Egress, httpx.AsyncClient] = (
+        self._transports: collections.OrderedDict[Egress, _CheckedTransport] = (
             collections.OrderedDict()
         )
         self._closing: set[asyncio.Task[None]] = set()
 
-    def client(self, egress: Egress) -> httpx.AsyncClient:
-        client = self._clients.get(egress)
-        if client is not None:
-            self._clients.move_to_end(egress)
-            return client
-        client = httpx.AsyncClient(
-            transport=_CheckedTransport(egress, self.node, self.resolver),
-            follow_redirects=False,
-            trust_env=False,
-            timeout=None,
-            headers={"user-agent": USER_AGENT},
-        )
-        self._clients[egress] = client
-        while len(self._clients) > MAX_CLIENTS:
-            self._close(self._clients.popitem(last=False)[1])
-        return client
+    def transport(self, egress: Egress) -> httpx.AsyncBaseTransport:
+        transport = self._transports.get(egress)
+        if transport is not None:
+            self._transports.move_to_end(egress)
+            return transport
+        transport = _CheckedTransport(egress, self.node, self.resolver)
+        self._transports[egress] = transport
+        while len(self._transports) > MAX_CLIENTS:
+            self._close(self._transports.popitem(last=False)[1])
+        return transport
 
     def close(self) -> None:
-        """Close every client (their pooled connections) in the background."""
-        clients, self._clients = list(self._clients.values()), collections.OrderedDict()
-        for client in clients:
-            self._close(client)
+        """Close every transport (their pooled connections) in the background."""
+        transports, self._transports = list(self._transports.values()), collections.OrderedDict()
+        for transport in transports:
+            self._close(transport)
 
-    def _close(self, client: httpx.AsyncClient) -> None:
-        task = asyncio.ensure_future(client.aclose())
+    def _close(self, transport: httpx.AsyncBaseTransport) -> None:
+        task = asyncio.ensure_future(transport.aclose())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+def _headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A request's headers: the function's, after the defaults it did not set."""
+    named = {k.lower() for k, _ in headers}
+    return [(k, v) for k, v in _DEFAULT_HEADERS if k not in named] + headers
 
 
 @dataclass(frozen=True)
@@ -362,11 +372,11 @@ class FetchCalls:
             raise FetchFailed(
                 "timeout", "TypeError", f"fetch to {host}: the invocation has no time left"
             )
-        client = self.fetcher.client(self.egress)
-        request = client.build_request(method, target, headers=headers, content=content)
+        transport = self.fetcher.transport(self.egress)
+        request = httpx.Request(method, target, headers=_headers(headers), content=content)
         try:
             async with asyncio.timeout(left):
-                response = await client.send(request, stream=True)
+                response = await transport.handle_async_request(request)
                 try:
                     chunks = []
                     async for chunk in response.aiter_bytes():

@@ -244,6 +244,23 @@ async def test_credentials_do_not_follow_a_redirect_to_another_origin(fn: Any, s
     assert moved["body"]["headers"]["x-keep"] == "yes"
 
 
+async def test_no_cookie_jar_carries_a_response_cookie_into_a_later_request(
+    fn: Any, server: int
+) -> None:
+    """As in Workers, fetch keeps no cookies: what one server set is never sent by a later
+    fetch, of the same invocation or of the next one (which may be another tenant's with the
+    same rules)."""
+    base, rule = f"http://127.0.0.1:{server}", f"127.0.0.1:{server}"
+    both = {
+        "many": [{"url": f"{base}/json", "read": "none"}, {"url": f"{base}/echo", "read": "json"}]
+    }
+    got, echoed = await fn(both, rule)
+    assert got["headers"]["set-cookie"] == "b=2"  # the last of its two
+    assert "cookie" not in echoed["body"]["headers"]
+    later = await fn({"url": f"{base}/echo", "read": "json"}, rule)
+    assert "cookie" not in later["body"]["headers"]
+
+
 async def test_at_most_max_requests_per_invocation(fn: Any, server: int) -> None:
     url = f"http://127.0.0.1:{server}/json"
     many = {"many": [{"url": url, "read": "none"}] * 4}
