@@ -647,6 +647,7 @@ class Isolate:
         self._wakeup: asyncio.Future[None] | None = None
         self._closed = False
         self._io: memoryview | None = blank.io
+        self._io_busy = False  # it holds what a script has yet to take
         # memory at the last probe: V8 heap, and outside it (buffers, WebAssembly memory)
         self.heap_used = 0
         self.outside_used = 0
@@ -663,6 +664,7 @@ class Isolate:
         blank.on_notify = self._on_notify
         # Constant per isolate, so V8 compiles each once.
         self._run_io = f"__vortex_run_io({self._token_js})"
+        self._reply_io = f"__vortex_reply_io({self._token_js})"
         self._take_source = f"__vortex_take({self._token_js})"
         self._logs_source = f"__vortex_logs({self._token_js})"
         self._probe_source = f"__vortex_probe({self._token_js})"
@@ -842,10 +844,35 @@ class Isolate:
         if self._closed or self.broken:
             return
         with contextlib.suppress(JSEvalException):
+            if self._reply_in_buffer(call_id, ok, kind, text):
+                try:
+                    await self._mr.eval_cancelable(self._reply_io)
+                finally:
+                    self._io_busy = False
+                return
+            # Too long for the buffer, not latin-1, or the buffer is taken: the answer goes
+            # as the arguments of a call (a round trip to the isolate's thread for each).
             ctx: Any = self._mr._ctx
             await ctx.call_function_cancelable(
                 self._blank.reply, self._token, call_id, ok, kind, text
             )
+
+    def _reply_in_buffer(self, call_id: int, ok: bool, kind: str, text: str) -> bool:
+        """Write a host call's answer to the I/O buffer if it is free and the answer fits:
+        then one script takes it (`__vortex_reply_io`), the answer's one trip to the isolate."""
+        io = self._io
+        if io is None or self._io_busy:
+            return False
+        try:
+            payload = f"{call_id} {int(ok)} {kind}\n{text}".encode("latin-1")
+        except UnicodeEncodeError:
+            return False
+        if len(payload) + 4 > len(io):
+            return False
+        io[:4] = len(payload).to_bytes(4, "little")
+        io[4 : 4 + len(payload)] = payload
+        self._io_busy = True
+        return True
 
     def _cpu_ms_since(self, start: int | None) -> float | None:
         tid = self._blank.tid
@@ -886,12 +913,13 @@ class Isolate:
         seed = os.urandom(32).hex()
         source = None
         io = self._io
-        if io is not None and event_json.isascii():
+        if io is not None and not self._io_busy and event_json.isascii():
             payload = f"{inv_id} {seed} {len(context_json)}\n{context_json}{event_json}".encode()
             if len(payload) + 4 <= len(io):
                 io[:4] = len(payload).to_bytes(4, "little")
                 io[4 : 4 + len(payload)] = payload
                 source = self._run_io
+                self._io_busy = True  # until the script that takes it returns
         if source is None:  # large or non-ASCII: pass the data in the script itself
             source = (
                 f"__vortex_run({self._token_js},{inv_id},{json.dumps(event_json)},"
@@ -913,7 +941,11 @@ class Isolate:
                         cpu_limit_ms * 1_000_000,
                         deadline,
                     )
-                text = await self._mr.eval_cancelable(source)
+                try:
+                    text = await self._mr.eval_cancelable(source)
+                finally:
+                    if source is self._run_io:
+                        self._io_busy = False
                 if not isinstance(text, str):
                     text = await self._take()
         except TimeoutError as exc:

@@ -67,6 +67,35 @@ async def test_reads_see_their_own_writes_and_values_keep_their_type(
     assert await _call(ops, {"op": "get", "key": "k"}) == "naïve ✓"
 
 
+async def test_answers_of_calls_in_flight_together_each_reach_their_own_call(
+    ops: httpx.AsyncClient,
+) -> None:
+    """Answers small enough for the isolate's I/O buffer and larger ones, in latin-1 and
+    beyond it, arriving together: each resolves its own call, with its own value."""
+    values = [
+        f"{i}:" + ("x" * size if alphabet == "ascii" else "é✓" * (size // 2))
+        for i, (size, alphabet) in enumerate(
+            (size, alphabet) for size in (1, 100, 70_000) for alphabet in ("ascii", "é✓")
+        )
+    ] * 2
+    assert await _call(ops, {"op": "many", "values": values}) == values
+
+
+async def test_a_replaced_array_iterator_never_reaches_the_driver(
+    client_for: Client, code_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Events and host-call answers reach the function as sent, whatever it did to the
+    builtins (the driver reads the I/O buffer without the iterator protocol)."""
+    code = (
+        "Array.prototype[Symbol.iterator] = function* () { yield 'hacked'; };"
+        "export default async function (event, context) {"
+        " await context.kv.put('k', event.v); return [event.v, await context.kv.get('k')]; }"
+    )
+    client = await client_for(code_file=code_file(code), kv_dir=tmp_path / "kv", timeout_ms=3000)
+    for value in ("first", "second"):
+        assert await _call(client, {"v": value}) == [value, value]
+
+
 async def test_a_value_expires_after_its_ttl(ops: httpx.AsyncClient) -> None:
     await _call(ops, {"op": "put", "key": "short", "value": "x", "ttl": 0.3})
     await _call(ops, {"op": "put", "key": "long", "value": "y", "ttl": 3600})

@@ -1461,26 +1461,46 @@
     return out;
   }
 
-  function runFromBuffer(t) {
-    fromHost(t);
+  // What the host wrote to the I/O buffer (its length in 4 bytes, then the message), read by
+  // `read(end)` and then cleared, so that nothing of it stays for a later reader.
+  function fromBuffer(read) {
     const end = (ioBytes[0] | (ioBytes[1] << 8) | (ioBytes[2] << 16) | (ioBytes[3] << 24)) + 4;
-    let id, seed, contextText, eventText;
     try {
-      let p = 4;
-      id = 0;
-      while (ioBytes[p] !== 32) id = id * 10 + ioBytes[p++] - 48;
-      const seedStart = ++p;
-      while (ioBytes[p] !== 32) p++;
-      seed = decode(seedStart, p++);
-      let contextLength = 0;
-      while (ioBytes[p] !== 10) contextLength = contextLength * 10 + ioBytes[p++] - 48;
-      p++;
-      contextText = decode(p, p + contextLength);
-      eventText = decode(p + contextLength, end);
+      return read(end);
     } finally {
       ReflectApply(TypedArrayFill, ioBytes, [0, 0, end]);
     }
-    return run(id, eventText, contextText, seed);
+  }
+
+  // An invocation: "<id> <seed> <context length>\n<context><event>".
+  function runFromBuffer(t) {
+    fromHost(t);
+    const m = fromBuffer((end) => {
+      let p = 4, id = 0, contextLength = 0;
+      while (ioBytes[p] !== 32) id = id * 10 + ioBytes[p++] - 48;
+      const seedStart = ++p;
+      while (ioBytes[p] !== 32) p++;
+      const seed = decode(seedStart, p++);
+      while (ioBytes[p] !== 10) contextLength = contextLength * 10 + ioBytes[p++] - 48;
+      p++;
+      return [id, seed, decode(p, p + contextLength), decode(p + contextLength, end)];
+    });
+    return run(m[0], m[3], m[2], m[1]); // (no destructuring: the iterator can be replaced)
+  }
+
+  // A host call's answer: "<id> <ok 0|1> <kind>\n<text>", the text's characters one byte each
+  // (latin-1). The host writes it only while the buffer is free.
+  function replyFromBuffer(t) {
+    fromHost(t);
+    const m = fromBuffer((end) => {
+      let p = 4, id = 0;
+      while (ioBytes[p] !== 32) id = id * 10 + ioBytes[p++] - 48;
+      const ok = ioBytes[++p] === 49;
+      const kindStart = (p += 2);
+      while (ioBytes[p] !== 10) p++;
+      return [id, ok, decode(kindStart, p), decode(p + 1, end)];
+    });
+    return reply(t, m[0], m[1], m[2], m[3]);
   }
 
   function runFromScript(t, id, eventText, contextText, seed) {
@@ -1545,6 +1565,7 @@
   ObjectDefineProperty(global, "__vortex_probe", { value: ObjectFreeze(probe), enumerable: false });
   ObjectDefineProperty(global, "__vortex_limits", { value: ObjectFreeze(setLimits), enumerable: false });
   ObjectDefineProperty(global, "__vortex_reply", { value: ObjectFreeze(reply), enumerable: false });
+  ObjectDefineProperty(global, "__vortex_reply_io", { value: ObjectFreeze(replyFromBuffer), enumerable: false });
 
   // Called once by the host, through a handle only it holds: the notification function, the
   // token its calls will carry, and back the I/O buffer.
