@@ -7,7 +7,8 @@ Probe pods run the runtime image with a TCP listener on 8080: `stranger` (no lab
 `api-client` in the release namespace; `outsider` (no labels), `scraper` (labelled like
 prometheus-operator's Prometheus, the default `global.metricsScrapers`) and `fake-function`
 (labelled like a function pod) in a second namespace. Traffic from the node itself is always
-allowed, so every probe starts inside a pod.
+allowed, so every probe starts inside a pod. The fetch tests add `web`, a real HTTP server behind
+a Service in the second namespace, and a shared and a warm function allowed to fetch from it.
 
 A probe that must be blocked is paired with the same target reached from a pod that no policy
 limits, so that a closed port cannot pass for a policy; and the first test proves enforcement is
@@ -255,8 +256,8 @@ def _deployments_ready(cluster: Cluster, namespace: str, release: str) -> bool:
     )
 
 
-def _function_ready(cluster: Cluster, namespace: str) -> bool:
-    """Both functions (the warm one and the shared one) Ready."""
+def _functions_ready(cluster: Cluster, namespace: str, *names: str) -> bool:
+    """Every VortexFunction named Ready."""
     return all(
         any(
             c["type"] == "Ready" and c["status"] == "True"
@@ -264,7 +265,7 @@ def _function_ready(cluster: Cluster, namespace: str) -> bool:
             .get("status", {})
             .get("conditions", [])
         )
-        for name in (FUNCTION, SHARED)
+        for name in names
     )
 
 
@@ -319,7 +320,7 @@ def net(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[N
             cluster.apply([FUNCTION_MANIFEST, SHARED_MANIFEST], namespace=namespace)
             cluster.wait_for(
                 f"VortexFunctions {FUNCTION} and {SHARED} Ready",
-                lambda: _function_ready(cluster, namespace),
+                lambda: _functions_ready(cluster, namespace, FUNCTION, SHARED),
                 timeout=150,
                 interval=0.5,
             )
@@ -547,6 +548,7 @@ def test_api_takes_everyone_by_default_and_only_ingress_from_when_set(net: Net) 
 
 WEB = "web"
 FETCHER = "np-fetch"
+WARM_FETCHER = "np-fetch-warm"
 
 
 def _web(image: str) -> list[dict[str, Any]]:
@@ -565,74 +567,132 @@ def _web(image: str) -> list[dict[str, Any]]:
     return [pod, service]
 
 
+def _web_host(net: Net) -> str:
+    return f"{WEB}.{net.other}.svc.cluster.local"
+
+
+@pytest.fixture(scope="module")
+def web(net: Net) -> Pod:
+    """The web pod, in the other namespace behind the Service `web`; reachable from a pod no
+    policy limits (the control for every probe that finds it closed)."""
+    runtime = net.values["runtime"]["image"]
+    net.cluster.apply(_web(f"{runtime['repository']}:{runtime['tag']}"), namespace=net.other)
+    net.cluster.wait_pod_ready(WEB, net.other, timeout=120)
+    pod = net.pod(net.other, f"vortex-e2e/probe={WEB}")
+    net.expect(net.pods["stranger"], {"web": (pod.at("listen"), True)})
+    return pod
+
+
+def _selected(net: Net, labels: dict[str, str]) -> set[str]:
+    """Names of the release namespace's pods that LABELS select."""
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    return {p["metadata"]["name"] for p in kit.pods(net.cluster, net.namespace, selector)}
+
+
+def _has_policy(net: Net, function: str) -> bool:
+    """Whether the function's NetworkPolicy vf-FUNCTION exists."""
+    proc = net.cluster.kubectl(
+        "get", "networkpolicy", f"vf-{function}", namespace=net.namespace, check=False
+    )
+    return proc.returncode == 0
+
+
+def _deploy_fetcher(net: Net, name: str, **spec: Any) -> dict[str, Any]:
+    """A VortexFunction NAME running FETCH, allowed only the web Service (SPEC adds to its
+    spec), once Ready; returns its NetworkPolicy vf-NAME."""
+    cluster = net.cluster
+    manifest = {
+        "apiVersion": "vortex.dev/v1alpha1",
+        "kind": "VortexFunction",
+        "metadata": {"name": name},
+        "spec": {"code": FETCH, "egress": {"allow": [f"{_web_host(net)}:{LISTEN_PORT}"]}, **spec},
+    }
+    cluster.apply(manifest, namespace=net.namespace)
+    cluster.wait_for(
+        f"{name} Ready",
+        lambda: _functions_ready(cluster, net.namespace, name),
+        timeout=120,
+        interval=0.5,
+    )
+    cluster.wait_for(
+        f"the NetworkPolicy vf-{name}", lambda: _has_policy(net, name), timeout=60, interval=0.5
+    )
+    return dict(cluster.get_json("networkpolicy", f"vf-{name}", namespace=net.namespace))
+
+
+def _fetches_only_the_web_service(net: Net, name: str) -> None:
+    """Executed through the API, NAME's fetch to the web Service round-trips a body, and its
+    fetches to the `stranger` pod and to the metadata address are refused by the runtime."""
+    admin = kit.secret_value(net.cluster, net.namespace, f"{net.release}-api-auth", "admin-key")
+    ip, port = net.services["api"]
+    api = kit.Api(base=f"http://{ip}:{port}", admin_key=admin, invoke_key="")
+    stranger = net.pods["stranger"].at("listen")
+    url = f"http://{_web_host(net)}:{LISTEN_PORT}"
+    event = {
+        "many": [
+            {"url": f"{url}/echo", "init": {"method": "POST", "body": "hi"}, "read": "json"},
+            {"url": f"http://{stranger[0]}:{stranger[1]}/"},
+            {"url": "http://169.254.169.254/latest/meta-data/"},
+        ]
+    }
+    response = api.execute(name, event)
+    assert response.status_code == 200, response.text
+    echoed, refused, metadata = response.json()["output"]
+    assert echoed["status"] == 200, echoed
+    assert echoed["body"]["body"] == "hi"
+    assert refused["error"]["message"] == f"fetch to {stranger[0]} is not allowed"
+    assert metadata["error"]["message"] == "fetch to 169.254.169.254 is not allowed"
+
+
 @pytest.mark.timeout(300)
-def test_fetch_reaches_an_allowed_service_and_the_pool_nothing_else(net: Net) -> None:
+def test_fetch_reaches_an_allowed_service_and_the_pool_nothing_else(net: Net, web: Pod) -> None:
     """A shared function allowed `web.<other>.svc.cluster.local:8080` fetches from it through
     the pool; a fetch elsewhere is refused by the runtime; and the pool's pods themselves, by
     raw socket, reach the web pod only while the function's NetworkPolicy exists, and never the
     release's `stranger` pod, which a pod no policy limits does reach."""
-    cluster, other = net.cluster, net.other
-    runtime = net.values["runtime"]["image"]
-    cluster.apply(_web(f"{runtime['repository']}:{runtime['tag']}"), namespace=other)
-    cluster.wait_pod_ready(WEB, other, timeout=120)
-    web = net.pod(other, f"vortex-e2e/probe={WEB}")
-    host = f"{WEB}.{other}.svc.cluster.local"
     stranger = net.pods["stranger"].at("listen")
-    net.expect(net.pods["stranger"], {"web": (web.at("listen"), True)})  # the control
     pool = net.pods["pool"]
     net.expect(pool, {"web": (web.at("listen"), False), "stranger": (stranger, False)})
-
-    manifest = {
-        "apiVersion": "vortex.dev/v1alpha1",
-        "kind": "VortexFunction",
-        "metadata": {"name": FETCHER},
-        "spec": {"code": FETCH, "egress": {"allow": [f"{host}:{LISTEN_PORT}"]}},
-    }
-    cluster.apply(manifest, namespace=net.namespace)
     try:
-        admin = kit.secret_value(cluster, net.namespace, f"{net.release}-api-auth", "admin-key")
-        ip, port = net.services["api"]
-        api = kit.Api(base=f"http://{ip}:{port}", admin_key=admin, invoke_key="")
-        cluster.wait_for(
-            f"{FETCHER} Ready",
-            lambda: any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in cluster.get_json("vf", FETCHER, namespace=net.namespace)
-                .get("status", {})
-                .get("conditions", [])
-            ),
-            timeout=120,
-            interval=0.5,
-        )
-        cluster.wait_for(
-            f"the NetworkPolicy vf-{FETCHER}",
-            lambda: (
-                cluster.kubectl(
-                    "get", "networkpolicy", f"vf-{FETCHER}", namespace=net.namespace, check=False
-                ).returncode
-                == 0
-            ),
-            timeout=60,
-            interval=0.5,
-        )
-        policy = cluster.get_json("networkpolicy", f"vf-{FETCHER}", namespace=net.namespace)
+        policy = _deploy_fetcher(net, FETCHER)
         assert policy["spec"]["podSelector"]["matchLabels"][COMPONENT] == "pool"
         net.expect(pool, {"web": (web.at("listen"), True), "stranger": (stranger, False)})
-        url = f"http://{host}:{LISTEN_PORT}"
-        event = {
-            "many": [
-                {"url": f"{url}/echo", "init": {"method": "POST", "body": "hi"}, "read": "json"},
-                {"url": f"http://{stranger[0]}:{stranger[1]}/"},
-                {"url": "http://169.254.169.254/latest/meta-data/"},
-            ]
-        }
-        response = api.execute(FETCHER, event)
-        assert response.status_code == 200, response.text
-        echoed, refused, metadata = response.json()["output"]
-        assert echoed["status"] == 200, echoed
-        assert echoed["body"]["body"] == "hi"
-        assert refused["error"]["message"] == f"fetch to {stranger[0]} is not allowed"
-        assert metadata["error"]["message"] == "fetch to 169.254.169.254 is not allowed"
+        _fetches_only_the_web_service(net, FETCHER)
     finally:
-        cluster.kubectl("delete", "vf", FETCHER, "--ignore-not-found", namespace=net.namespace)
+        net.cluster.kubectl("delete", "vf", FETCHER, "--ignore-not-found", namespace=net.namespace)
     net.expect(pool, {"web": (web.at("listen"), False)})
+
+
+@pytest.mark.timeout(300)
+def test_a_warm_function_fetches_from_an_allowed_service_through_its_own_pods(
+    net: Net, web: Pod
+) -> None:
+    """The same rules on a warm function: its NetworkPolicy selects its own pods, not the
+    pool's; the fetch through the API succeeds and the others are refused; and its warm pod,
+    by raw socket, reaches the web pod and not the `stranger` pod, where the release's other
+    warm function, which names no egress, reaches neither."""
+    cluster, namespace = net.cluster, net.namespace
+    stranger = net.pods["stranger"].at("listen")
+    closed = {"web": (web.at("listen"), False), "stranger": (stranger, False)}
+    net.expect(net.pods["function"], closed)
+    try:
+        policy = _deploy_fetcher(net, WARM_FETCHER, isolation="warm")
+        deployment = cluster.get_json("deployment", f"vf-{WARM_FETCHER}", namespace=namespace)
+        warm_pods = _selected(net, deployment["spec"]["selector"]["matchLabels"])
+        selected = _selected(net, policy["spec"]["podSelector"]["matchLabels"])
+        pool_pods = _selected(net, {INSTANCE: net.release, COMPONENT: "pool"})
+        assert warm_pods, "the warm Deployment has no pods"
+        assert selected == warm_pods, (selected, warm_pods)
+        assert not selected & pool_pods, (selected, pool_pods)
+        warm = net.pod(namespace, f"vortex.dev/function={WARM_FETCHER}")
+        net.expect(warm, {"web": (web.at("listen"), True), "stranger": (stranger, False)})
+        _fetches_only_the_web_service(net, WARM_FETCHER)
+    finally:
+        cluster.kubectl("delete", "vf", WARM_FETCHER, "--ignore-not-found", namespace=namespace)
+    # what it opened goes with it (the policy is the function's child)
+    cluster.wait_for(
+        f"the NetworkPolicy vf-{WARM_FETCHER} gone",
+        lambda: not _has_policy(net, WARM_FETCHER),
+        timeout=60,
+        interval=0.5,
+    )
