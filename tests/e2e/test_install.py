@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from tests.cluster.fixtures import REPO_ROOT, Cluster, ClusterError
+from tests.fixtures.fetch import FETCH
 from tests.fixtures.kv import OPS
 from vortex_api.routing import weight
 
@@ -59,6 +60,16 @@ SLOW = {
         ),
     },
 }
+
+# A shared function with no egress, for the load's fetches: each one is denied (and counted so).
+FETCHER = {
+    "apiVersion": "vortex.dev/v1alpha1",
+    "kind": "VortexFunction",
+    "metadata": {"name": "fetcher"},
+    "spec": {"code": FETCH},
+}
+METADATA_URL = "http://169.254.169.254/latest/meta-data/"
+DENIED_FETCHES = 12
 
 # Scrape every 2 s so that rates over the dashboard's 1m window have samples within seconds.
 MONITORS_ON = {
@@ -234,13 +245,14 @@ def _teardown(cluster: Cluster, helm: Helm, namespace: str, name: str, rel: Rele
 
 @pytest.fixture(scope="module")
 def functions(release: Release) -> list[str]:
-    """The shipped examples (`kubectl apply -f crds/examples/`) and the load's slow function."""
+    """The shipped examples (`kubectl apply -f crds/examples/`) and the load's slow function and
+    fetcher."""
     cluster, namespace = release.cluster, release.namespace
     names = _example_names()
     assert sorted(names) == sorted(EXPECTED), "an example was added or renamed: add its output"
     cluster.kubectl("apply", "-f", str(EXAMPLES), namespace=namespace)
-    cluster.apply(SLOW, namespace=namespace)
-    _wait_functions_ready(cluster, namespace, [*names, "slow"])
+    cluster.apply([SLOW, FETCHER], namespace=namespace)
+    _wait_functions_ready(cluster, namespace, [*names, "slow", "fetcher"])
     release.function_uids = {
         n: f["metadata"]["uid"] for n, f in _functions(cluster, namespace).items()
     }
@@ -372,6 +384,17 @@ def _slow_outcomes(api: kit.Api) -> None:
     assert after.json()["output"] == {"slept": 10}
 
 
+def _denied_fetches(api: kit.Api) -> None:
+    """DENIED_FETCHES executions of `fetcher`, 0.5 s apart (rates need increases between
+    scrapes), each refused its fetch to the metadata address."""
+    for _ in range(DENIED_FETCHES):
+        response = api.execute("fetcher", {"url": METADATA_URL})
+        assert response.status_code == 200, response.text
+        error = response.json()["output"]["error"]
+        assert error == {"name": "TypeError", "message": "fetch to 169.254.169.254 is not allowed"}
+        time.sleep(0.5)
+
+
 @pytest.mark.timeout(300)
 def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     release: Release, functions, prometheus: kit.Prometheus
@@ -401,6 +424,7 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     started = time.monotonic()
     _load(release.api, functions, 150)
     _slow_outcomes(release.api)
+    _denied_fetches(release.api)
     load_seconds = time.monotonic() - started
     assert load_seconds < 120
 
@@ -429,7 +453,7 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     listed = {
         r["metric"]["function"] for r in prometheus.query(f"count by (function) ({metric[1]})")
     }
-    assert {*functions, "slow"} <= listed, listed
+    assert {*functions, "slow", "fetcher"} <= listed, listed
 
     # The numbers reflect the load, not just the series' existence.
     def value(expr: str) -> float:
@@ -443,6 +467,15 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     assert (
         value('sum(vortex_runtime_isolate_recycles_total{function="slow",reason="timeout"})') >= 1
     )
+    # every fetch counted once, by the API replica that served its execution
+    denied = 'sum(vortex_fetch_requests_total{function="fetcher"}) by (outcome)'
+    cluster.wait_for(
+        "every denied fetch scraped",
+        lambda: value(denied) == DENIED_FETCHES,
+        timeout=10,
+        interval=1,
+    )
+    assert {r["metric"]["outcome"] for r in prometheus.query(denied)} == {"denied"}
     assert value("sum(vortex_max_inflight_executions)") == 2 * 50  # two replicas, maxWorkers 50
     ready = prometheus.query("vortex_operator_function_ready_replicas")
     assert {
@@ -452,6 +485,7 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
         (namespace, "greet"): 2,
         (namespace, "async"): 0,
         (namespace, "slow"): 1,
+        (namespace, "fetcher"): 0,
     }
     # The pool served the shared examples: each is loaded on the pod it hashes to.
     assert value("sum(vortex_runtime_functions_loaded)") >= 2
