@@ -1,5 +1,5 @@
 """Builds the ASGI app: routers, error handlers, the body limit, and a lifespan that starts and
-stops the backend.
+stops the backend and the dispatcher of async invocations.
 
 `__main__` serves `create_app()` with uvicorn; tests call `create_app(settings, backend)` and drive
 it through `httpx.ASGITransport` inside `lifespan(app)`.
@@ -16,10 +16,12 @@ from vortex_api import __version__
 from vortex_api.auth import Auth
 from vortex_api.backends import Backend, make_backend
 from vortex_api.bulkhead import Bulkhead
+from vortex_api.dispatcher import Dispatcher
 from vortex_api.errors import install_handlers
 from vortex_api.gateway import Gateway
 from vortex_api.limits import BodyLimitMiddleware
 from vortex_api.metrics import Metrics
+from vortex_api.queues import make_queue
 from vortex_api.routes import ROUTERS
 from vortex_api.routes.execute import ExecuteFastPath
 from vortex_api.settings import Settings, get_settings
@@ -29,12 +31,19 @@ _JSON_OVERHEAD = 64 * 1024
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the backend before serving and stop it (and its workers) after."""
+    """Start the backend (and the dispatcher of async invocations, if there is a queue) before
+    serving, and stop them after."""
     gw: Gateway = app.state.gateway
     await gw.backend.start()
+    dispatcher = None
     try:
+        if gw.queue is not None:
+            dispatcher = Dispatcher(gw, gw.queue, workers=gw.settings.async_workers or 1)
+            await dispatcher.start()
         yield
     finally:
+        if dispatcher is not None:
+            await dispatcher.stop()
         await gw.backend.stop()
 
 
@@ -62,6 +71,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             settings.invoke_key_list,
         ),
         metrics=metrics,
+        queue=make_queue(settings),
     )
     install_handlers(app)
     for router in ROUTERS:

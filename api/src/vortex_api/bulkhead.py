@@ -74,6 +74,11 @@ class Bulkhead:
         load.inflight += 1
         self.inflight += 1
 
+    def inflight_of(self, function_id: str) -> int:
+        """The function's executions in flight in this process."""
+        load = self._loads.get(function_id)
+        return load.inflight if load is not None else 0
+
     def leave(self, function_id: str, function_cap: int | None) -> None:
         """Give back the slot taken by `enter` (with the same cap)."""
         self.inflight -= 1

@@ -198,6 +198,22 @@ class StorageUnavailable(Unavailable):
     default_type = "StorageUnavailable"
 
 
+class QueueUnavailable(Unavailable):
+    """The queue of async invocations could not be read or written."""
+
+    default_type = "QueueUnavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=1)
+
+
+class AsyncNotEnabled(ApiError):
+    """This install has no queue for async invocations."""
+
+    status = 501
+    default_type = "AsyncNotEnabled"
+
+
 class KVUnavailable(Unavailable):
     """KV storage cannot be reached, or is not configured (from the runtime's `/kv`)."""
 

@@ -20,7 +20,7 @@ from vortex_api.models import (
     KVOut,
     ScaleOut,
 )
-from vortex_kube.contract import Isolation
+from vortex_kube.contract import Isolation, RetrySpec
 from vortex_runtime.egress import to_json
 
 __all__ = ["Function", "Isolation"]
@@ -47,6 +47,10 @@ class Function:
     ready_replicas: int | None = None
     # Autoscaled warm functions: `spec.scale` and the autoscaler's status fields.
     scale: ScaleOut | None = None
+    # Async invocations: how they are retried, and the functions called after them.
+    retry: RetrySpec = field(default_factory=RetrySpec)
+    on_success: str | None = None
+    on_failure: str | None = None
     desired_replicas: int | None = None
     observed_concurrency: float | None = None
     conditions: list[dict[str, Any]] = field(default_factory=list)
@@ -115,6 +119,9 @@ class Function:
                 concurrency=self.concurrency,
                 replicas=self.replicas,
                 scale=self.scale,
+                retry=self.retry.spec(),
+                on_success=self.on_success,
+                on_failure=self.on_failure,
             ),
             status=FunctionStatusOut(
                 phase=self.phase,

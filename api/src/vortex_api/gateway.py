@@ -1,4 +1,5 @@
-"""The per-app bundle routes work with: settings, backend, bulkhead, auth and metrics.
+"""The per-app bundle routes work with: settings, backend, bulkhead, auth, metrics, and the
+queue of async invocations (None where none is configured).
 
 `app.create_app` builds one `Gateway` and stores it on `app.state.gateway`; routes fetch it with
 `gateway(request)`.
@@ -14,6 +15,7 @@ from vortex_api.auth import Auth
 from vortex_api.backends import Backend
 from vortex_api.bulkhead import Bulkhead
 from vortex_api.metrics import Metrics
+from vortex_api.queues import Queue
 from vortex_api.settings import Settings
 
 
@@ -24,6 +26,7 @@ class Gateway:
     bulkhead: Bulkhead
     auth: Auth
     metrics: Metrics
+    queue: Queue | None = None
 
 
 def gateway(request: Request) -> Gateway:

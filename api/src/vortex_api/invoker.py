@@ -37,9 +37,10 @@ class Invocation:
     query: str
     invocation_id: str
     headers: list[tuple[str, str]]
+    attempt: int = 1  # of an async invocation (context.attempt)
 
     def runtime_headers(self, function: Function) -> list[tuple[str, str]]:
-        return [
+        headers = [
             *function.runtime_headers,
             ("x-vortex-invocation-id", self.invocation_id),
             ("x-vortex-method", self.method),
@@ -47,6 +48,9 @@ class Invocation:
             ("x-vortex-query", self.query),
             *self.headers,
         ]
+        if self.attempt != 1:
+            headers.append(("x-vortex-attempt", str(self.attempt)))
+        return headers
 
 
 @dataclass(slots=True)

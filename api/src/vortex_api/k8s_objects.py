@@ -45,6 +45,9 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "concurrency": request.concurrency,
         "replicas": request.replicas,
         "scale": request.scale.spec() if request.scale is not None else None,
+        "retry": request.retry,
+        "onSuccess": request.on_success,
+        "onFailure": request.on_failure,
     }
 
 
@@ -123,6 +126,9 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
         kv_namespace=contract.kv_namespace(spec),
         egress=contract.egress_of(spec),
+        retry=contract.retry_of(spec),
+        on_success=spec.get("onSuccess") or None,
+        on_failure=spec.get("onFailure") or None,
         code_sha256=status.get("codeSha256"),
         env=env,
         isolation=isolation,

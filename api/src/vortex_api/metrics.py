@@ -60,6 +60,35 @@ class FunctionLoadCollector(Collector):
         yield seconds
 
 
+class AsyncQueueCollector(Collector):
+    """At every scrape: what waits in the async queue, by function and status, and the age of
+    its oldest, from the snapshot the dispatcher last took (`Metrics.queue_depth`)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "vortex_async_queue_depth",
+            "Async invocations not yet ended, by function and status (queued, running, failed:"
+            " waiting for a retry)",
+            labels=["function", "status"],
+        )
+        age = GaugeMetricFamily(
+            "vortex_async_queue_oldest_age_seconds",
+            "Age of the oldest async invocation not yet ended, by function",
+            labels=["function"],
+        )
+        oldest: dict[str, float] = {}
+        for function_id, status, count, age_s in self.metrics.queue_depth:
+            depth.add_metric([function_id, status], count)
+            oldest[function_id] = max(age_s, oldest.get(function_id, 0.0))
+        for function_id, age_s in oldest.items():
+            age.add_metric([function_id], age_s)
+        yield depth
+        yield age
+
+
 class Metrics:
     """The API's metric families."""
 
@@ -129,6 +158,30 @@ class Metrics:
         self.deployments = Counter(
             "vortex_deployments_total", "Successful deployments", registry=self.registry
         )
+        self.async_attempts = Counter(
+            "vortex_async_attempts_total",
+            "Attempts of async invocations by function and outcome: succeeded, retried (another"
+            " attempt is due) or dead",
+            ["function", "outcome"],
+            registry=self.registry,
+        )
+        self.async_dead_letters = Counter(
+            "vortex_async_dead_letters_total",
+            "Async invocations that ended dead, by function",
+            ["function"],
+            registry=self.registry,
+        )
+        self.async_start_delay = Histogram(
+            "vortex_async_start_delay_seconds",
+            "From when an attempt of an async invocation was due (queued, or its backoff over)"
+            " to when it started, by function",
+            ["function"],
+            buckets=_COLD_START_BUCKETS,
+            registry=self.registry,
+        )
+        # (function, status, count, oldest age in seconds), refreshed by the dispatcher
+        self.queue_depth: list[tuple[str, str, int, float]] = []
+        self.registry.register(AsyncQueueCollector(self))
         self._outcomes: dict[tuple[str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
         self._cpu: dict[str, Histogram] = {}

@@ -35,6 +35,7 @@ from vortex_kube.contract import (
     MIN_TIMEOUT_MS,
     Isolation,
     check_egress,
+    check_retry,
 )
 from vortex_runtime.egress import Outcome as FetchOutcome
 
@@ -193,10 +194,30 @@ class DeployRequest(BaseModel):
         default=None, description="where its fetch may go (default: nowhere)"
     )
 
+    retry: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "how its async invocations are retried (`spec.retry`): maxAttempts, backoff"
+            " {initialSeconds, factor, maxSeconds}, retryOn, maxAgeSeconds"
+        ),
+    )
+    on_success: str | None = Field(
+        default=None,
+        pattern=FUNCTION_NAME_PATTERN,
+        description="a function called async with the record of each async invocation succeeding",
+    )
+    on_failure: str | None = Field(
+        default=None,
+        pattern=FUNCTION_NAME_PATTERN,
+        description="a function called async with the record of each async invocation dead",
+    )
+
     @model_validator(mode="after")
     def _scale_is_for_warm(self) -> DeployRequest:
         if self.scale is not None and self.isolation != "warm":
             raise ValueError("scale applies to isolation warm only")
+        if self.retry is not None:
+            check_retry(self.retry)
         return self
 
 
@@ -295,6 +316,9 @@ class FunctionSpecOut(BaseModel):
     concurrency: int | None = None
     replicas: int | None = None
     scale: ScaleOut | None = None
+    retry: dict[str, Any] = Field(description="`spec.retry` with its defaults applied")
+    on_success: str | None = None
+    on_failure: str | None = None
 
 
 class FunctionStatusOut(BaseModel):
@@ -330,3 +354,47 @@ class ErrorResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     error: ErrorDetail
+
+
+class AsyncAccepted(BaseModel):
+    """`POST /async/{id}`: the invocation was queued (or, for a repeat, had been)."""
+
+    invocation_id: str
+    status: Literal["queued", "running", "failed", "succeeded", "dead"]
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    started_at: str
+    finished_at: str | None = None
+    error: dict[str, str] | None = Field(default=None, description="{type, message}")
+
+
+class AsyncInvocationOut(BaseModel):
+    """`GET /invocations/{id}`: an async invocation and its attempts."""
+
+    invocation_id: str
+    function: str
+    status: Literal["queued", "running", "failed", "succeeded", "dead"] = Field(
+        description=(
+            "queued: waiting for its first attempt; running; failed: an attempt failed and the"
+            " next is due at next_attempt_at; succeeded; dead: no attempt is left"
+        )
+    )
+    attempts: int
+    created_at: str
+    finished_at: str | None = None
+    next_attempt_at: str | None = None
+    result: ExecuteResponse | None = Field(
+        default=None, description="what the function returned: {output, logs, execution_time_ms}"
+    )
+    error: dict[str, str] | None = Field(default=None, description="the last attempt's error")
+    history: list[AttemptOut]
+    redrives: int = Field(description="times it was retried from the dead letters")
+
+
+class DeadLetters(BaseModel):
+    """`GET /functions/{id}/dead-letters`: its dead async invocations, newest first."""
+
+    function_id: str
+    invocations: list[AsyncInvocationOut]

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     max_code_bytes: int = Field(default=contract.MAX_CODE_BYTES, ge=1)
     max_event_bytes: int = Field(default=6 << 20, ge=1)
 
+    # Async invocations (POST /async/{id}): the queue ("sqlite": a file under the data dir,
+    # local mode's default; "none": refused, the kubernetes backend's default until it has one),
+    # how many this process runs at once (within the bulkhead; default: max_workers), and how
+    # long ended ones are kept (at least the 24 h of Idempotency-Key).
+    async_queue: Literal["sqlite", "none"] | None = None
+    async_workers: int | None = Field(default=None, ge=1)
+    async_retention_s: int = Field(default=7 * 86_400, ge=86_400)
+
     # Auth: Bearer keys. No admin key means deploy/delete are open; no invoke keys means execute
     # is open (the admin key is always accepted where an invoke key is).
     admin_key: SecretStr | None = None
@@ -91,6 +99,10 @@ class Settings(BaseSettings):
     def _cluster_logs_json(self) -> Settings:
         if "log_format" not in self.model_fields_set and self.backend == "kubernetes":
             self.log_format = "json"
+        if self.async_queue is None:
+            self.async_queue = "sqlite" if self.backend == "local" else "none"
+        if self.async_workers is None:
+            self.async_workers = self.max_workers
         return self
 
     def platform(self) -> Platform:

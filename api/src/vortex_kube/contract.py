@@ -71,6 +71,24 @@ DEFAULT_TARGET_SHARE = 0.7
 DEFAULT_SCALE_TO_ZERO_S, MIN_SCALE_TO_ZERO_S, MAX_SCALE_TO_ZERO_S = 300, 10, 86_400
 # spec.kv.namespace: a keyspace shared by the functions that name it (a DNS label).
 KV_NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# spec.retry (async invocations): attempts, exponential backoff, which errors are retried, and
+# how old an invocation may grow before it is dead. A FunctionError is retried only if listed.
+DEFAULT_MAX_ATTEMPTS, MIN_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS = 3, 1, 100
+DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_FACTOR, DEFAULT_BACKOFF_MAX_S = 1.0, 2.0, 60.0
+MIN_BACKOFF_S, MAX_BACKOFF_S, MIN_BACKOFF_FACTOR, MAX_BACKOFF_FACTOR = 0.0, 3600.0, 1.0, 10.0
+DEFAULT_MAX_AGE_S, MIN_MAX_AGE_S, MAX_MAX_AGE_S = 3600, 1, 7 * 86_400
+# The error types an async invocation may end in: what the API and the runtimes answer.
+RETRYABLE_ERRORS = (
+    "Timeout",
+    "RuntimeUnavailable",
+    "CapacityExceeded",
+    "MemoryLimitExceeded",
+    "CpuLimitExceeded",
+    "NotReady",
+    "KVUnavailable",
+    "FunctionError",
+)
+DEFAULT_RETRY_ON = ("Timeout", "RuntimeUnavailable", "CapacityExceeded", "MemoryLimitExceeded")
 MAX_ENV_ENTRIES = 64
 MAX_ENV_NAME_CHARS = 128
 MAX_ENV_VALUE_CHARS = 32_768
@@ -233,6 +251,116 @@ class ScaleSpec:
         )
 
 
+@dataclass(frozen=True)
+class RetrySpec:
+    """`spec.retry` with its defaults: how an async invocation that failed is tried again.
+
+    Attempt n (n >= 1) that fails with an error listed in `retry_on` is followed by attempt n+1
+    after `delay_s(n)`: `initial_s * factor**(n-1)`, at most `max_s`, while attempts are left
+    and the invocation is younger than `max_age_s`; otherwise it is dead."""
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    initial_s: float = DEFAULT_BACKOFF_INITIAL_S
+    factor: float = DEFAULT_BACKOFF_FACTOR
+    max_s: float = DEFAULT_BACKOFF_MAX_S
+    retry_on: frozenset[str] = frozenset(DEFAULT_RETRY_ON)
+    max_age_s: int = DEFAULT_MAX_AGE_S
+
+    @classmethod
+    def parse(cls, retry: dict[str, Any] | None) -> RetrySpec:
+        """From `spec.retry` as the CRD has it (camelCase); absent fields take the defaults."""
+        retry = retry if isinstance(retry, dict) else {}
+        given = retry.get("backoff")
+        backoff: dict[str, Any] = given if isinstance(given, dict) else {}
+        retry_on = retry.get("retryOn")
+
+        def number(source: dict[str, Any], key: str, default: float) -> float:
+            value = source.get(key)
+            return float(value) if value is not None else default
+
+        return cls(
+            max_attempts=int(retry.get("maxAttempts") or DEFAULT_MAX_ATTEMPTS),
+            initial_s=number(backoff, "initialSeconds", DEFAULT_BACKOFF_INITIAL_S),
+            factor=number(backoff, "factor", DEFAULT_BACKOFF_FACTOR),
+            max_s=number(backoff, "maxSeconds", DEFAULT_BACKOFF_MAX_S),
+            retry_on=(
+                frozenset(str(t) for t in retry_on)
+                if isinstance(retry_on, list)
+                else frozenset(DEFAULT_RETRY_ON)
+            ),
+            max_age_s=int(retry.get("maxAgeSeconds") or DEFAULT_MAX_AGE_S),
+        )
+
+    def spec(self) -> dict[str, Any]:
+        """Back to `spec.retry`'s shape, every field given."""
+        return {
+            "maxAttempts": self.max_attempts,
+            "backoff": {
+                "initialSeconds": self.initial_s,
+                "factor": self.factor,
+                "maxSeconds": self.max_s,
+            },
+            "retryOn": sorted(self.retry_on),
+            "maxAgeSeconds": self.max_age_s,
+        }
+
+    def delay_s(self, attempt: int) -> float:
+        """The wait after failed attempt `attempt` (1-based) before the next one."""
+        return float(min(self.max_s, self.initial_s * self.factor ** max(0, attempt - 1)))
+
+    def retries(self, error_type: str, attempt: int) -> bool:
+        """Whether a failure of this type, on attempt `attempt`, is tried again (age aside)."""
+        return error_type in self.retry_on and attempt < self.max_attempts
+
+
+def retry_of(spec: dict[str, Any]) -> RetrySpec:
+    """`spec.retry` of a VortexFunction spec, defaults applied."""
+    value = spec.get("retry")
+    return RetrySpec.parse(value if isinstance(value, dict) else None)
+
+
+def check_retry(value: object) -> None:
+    """Raise ValueError saying what is wrong with a `retry` object (what the CRD refuses)."""
+    if not isinstance(value, dict):
+        raise ValueError("retry must be an object")
+    unknown = set(value) - {"maxAttempts", "backoff", "retryOn", "maxAgeSeconds"}
+    if unknown:
+        raise ValueError(f"retry has unknown fields: {', '.join(sorted(unknown))}")
+    backoff = value.get("backoff", {})
+    if not isinstance(backoff, dict) or set(backoff) - {"initialSeconds", "factor", "maxSeconds"}:
+        raise ValueError("retry.backoff takes initialSeconds, factor and maxSeconds")
+    checks: list[tuple[str, object, float, float, bool]] = [
+        ("maxAttempts", value.get("maxAttempts"), MIN_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS, True),
+        ("maxAgeSeconds", value.get("maxAgeSeconds"), MIN_MAX_AGE_S, MAX_MAX_AGE_S, True),
+        (
+            "backoff.initialSeconds",
+            backoff.get("initialSeconds"),
+            MIN_BACKOFF_S,
+            MAX_BACKOFF_S,
+            False,
+        ),
+        ("backoff.maxSeconds", backoff.get("maxSeconds"), MIN_BACKOFF_S, MAX_BACKOFF_S, False),
+        ("backoff.factor", backoff.get("factor"), MIN_BACKOFF_FACTOR, MAX_BACKOFF_FACTOR, False),
+    ]
+    for name, number, low, high, integer in checks:
+        if number is None:
+            continue
+        kinds = (int,) if integer else (int, float)
+        if isinstance(number, bool) or not isinstance(number, kinds) or not low <= number <= high:
+            kind = "an integer" if integer else "a number"
+            raise ValueError(f"retry.{name} must be {kind} from {low:g} to {high:g}")
+    retry_on = value.get("retryOn")
+    if retry_on is not None:
+        if not isinstance(retry_on, list) or not all(isinstance(t, str) for t in retry_on):
+            raise ValueError("retry.retryOn must be a list of error types")
+        strange = sorted(set(retry_on) - set(RETRYABLE_ERRORS))
+        if strange:
+            raise ValueError(
+                f"retry.retryOn: {', '.join(strange)} is not an error type; one of"
+                f" {', '.join(RETRYABLE_ERRORS)}"
+            )
+
+
 def default_target_concurrency(concurrency: int) -> float:
     """The target when `spec.scale.targetConcurrency` is absent: 70% of `concurrency`."""
     return max(float(MIN_TARGET_CONCURRENCY), concurrency * DEFAULT_TARGET_SHARE)
@@ -260,6 +388,9 @@ class FunctionSpec:
     isolation: Isolation = DEFAULT_ISOLATION
     # Set only when the object has `spec.scale` (then the autoscaler owns `replicas`).
     scale: ScaleSpec | None = None
+    retry: RetrySpec = RetrySpec()
+    on_success: str | None = None  # spec.onSuccess / onFailure: functions called async after
+    on_failure: str | None = None
     # Which fields the object itself set (the rest are defaults), by spec key.
     given: frozenset[str] = frozenset()
 
@@ -295,5 +426,8 @@ class FunctionSpec:
             env=env,
             isolation=isolation,
             scale=ScaleSpec.parse(scale, concurrency) if isinstance(scale, dict) else None,
+            retry=retry_of(spec),
+            on_success=str(spec["onSuccess"]) if spec.get("onSuccess") else None,
+            on_failure=str(spec["onFailure"]) if spec.get("onFailure") else None,
             given=frozenset(k for k, v in spec.items() if v is not None),
         )

@@ -38,6 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+MAX_ATTEMPT = 100  # contract.MAX_MAX_ATTEMPTS: the most attempts an async invocation gets
 # What an unexpected exception is answered with; the exception itself goes to the log only.
 _INTERNAL = "The runtime failed unexpectedly; the failure is in its log"
 _HOP_BY_HOP = {
@@ -168,6 +169,8 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
             if not k.startswith("x-vortex-") and k not in _HOP_BY_HOP
         },
         "invocationId": headers.get("x-vortex-invocation-id") or uuid.uuid4().hex,
+        # 1 but for retries of an async invocation (the same invocationId each time)
+        "attempt": _int_header(headers, "x-vortex-attempt", 1, MAX_ATTEMPT) or 1,
     }
     return InvokeRequest(
         event_json=event,

@@ -36,6 +36,14 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         "concurrency": None,
         "replicas": None,
         "scale": None,
+        "retry": {
+            "maxAttempts": 3,
+            "backoff": {"initialSeconds": 1.0, "factor": 2.0, "maxSeconds": 60.0},
+            "retryOn": ["CapacityExceeded", "MemoryLimitExceeded", "RuntimeUnavailable", "Timeout"],
+            "maxAgeSeconds": 3600,
+        },
+        "on_success": None,
+        "on_failure": None,
     }
     assert doc["status"]["phase"] == "Ready"
     assert doc["status"]["ready"] is True

@@ -154,3 +154,89 @@ def test_parse_applies_the_scale_defaults() -> None:
 def test_default_target_is_at_least_one() -> None:
     assert contract.default_target_concurrency(1) == 1.0
     assert contract.default_target_concurrency(4) == pytest.approx(2.8)
+
+
+RETRY = SPEC["retry"]["properties"]
+BACKOFF = RETRY["backoff"]["properties"]
+
+
+def test_retry_defaults_and_bounds_equal_the_crd() -> None:
+    for prop, (default, low, high) in {
+        "maxAttempts": (
+            contract.DEFAULT_MAX_ATTEMPTS,
+            contract.MIN_MAX_ATTEMPTS,
+            contract.MAX_MAX_ATTEMPTS,
+        ),
+        "maxAgeSeconds": (
+            contract.DEFAULT_MAX_AGE_S,
+            contract.MIN_MAX_AGE_S,
+            contract.MAX_MAX_AGE_S,
+        ),
+    }.items():
+        assert (RETRY[prop]["default"], RETRY[prop]["minimum"], RETRY[prop]["maximum"]) == (
+            default,
+            low,
+            high,
+        )
+    assert (BACKOFF["initialSeconds"]["default"], BACKOFF["factor"]["default"]) == (
+        contract.DEFAULT_BACKOFF_INITIAL_S,
+        contract.DEFAULT_BACKOFF_FACTOR,
+    )
+    assert BACKOFF["maxSeconds"]["default"] == contract.DEFAULT_BACKOFF_MAX_S
+    assert (BACKOFF["factor"]["minimum"], BACKOFF["factor"]["maximum"]) == (
+        contract.MIN_BACKOFF_FACTOR,
+        contract.MAX_BACKOFF_FACTOR,
+    )
+    for prop in ("initialSeconds", "maxSeconds"):
+        assert (BACKOFF[prop]["minimum"], BACKOFF[prop]["maximum"]) == (
+            contract.MIN_BACKOFF_S,
+            contract.MAX_BACKOFF_S,
+        )
+    assert tuple(RETRY["retryOn"]["items"]["enum"]) == contract.RETRYABLE_ERRORS
+    assert RETRY["retryOn"]["maxItems"] == len(contract.RETRYABLE_ERRORS)
+    for hook in ("onSuccess", "onFailure"):
+        assert SPEC[hook]["pattern"] == contract.FUNCTION_NAME_PATTERN
+
+
+def test_retry_backs_off_exponentially_up_to_its_cap_and_retries_only_what_it_lists() -> None:
+    default = FunctionSpec.parse({"code": "return 1;"}).retry
+    assert default == contract.RetrySpec()
+    assert [default.delay_s(n) for n in (1, 2, 3, 4, 7, 8)] == [1, 2, 4, 8, 60, 60]
+    assert default.retries("Timeout", 1)
+    assert default.retries("Timeout", 2)
+    assert not default.retries("Timeout", 3)  # the third attempt was the last
+    assert not default.retries("FunctionError", 1)
+    custom = FunctionSpec.parse(
+        {
+            "code": "return 1;",
+            "retry": {
+                "maxAttempts": 5,
+                "backoff": {"initialSeconds": 0.5, "factor": 3, "maxSeconds": 10},
+                "retryOn": ["FunctionError"],
+                "maxAgeSeconds": 60,
+            },
+        }
+    ).retry
+    assert [custom.delay_s(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 4.5, 10]
+    assert custom.retries("FunctionError", 4)
+    assert not custom.retries("Timeout", 1)
+    assert custom.max_age_s == 60
+    assert contract.RetrySpec.parse(custom.spec()) == custom
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("3", "retry must be an object"),
+        ({"tries": 3}, "unknown fields: tries"),
+        ({"maxAttempts": 0}, "retry.maxAttempts must be an integer from 1 to 100"),
+        ({"maxAttempts": 2.5}, "retry.maxAttempts must be an integer"),
+        ({"backoff": {"factor": 0.5}}, "retry.backoff.factor must be a number from 1 to 10"),
+        ({"backoff": {"jitter": 1}}, "retry.backoff takes initialSeconds, factor and maxSeconds"),
+        ({"retryOn": ["Oops"]}, "retry.retryOn: Oops is not an error type"),
+        ({"maxAgeSeconds": 10**7}, "retry.maxAgeSeconds must be an integer from 1 to 604800"),
+    ],
+)
+def test_bad_retry_objects_say_why(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        contract.check_retry(value)

@@ -27,7 +27,7 @@ from vortex_api.models import DeployRequest
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeReply, RuntimeTransport
-from vortex_kube.contract import DEFAULT_ISOLATION, parse_isolation
+from vortex_kube.contract import DEFAULT_ISOLATION, RetrySpec, parse_isolation
 
 
 def _record(function: Function) -> dict[str, Any]:
@@ -42,6 +42,9 @@ def _record(function: Function) -> dict[str, Any]:
         "env": function.env,
         "concurrency": function.concurrency,
         "isolation": function.isolation,
+        "retry": function.retry.spec(),
+        "on_success": function.on_success,
+        "on_failure": function.on_failure,
         "created_at": function.created_at,
     }
 
@@ -59,6 +62,9 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
         concurrency=record.get("concurrency"),
         inflight_cap=record.get("concurrency"),
         isolation=parse_isolation(record.get("isolation")),
+        retry=RetrySpec.parse(record.get("retry")),
+        on_success=record.get("on_success") or None,
+        on_failure=record.get("on_failure") or None,
         created_at=record.get("created_at"),
     ).prepare(send_env=True)
 
@@ -140,6 +146,9 @@ class LocalBackend:
                 concurrency=request.concurrency,
                 inflight_cap=request.concurrency,
                 isolation=request.isolation or DEFAULT_ISOLATION,
+                retry=RetrySpec.parse(request.retry),
+                on_success=request.on_success,
+                on_failure=request.on_failure,
                 created_at=(previous.created_at if previous else datetime.now(UTC).isoformat()),
             ).prepare(send_env=True)
             await asyncio.to_thread(self.store.save, function_id, _record(function))

@@ -1,16 +1,27 @@
-"""One router per resource: deploy, execute, functions, logs, health, metrics, internal
-(autoscaler).
+"""One router per resource: deploy, execute, async invocations, functions, logs, health,
+metrics, internal (autoscaler).
 
 `app.create_app` includes `ROUTERS` in this order.
 """
 
 from __future__ import annotations
 
-from vortex_api.routes import deploy, execute, functions, health, internal, kv, logs, metrics
+from vortex_api.routes import (
+    deploy,
+    execute,
+    functions,
+    health,
+    internal,
+    invocations,
+    kv,
+    logs,
+    metrics,
+)
 
 ROUTERS = [
     deploy.router,
     execute.router,
+    invocations.router,
     functions.router,
     logs.router,
     kv.router,

@@ -3,31 +3,23 @@
 The hot path: check the invoke key, resolve the function, check the event (its size, then
 events.py's screen: a 400 `InvalidJSON` for what no runtime would take), take a bulkhead slot (or
 answer 503 at once), hand the body to the backend, and send the runtime's answer bytes back
-unchanged. Metrics and one access line (accesslog.py) are recorded for every execution that
+unchanged. Metrics and one access line are recorded (execution.py) for every execution that
 got past the bulkhead.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vortex_api import accesslog
-from vortex_api.errors import (
-    JSON_TYPE,
-    ApiError,
-    CapacityExceeded,
-    ExecutionTimeout,
-    NotReady,
-    PayloadTooLarge,
-    RuntimeUnavailable,
-)
+from vortex_api import execution
+from vortex_api.errors import JSON_TYPE, ApiError, CapacityExceeded, PayloadTooLarge
 from vortex_api.events import check_event
-from vortex_api.gateway import gateway
+from vortex_api.functions import Function
+from vortex_api.gateway import Gateway, gateway
 from vortex_api.invocation_logs import check_invocation_id
 from vortex_api.invoker import Invocation
 from vortex_api.models import ExecuteResponse
@@ -54,12 +46,6 @@ _DROP = frozenset(
     }
 )
 
-_ERROR_OUTCOMES: dict[type[ApiError], str] = {
-    ExecutionTimeout: "timeout",
-    RuntimeUnavailable: "unavailable",
-    NotReady: "not_ready",
-}
-
 _OPENAPI = {
     "requestBody": {
         "required": False,
@@ -79,8 +65,10 @@ def _forwarded_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return out
 
 
-async def _execute(function_id: str, request: Request) -> Response:
-    gw = gateway(request)
+async def accept(gw: Gateway, function_id: str, request: Request) -> tuple[Function, Invocation]:
+    """What `/execute` and `/async` check before running anything: the invoke key, that the
+    function exists, the event (size, then events.py's screen), and a caller's invocation id;
+    then the invocation to run."""
     gw.auth.require_invoke(request.headers.get("authorization"))
     function = await gw.backend.resolve(function_id)
     body = await request.body()
@@ -93,14 +81,6 @@ async def _execute(function_id: str, request: Request) -> Response:
         if chosen is not None
         else uuid.uuid4().hex
     )
-
-    cap = function.inflight_cap or gw.settings.max_inflight_per_function
-    bulkhead = gw.bulkhead
-    try:
-        bulkhead.enter(function_id, cap)
-    except CapacityExceeded:
-        gw.metrics.rejections.inc()
-        raise
     scope = request.scope
     invocation = Invocation(
         body=body,
@@ -111,29 +91,23 @@ async def _execute(function_id: str, request: Request) -> Response:
         invocation_id=invocation_id,
         headers=_forwarded_headers(scope["headers"]),
     )
-    started = time.perf_counter()
+    return function, invocation
+
+
+async def _execute(function_id: str, request: Request) -> Response:
+    gw = gateway(request)
+    function, invocation = await accept(gw, function_id, request)
+    cap = function.inflight_cap or gw.settings.max_inflight_per_function
+    bulkhead = gw.bulkhead
     try:
-        result = await gw.backend.invoke(function, invocation)
-    except ApiError as exc:
-        elapsed_s = time.perf_counter() - started
-        outcome = _ERROR_OUTCOMES.get(type(exc), "error")
-        gw.metrics.record(function_id, outcome, elapsed_s, None)
-        exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
-        accesslog.record(invocation, function_id, exc.status, elapsed_s)
+        bulkhead.enter(function_id, cap)
+    except CapacityExceeded:
+        gw.metrics.rejections.inc()
         raise
+    try:
+        result = await execution.run(gw, function, invocation)
     finally:
         bulkhead.leave(function_id, cap)
-    elapsed_s = time.perf_counter() - started
-    gw.metrics.record(
-        function_id,
-        result.outcome,
-        elapsed_s,
-        result.cold_kind,
-        result.cold_start_s,
-        result.cpu_s,
-        result.fetches,
-    )
-    accesslog.record(invocation, function_id, result.status, elapsed_s)
     headers = {"x-vortex-invocation-id": invocation.invocation_id}
     if result.retry_after is not None:
         headers["retry-after"] = result.retry_after
