@@ -78,8 +78,11 @@ class Client:
         content: bytes | None = None,
         timeout: float | None = None,
         params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        headers = {"Content-Type": "application/json"} if content is not None else {}
+        headers = dict(headers or {})
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
@@ -114,6 +117,29 @@ class Client:
             "POST", f"/execute/{_segment(function_id)}", content=event, timeout=EXECUTE_TIMEOUT_S
         )
         return Invocation(self._document(response), response.headers.get("x-vortex-invocation-id"))
+
+    def enqueue(
+        self, function_id: str, event: bytes | None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /async/{id}`: `{invocation_id, status}` once it is queued."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        path = f"/async/{_segment(function_id)}"
+        return self._document(self._send("POST", path, content=event, headers=headers))
+
+    def invocation(self, invocation_id: str) -> dict[str, Any]:
+        """`GET /invocations/{id}`: an async invocation's record."""
+        return self._document(self._send("GET", f"/invocations/{_segment(invocation_id)}"))
+
+    def dead_letters(self, function_id: str, limit: int) -> list[dict[str, Any]]:
+        """`GET /functions/{id}/dead-letters`, newest first."""
+        path = f"/functions/{_segment(function_id)}/dead-letters"
+        found = self._document(self._send("GET", path, params={"limit": str(limit)}))
+        invocations = found.get("invocations")
+        return invocations if isinstance(invocations, list) else []
+
+    def redrive(self, invocation_id: str) -> dict[str, Any]:
+        """`POST /invocations/{id}/retry`: the dead invocation queued again."""
+        return self._document(self._send("POST", f"/invocations/{_segment(invocation_id)}/retry"))
 
     def list(self) -> list[dict[str, Any]]:
         """`GET /functions`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TextIO
 
 from rich.console import Console
@@ -70,6 +70,56 @@ def function_row(info: dict[str, Any]) -> list[str]:
 
 
 FUNCTION_COLUMNS = ("NAME", "STATUS", "ISOLATION", "TIMEOUT", "MEMORY", "CODE", "CREATED")
+
+
+def _error_text(error: Any) -> str:
+    if not isinstance(error, dict):
+        return ""
+    return f"{error.get('type', '')}: {error.get('message', '')}"
+
+
+def invocation_fields(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of one async invocation in `vortex invocation`, in order."""
+    fields = [
+        ("id", str(doc.get("invocation_id", ""))),
+        ("function", str(doc.get("function", ""))),
+        ("status", str(doc.get("status", ""))),
+        ("attempts", str(doc.get("attempts", ""))),
+        ("created", str(doc.get("created_at") or "")),
+    ]
+    for key, label in (("next_attempt_at", "next attempt"), ("finished_at", "finished")):
+        if doc.get(key):
+            fields.append((label, str(doc[key])))
+    if doc.get("redrives"):
+        fields.append(("redrives", str(doc["redrives"])))
+    result = doc.get("result")
+    if isinstance(result, dict):
+        fields.append(("output", to_json(result.get("output"))))
+    if doc.get("error"):
+        fields.append(("error", _error_text(doc["error"])))
+    for attempt in doc.get("history") or []:
+        ended = attempt.get("finished_at") or "running"
+        outcome = _error_text(attempt.get("error")) or "ok"
+        fields.append(
+            (
+                f"attempt {attempt.get('attempt')}",
+                f"{attempt.get('started_at')} to {ended}: {outcome}",
+            )
+        )
+    return fields
+
+
+DEAD_LETTER_COLUMNS = ("ID", "ATTEMPTS", "FINISHED", "ERROR")
+
+
+def dead_letter_row(doc: dict[str, Any]) -> list[str]:
+    """The columns of one dead invocation in `vortex dead-letters`."""
+    return [
+        str(doc.get("invocation_id", "")),
+        str(doc.get("attempts", "")),
+        str(doc.get("finished_at") or ""),
+        _error_text(doc.get("error")),
+    ]
 
 
 def function_fields(info: dict[str, Any]) -> list[tuple[str, str]]:
@@ -165,6 +215,13 @@ class Output:
             self.document(value)
         else:
             self.line(text)
+
+    def record(self, value: Any, fields: Callable[[Any], Iterable[tuple[str, str]]]) -> None:
+        """`value` as JSON in json mode, else its `fields(value)`, one a line."""
+        if self.json:
+            self.document(value)
+        else:
+            self.fields(fields(value))
 
     def logs(self, entries: Iterable[dict[str, Any]]) -> None:
         """A function's console logs, on stderr."""

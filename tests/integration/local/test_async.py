@@ -6,6 +6,7 @@ are listed and redriven, onSuccess / onFailure are called, and bad input gets cl
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -16,6 +17,7 @@ import httpx
 
 from vortex_api.queues import AsyncInvocation
 
+from .cli import vortex
 from .conftest import ApiProcess
 from .test_execute import deploy
 
@@ -216,3 +218,22 @@ async def test_bad_async_requests_get_clear_errors(client: httpx.AsyncClient) ->
     )
     assert clash.status_code == 409
     assert clash.json()["error"]["type"] == "Conflict"
+
+
+async def test_the_cli_queues_waits_and_reads_back(
+    api: ApiProcess, client: httpx.AsyncClient
+) -> None:
+    await deploy(client, "console.log('at', context.attempt); return event.n * 2;", name="double")
+    queued = await asyncio.to_thread(
+        vortex, api.url, "invoke", "double", "--async", "-d", '{"n": 4}'
+    )
+    assert queued.returncode == 0, queued.stderr
+    invocation_id = queued.stdout.strip()
+    waited = await asyncio.to_thread(
+        vortex, api.url, "invoke", "double", "--async", "--wait", "-d", '{"n": 5}'
+    )
+    assert (waited.returncode, waited.stdout) == (0, "10\n"), waited.stderr
+    assert waited.stderr.strip().endswith("log at 1")
+    await _final(client, [invocation_id])
+    shown = await asyncio.to_thread(vortex, api.url, "invocation", invocation_id, "-o", "json")
+    assert json.loads(shown.stdout)["result"]["output"] == 8

@@ -44,7 +44,12 @@ def test_commands_complete(cli: Cli) -> None:
 
     result = cli(env=env)
 
-    assert sorted(result.stdout.split()) == ["plain,delete", "plain,deploy", "plain,dev"]
+    assert sorted(result.stdout.split()) == [
+        "plain,dead-letters",
+        "plain,delete",
+        "plain,deploy",
+        "plain,dev",
+    ]
 
 
 def test_python_dash_m_is_the_same_program() -> None:

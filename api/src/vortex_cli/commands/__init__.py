@@ -6,11 +6,14 @@ error becomes its line and exit code.
 
 from __future__ import annotations
 
-from vortex_cli.commands import deploy, dev, functions, init, invoke, kv, logs
+from vortex_cli.commands import deploy, dev, functions, init, invocations, invoke, kv, logs
 
 COMMANDS = [
     deploy.deploy,
     invoke.invoke,
+    invocations.invocation,
+    invocations.dead_letters,
+    invocations.retry,
     functions.list_functions,
     functions.get,
     functions.delete,

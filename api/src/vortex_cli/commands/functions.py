@@ -37,11 +37,7 @@ def list_functions(session: Session) -> None:
 @api_command
 def get(session: Session, name: str) -> None:
     """Show the function NAME: its settings, status and code hash."""
-    info = session.client.get(name)
-    if session.out.json:
-        session.out.document(info)
-    else:
-        session.out.fields(function_fields(info))
+    session.out.record(session.client.get(name), function_fields)
 
 
 @click.command()
