@@ -1,4 +1,4 @@
-"""`python -m bench [runtime|fetch|neighbours|density|e2e|breakdown|cluster|all] [--duration S]`: run
+"""`python -m bench [runtime|fetch|neighbours|density|e2e|async|breakdown|cluster|all] [--duration S]`: run
 the benchmarks and print figures. `cluster` (also in `all`) needs root and the local cluster's
 binaries (`make deps`); it brings the cluster up when it is not."""
 
@@ -13,7 +13,17 @@ def main() -> None:
         "which",
         nargs="?",
         default="all",
-        choices=["runtime", "fetch", "neighbours", "density", "e2e", "breakdown", "cluster", "all"],
+        choices=[
+            "runtime",
+            "fetch",
+            "neighbours",
+            "density",
+            "e2e",
+            "async",
+            "breakdown",
+            "cluster",
+            "all",
+        ],
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     args = parser.parse_args()
@@ -37,6 +47,10 @@ def main() -> None:
         from bench import e2e_bench
 
         e2e_bench.main(args.duration)
+    if args.which in ("async", "all"):
+        from bench import async_bench
+
+        async_bench.main(args.duration)
     if args.which in ("breakdown", "all"):
         from bench import breakdown
 
