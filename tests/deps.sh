@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs and builds everything the tests and benchmarks need, before any test runs, and caches
 # it outside the repo, keyed by version: Debian packages, the local cluster's binaries (Kubernetes,
-# etcd, containerd, CoreDNS, crictl, helm and kube-router built with Go, MinIO, pause), workerd (npm, the
-# benchmark anchor), and the container images (the Debian base image, then the runtime and
-# operator images). Run by `make test` and `make bench` (`make deps`); a warm run only checks
-# that everything is there and takes seconds.
+# etcd, containerd, CoreDNS, crictl, helm and kube-router built with Go, MinIO, NATS, pause),
+# workerd (npm, the benchmark anchor), and the container images (the Debian base image, then the
+# runtime and operator images). Run by `make test` and `make bench` (`make deps`); a warm run only
+# checks that everything is there and takes seconds.
 #
 #   tests/deps.sh [apt|workerd|binaries|images]...   (default: all four, in this order)
 #
