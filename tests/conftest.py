@@ -1,3 +1,3 @@
-"""Shared pytest configuration: real MinIO and the real local cluster are pytest plugins."""
+"""Shared pytest configuration: real MinIO, NATS and the real local cluster are pytest plugins."""
 
-pytest_plugins = ["tests.fixtures.minio", "tests.cluster.fixtures"]
+pytest_plugins = ["tests.fixtures.minio", "tests.fixtures.nats", "tests.cluster.fixtures"]
