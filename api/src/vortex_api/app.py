@@ -24,6 +24,7 @@ from vortex_api.metrics import Metrics
 from vortex_api.queues import make_queue
 from vortex_api.routes import ROUTERS
 from vortex_api.routes.execute import ExecuteFastPath
+from vortex_api.scheduler import Scheduler
 from vortex_api.settings import Settings, get_settings
 
 _JSON_OVERHEAD = 64 * 1024
@@ -31,17 +32,22 @@ _JSON_OVERHEAD = 64 * 1024
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the backend (and the dispatcher of async invocations, if there is a queue) before
-    serving, and stop them after."""
+    """Start the backend (and, if there is a queue, the dispatcher of async invocations and, in
+    local mode, the scheduler of cron triggers) before serving, and stop them after."""
     gw: Gateway = app.state.gateway
     await gw.backend.start()
-    dispatcher = None
+    dispatcher = scheduler = None
     try:
         if gw.queue is not None:
             dispatcher = Dispatcher(gw, gw.queue, workers=gw.settings.async_workers or 1)
             await dispatcher.start()
+            if gw.settings.backend == "local":  # one process owns the data dir: it ticks
+                scheduler = Scheduler(gw, gw.queue)
+                await scheduler.start()
         yield
     finally:
+        if scheduler is not None:
+            await scheduler.stop()
         if dispatcher is not None:
             await dispatcher.stop()
         await gw.backend.stop()

@@ -51,6 +51,14 @@ class Function:
     retry: RetrySpec = field(default_factory=RetrySpec)
     on_success: str | None = None
     on_failure: str | None = None
+    # spec.schedule: ticks queue async invocations; `schedule_since` is when it was last set
+    # (a tick before it is not one of this schedule's), epoch seconds.
+    schedule: str | None = None
+    time_zone: str | None = None
+    schedule_event: Any = None
+    schedule_since: float = 0.0
+    last_schedule_time: str | None = None  # the latest tick queued (RFC 3339), and its id
+    last_schedule_invocation: str | None = None
     desired_replicas: int | None = None
     observed_concurrency: float | None = None
     conditions: list[dict[str, Any]] = field(default_factory=list)
@@ -122,6 +130,9 @@ class Function:
                 retry=self.retry.spec(),
                 on_success=self.on_success,
                 on_failure=self.on_failure,
+                schedule=self.schedule,
+                time_zone=self.time_zone,
+                schedule_event=self.schedule_event,
             ),
             status=FunctionStatusOut(
                 phase=self.phase,
@@ -129,6 +140,8 @@ class Function:
                 ready_replicas=self.ready_replicas,
                 desired_replicas=self.desired_replicas,
                 observed_concurrency=self.observed_concurrency,
+                last_schedule_time=self.last_schedule_time,
+                last_schedule_invocation=self.last_schedule_invocation,
                 conditions=list(self.conditions),
             ),
         )

@@ -48,6 +48,9 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "retry": request.retry,
         "onSuccess": request.on_success,
         "onFailure": request.on_failure,
+        "schedule": request.schedule,
+        "timeZone": request.time_zone,
+        "scheduleEvent": request.schedule_event,
     }
 
 
@@ -129,6 +132,9 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         retry=contract.retry_of(spec),
         on_success=spec.get("onSuccess") or None,
         on_failure=spec.get("onFailure") or None,
+        schedule=spec.get("schedule") or None,
+        time_zone=spec.get("timeZone") or None,
+        schedule_event=spec.get("scheduleEvent"),
         code_sha256=status.get("codeSha256"),
         env=env,
         isolation=isolation,

@@ -36,6 +36,7 @@ from vortex_kube.contract import (
     Isolation,
     check_egress,
     check_retry,
+    check_schedule,
 )
 from vortex_runtime.egress import Outcome as FetchOutcome
 
@@ -212,12 +213,25 @@ class DeployRequest(BaseModel):
         description="a function called async with the record of each async invocation dead",
     )
 
+    schedule: str | None = Field(
+        default=None,
+        description="five-field cron (or @hourly, ...): each tick queues an async invocation",
+    )
+    time_zone: str | None = Field(default=None, description="the schedule's IANA time zone (UTC)")
+    schedule_event: dict[str, Any] | None = Field(
+        default=None, description="the event of scheduled invocations (a JSON object)"
+    )
+
     @model_validator(mode="after")
     def _scale_is_for_warm(self) -> DeployRequest:
         if self.scale is not None and self.isolation != "warm":
             raise ValueError("scale applies to isolation warm only")
         if self.retry is not None:
             check_retry(self.retry)
+        if self.schedule is not None:
+            check_schedule(self.schedule, self.time_zone)
+        elif self.time_zone is not None or self.schedule_event is not None:
+            raise ValueError("time_zone and schedule_event go with schedule")
         return self
 
 
@@ -319,6 +333,9 @@ class FunctionSpecOut(BaseModel):
     retry: dict[str, Any] = Field(description="`spec.retry` with its defaults applied")
     on_success: str | None = None
     on_failure: str | None = None
+    schedule: str | None = None
+    time_zone: str | None = None
+    schedule_event: Any = None
 
 
 class FunctionStatusOut(BaseModel):
@@ -328,6 +345,9 @@ class FunctionStatusOut(BaseModel):
     # The autoscaler's last decision and the executions in flight it saw (spec.scale only).
     desired_replicas: int | None = None
     observed_concurrency: float | None = None
+    # spec.schedule: the latest tick queued and its invocation id
+    last_schedule_time: str | None = None
+    last_schedule_invocation: str | None = None
     conditions: list[dict[str, Any]] = Field(default_factory=list)
 
 

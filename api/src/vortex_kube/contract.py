@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vortex_kube.cron import Schedule, zone
 from vortex_runtime import egress as egress_rules
 
 GROUP = "vortex.dev"
@@ -361,6 +362,12 @@ def check_retry(value: object) -> None:
             )
 
 
+def check_schedule(schedule: str, time_zone: str | None) -> None:
+    """Raise ValueError saying what is wrong with `spec.schedule` and `spec.timeZone`."""
+    Schedule.parse(schedule)
+    zone(time_zone)
+
+
 def default_target_concurrency(concurrency: int) -> float:
     """The target when `spec.scale.targetConcurrency` is absent: 70% of `concurrency`."""
     return max(float(MIN_TARGET_CONCURRENCY), concurrency * DEFAULT_TARGET_SHARE)
@@ -391,6 +398,9 @@ class FunctionSpec:
     retry: RetrySpec = RetrySpec()
     on_success: str | None = None  # spec.onSuccess / onFailure: functions called async after
     on_failure: str | None = None
+    schedule: str | None = None  # spec.schedule (five-field cron), in spec.timeZone
+    time_zone: str | None = None
+    schedule_event: Any = None  # spec.scheduleEvent: the event of each scheduled invocation
     # Which fields the object itself set (the rest are defaults), by spec key.
     given: frozenset[str] = frozenset()
 
@@ -429,5 +439,8 @@ class FunctionSpec:
             retry=retry_of(spec),
             on_success=str(spec["onSuccess"]) if spec.get("onSuccess") else None,
             on_failure=str(spec["onFailure"]) if spec.get("onFailure") else None,
+            schedule=str(spec["schedule"]) if spec.get("schedule") else None,
+            time_zone=str(spec["timeZone"]) if spec.get("timeZone") else None,
+            schedule_event=spec.get("scheduleEvent"),
             given=frozenset(k for k, v in spec.items() if v is not None),
         )

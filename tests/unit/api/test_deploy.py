@@ -76,6 +76,14 @@ async def test_syntax_error_is_400_naming_line_and_column(client: httpx.AsyncCli
         (b'{"code": "return 1;", "env": {"A": 1}}', "InvalidRequest"),
         (b'{"code": "return 1;", "isolation": "pod"}', "InvalidRequest"),
         (b"[1]", "InvalidRequest"),
+        (b'{"code": "return 1;", "retry": {"maxAttempts": 0}}', "InvalidRequest"),
+        (b'{"code": "return 1;", "retry": {"retryOn": ["Nope"]}}', "InvalidRequest"),
+        (b'{"code": "return 1;", "on_failure": "Bad_Name"}', "InvalidRequest"),
+        (b'{"code": "return 1;", "schedule": "61 * * * *"}', "InvalidRequest"),
+        (b'{"code": "return 1;", "schedule": "* * *"}', "InvalidRequest"),
+        (b'{"code": "return 1;", "schedule": "@daily", "time_zone": "Mars/X"}', "InvalidRequest"),
+        (b'{"code": "return 1;", "time_zone": "UTC"}', "InvalidRequest"),
+        (b'{"code": "return 1;", "schedule": "@daily", "schedule_event": [1]}', "InvalidRequest"),
     ],
 )
 async def test_bad_input_is_400(client: httpx.AsyncClient, body: bytes, error_type: str) -> None:

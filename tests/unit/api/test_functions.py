@@ -44,6 +44,9 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         },
         "on_success": None,
         "on_failure": None,
+        "schedule": None,
+        "time_zone": None,
+        "schedule_event": None,
     }
     assert doc["status"]["phase"] == "Ready"
     assert doc["status"]["ready"] is True

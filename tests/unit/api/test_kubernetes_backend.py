@@ -63,6 +63,8 @@ async def test_deploy_creates_a_vortexfunction(
         "ready_replicas": None,
         "desired_replicas": None,
         "observed_concurrency": None,
+        "last_schedule_time": None,
+        "last_schedule_invocation": None,
         "conditions": [],
     }
 
@@ -246,3 +248,16 @@ async def test_informer_relists_after_an_error(
 
     slice_lists = [p for m, p in fake_kube.requests if m == "GET" and "endpointslices" in p]
     assert len(slice_lists) >= 2
+
+
+async def test_async_and_schedules_say_they_need_a_queue(k8s_client: httpx.AsyncClient) -> None:
+    """The kubernetes backend has no queue yet: `/async` and a schedule answer 501 at once."""
+    await deploy(k8s_client, name="hello")
+    queued = await k8s_client.post("/async/hello", json={})
+    assert queued.status_code == 501
+    assert queued.json()["error"]["type"] == "AsyncNotEnabled"
+    scheduled = await k8s_client.post(
+        "/deploy", json={"code": "return 1;", "name": "tick", "schedule": "@hourly"}
+    )
+    assert scheduled.status_code == 501
+    assert scheduled.json()["error"]["type"] == "AsyncNotEnabled"

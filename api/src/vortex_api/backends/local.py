@@ -10,6 +10,7 @@ Kubernetes. Built by `backends.make_backend`.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -45,6 +46,10 @@ def _record(function: Function) -> dict[str, Any]:
         "retry": function.retry.spec(),
         "on_success": function.on_success,
         "on_failure": function.on_failure,
+        "schedule": function.schedule,
+        "time_zone": function.time_zone,
+        "schedule_event": function.schedule_event,
+        "schedule_since": function.schedule_since,
         "created_at": function.created_at,
     }
 
@@ -65,6 +70,10 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
         retry=RetrySpec.parse(record.get("retry")),
         on_success=record.get("on_success") or None,
         on_failure=record.get("on_failure") or None,
+        schedule=record.get("schedule") or None,
+        time_zone=record.get("time_zone") or None,
+        schedule_event=record.get("schedule_event"),
+        schedule_since=float(record.get("schedule_since") or 0.0),
         created_at=record.get("created_at"),
     ).prepare(send_env=True)
 
@@ -149,6 +158,10 @@ class LocalBackend:
                 retry=RetrySpec.parse(request.retry),
                 on_success=request.on_success,
                 on_failure=request.on_failure,
+                schedule=request.schedule,
+                time_zone=request.time_zone,
+                schedule_event=request.schedule_event,
+                schedule_since=time.time() if request.schedule else 0.0,
                 created_at=(previous.created_at if previous else datetime.now(UTC).isoformat()),
             ).prepare(send_env=True)
             await asyncio.to_thread(self.store.save, function_id, _record(function))

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from vortex_api.codecheck import check_code
-from vortex_api.errors import JSON_TYPE, BadRequest, PayloadTooLarge
+from vortex_api.errors import JSON_TYPE, AsyncNotEnabled, BadRequest, PayloadTooLarge
 from vortex_api.gateway import gateway
 from vortex_api.models import ENV_NAME_PATTERN, DeployRequest, DeployResponse
 from vortex_api.routes.responses import errors
@@ -63,6 +63,10 @@ async def deploy(request: Request) -> Response:
     for name in body.env or {}:
         if not _ENV_NAME.match(name):
             raise BadRequest(f"env: {name!r} is not a valid variable name")
+    if body.schedule is not None and (gw.queue is None or settings.backend != "local"):
+        raise AsyncNotEnabled(
+            "schedules run as async invocations, which this install has no queue for"
+        )
     await check_code(body.code)
     function = await gw.backend.deploy(body)
     gw.metrics.deployments.inc()
