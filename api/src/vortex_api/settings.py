@@ -49,10 +49,14 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=6 << 20, ge=1)
 
     # Async invocations (POST /async/{id}): the queue ("sqlite": a file under the data dir,
-    # local mode's default; "none": refused, the kubernetes backend's default until it has one),
-    # how many this process runs at once (within the bulkhead; default: max_workers), and how
-    # long ended ones are kept (at least the 24 h of Idempotency-Key).
-    async_queue: Literal["sqlite", "none"] | None = None
+    # local mode's default; "nats": JetStream at nats_url; "none": refused, the kubernetes
+    # backend's default until it has one), how many this process runs at once (within the
+    # bulkhead; default: max_workers), and how long ended ones are kept (at least the 24 h of
+    # Idempotency-Key). With NATS, an attempt whose process went silent for nats_ack_wait_s is
+    # handed to another.
+    async_queue: Literal["sqlite", "nats", "none"] | None = None
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_ack_wait_s: float = Field(default=30.0, ge=0.5, le=3600)
     async_workers: int | None = Field(default=None, ge=1)
     async_retention_s: int = Field(default=7 * 86_400, ge=86_400)
 

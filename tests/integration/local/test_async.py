@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.nats import NatsServer
 from vortex_api.queues import AsyncInvocation
 from vortex_api.scheduler import tick_id
 
@@ -287,3 +288,52 @@ async def test_a_schedule_fires_once_a_minute_across_a_restart(
                 break
             await asyncio.sleep(0.1)
         assert sorted(r["invocation_id"] for r in records) == sorted(ids)
+
+
+@pytest.mark.timeout(240)
+async def test_on_nats_500_succeed_and_a_restart_loses_nothing(
+    api_factory: Callable[..., ApiProcess], fresh_nats: NatsServer, tmp_path: Path
+) -> None:
+    """The same API on the NATS queue (a real nats-server with JetStream): 500 that fail their
+    first attempt on even ids all succeed on the backoff schedule, and what was queued or
+    running when the API stopped is run by the next one."""
+    env = {"VORTEX_ASYNC_QUEUE": "nats", "VORTEX_NATS_URL": fresh_nats.url}
+    api = api_factory(tmp_path / "a", VORTEX_NATS_ACK_WAIT_S="2", **env)
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        retry = {"backoff": {"initialSeconds": BACKOFF_S}, "retryOn": ["FunctionError"]}
+        fid = await deploy(client, FLAKY, name="flaky", retry=retry)
+        gate = asyncio.Semaphore(20)
+
+        async def one(n: int) -> tuple[int, str]:
+            async with gate:
+                return n, await _enqueue(client, fid, {"n": n})
+
+        ids = dict(await asyncio.gather(*(one(n) for n in range(500))))
+        done = await _final(client, list(ids.values()))
+        gaps = []
+        for n, invocation_id in ids.items():
+            doc = done[invocation_id]
+            assert (doc["status"], doc["attempts"]) == ("succeeded", 2 - n % 2), doc
+            if n % 2 == 0:
+                first, second = doc["history"]
+                gaps.append(_at(second["started_at"]) - _at(first["finished_at"]))
+        assert min(gaps) >= BACKOFF_S * 0.999, min(gaps)
+        assert max(gaps) <= BACKOFF_S * 1.2, max(gaps)
+        slow = await deploy(
+            client,
+            "await new Promise((r) => setTimeout(r, 100)); return context.attempt;",
+            name="slow",
+        )
+        queued = [await _enqueue(client, slow, {"n": n}) for n in range(40)]
+        await asyncio.sleep(0.3)
+    api.stop()
+    again = api_factory(tmp_path / "b", VORTEX_NATS_ACK_WAIT_S="2", **env)  # another data dir:
+    async with httpx.AsyncClient(base_url=again.url, timeout=30) as client:  # the queue is NATS
+        await deploy(
+            client,
+            "await new Promise((r) => setTimeout(r, 100)); return context.attempt;",
+            name="slow",
+        )
+        finished = await _final(client, queued, timeout_s=120)
+    assert {d["status"] for d in finished.values()} == {"succeeded"}
+    assert all(d["result"]["output"] == d["attempts"] for d in finished.values())

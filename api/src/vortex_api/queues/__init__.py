@@ -7,8 +7,9 @@ lease, and a write-back counts only if it comes from the attempt that holds the 
 do after an attempt (retry when, dead when) is the dispatcher's, from the function's
 `spec.retry`.
 
-`sqlite` keeps the queue in a file under the data dir (local mode, the embedded default).
-`make_queue` picks the one the settings name.
+`sqlite` keeps the queue in a file under the data dir (local mode, the embedded default);
+`nats` in NATS JetStream, which any number of API processes share. `make_queue` picks the one
+the settings name.
 """
 
 from __future__ import annotations
@@ -201,4 +202,13 @@ def make_queue(settings: Settings) -> Queue | None:
         from vortex_api.queues.sqlite import SqliteQueue
 
         return SqliteQueue(settings.data_dir / "queue.sqlite3")
+    if settings.async_queue == "nats":
+        from vortex_api.queues.nats import NatsQueue
+
+        return NatsQueue(
+            settings.nats_url,
+            settings.namespace,
+            retention_s=settings.async_retention_s,
+            ack_wait_s=settings.nats_ack_wait_s,
+        )
     return None
