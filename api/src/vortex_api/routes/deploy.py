@@ -37,7 +37,7 @@ def _invalid(exc: ValidationError) -> BadRequest:
     "/deploy",
     status_code=201,
     response_model=DeployResponse,
-    responses=errors(400, 401, 403, 409, 413, 502),
+    responses=errors(400, 401, 403, 409, 413, 501, 502),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -58,7 +58,7 @@ async def _found(queue: Queue, invocation_id: str) -> AsyncInvocation:
     "/async/{function_id}",
     status_code=202,
     response_model=AsyncAccepted,
-    responses=errors(400, 401, 404, 409, 413, 503),
+    responses=errors(400, 401, 404, 409, 413, 501, 503),
 )
 async def enqueue(function_id: str, request: Request) -> Response:
     """Queue an invocation of the function (the JSON body is its event) and answer at once."""
@@ -96,7 +96,7 @@ async def enqueue(function_id: str, request: Request) -> Response:
 @router.get(
     "/invocations/{invocation_id}",
     response_model=AsyncInvocationOut,
-    responses=errors(400, 401, 404, 503),
+    responses=errors(400, 401, 404, 501, 503),
 )
 async def get_invocation(invocation_id: str, request: Request) -> Response:
     """An async invocation: its status, attempts, and result or error."""
@@ -109,7 +109,7 @@ async def get_invocation(invocation_id: str, request: Request) -> Response:
     "/invocations/{invocation_id}/retry",
     status_code=202,
     response_model=AsyncInvocationOut,
-    responses=errors(400, 401, 404, 409, 503),
+    responses=errors(400, 401, 404, 409, 501, 503),
 )
 async def redrive(invocation_id: str, request: Request) -> Response:
     """Queue a dead invocation again, with a new budget of attempts and age."""
@@ -129,7 +129,7 @@ async def redrive(invocation_id: str, request: Request) -> Response:
 @router.get(
     "/functions/{function_id}/dead-letters",
     response_model=DeadLetters,
-    responses=errors(401, 404, 503),
+    responses=errors(400, 401, 404, 501, 503),
 )
 async def dead_letters(
     function_id: str, request: Request, limit: int = Query(100, ge=1, le=MAX_DEAD_LETTERS)

@@ -16,7 +16,8 @@ _DESCRIPTIONS = {
     413: "request, code, event or result too large",
     500: "the function threw or hit its memory limit",
     502: "the runtime or the Kubernetes API could not be reached",
-    503: "over capacity, not ready or storage unavailable (see Retry-After)",
+    503: "over capacity, not ready, storage or the async queue unavailable (see Retry-After)",
+    501: "async invocations and schedules need a queue this install has none of (AsyncNotEnabled)",
     504: "the function ran past its timeout",
 }
 
