@@ -44,6 +44,7 @@ IDLE_POLL_S = 1.0  # the longest sleep with nothing due (a redrive or enqueue wa
 FULL_POLL_S = 0.02  # how often a full process looks for room again
 HOUSEKEEPING_S = 2.0
 STOP_GRACE_S = 5.0  # attempts in flight at shutdown may finish within this
+CLAIM_BATCH = 16  # claims made together when invocations are due at once
 
 
 def _error_of(status: int, body: bytes) -> dict[str, Any]:
@@ -121,11 +122,18 @@ class Dispatcher:
             await self._room()
             return
         now = self.clock()
-        claimed = await self.queue.claim(now, self.lease_s, exclude=self._saturated())
+        exclude = self._saturated()
+        claimed = await self.queue.claim(now, self.lease_s, exclude=exclude)
         if claimed is not None:
-            task = asyncio.create_task(self._attempt(claimed, now))
-            self._running.add(task)
-            task.add_done_callback(self._done)
+            self._run(claimed, now)
+            # More may be due at once (retries after one backoff): claim for the room left
+            # together, as a queue across the network answers each claim in round trips.
+            room = min(CLAIM_BATCH, self.workers - len(self._running))
+            if room > 0:
+                more = [self.queue.claim(now, self.lease_s, exclude=exclude) for _ in range(room)]
+                for also in await asyncio.gather(*more):
+                    if also is not None:
+                        self._run(also, now)
             return
         due = await self.queue.next_due()
         if due is not None and due <= now:  # due, but only for functions at their cap
@@ -133,6 +141,11 @@ class Dispatcher:
             return
         wait = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due - now)
         await self.queue.wait(wait)
+
+    def _run(self, invocation: AsyncInvocation, claimed_at: float) -> None:
+        task = asyncio.create_task(self._attempt(invocation, claimed_at))
+        self._running.add(task)
+        task.add_done_callback(self._done)
 
     async def _room(self) -> None:
         """Until one of our attempts ends, or briefly (a slot `/execute` held may free)."""

@@ -51,9 +51,9 @@ class Settings(BaseSettings):
     # Async invocations (POST /async/{id}): the queue ("sqlite": a file under the data dir,
     # local mode's default; "nats": JetStream at nats_url; "none": refused, the kubernetes
     # backend's default until it has one), how many this process runs at once (within the
-    # bulkhead; default: max_workers), and how long ended ones are kept (at least the 24 h of
-    # Idempotency-Key). With NATS, an attempt whose process went silent for nats_ack_wait_s is
-    # handed to another.
+    # bulkhead; default: half of max_workers, so that /execute keeps room), and how long ended
+    # ones are kept (at least the 24 h of Idempotency-Key). With NATS, an attempt whose process
+    # went silent for nats_ack_wait_s is handed to another.
     async_queue: Literal["sqlite", "nats", "none"] | None = None
     nats_url: str = "nats://127.0.0.1:4222"
     nats_ack_wait_s: float = Field(default=30.0, ge=0.5, le=3600)
@@ -105,8 +105,8 @@ class Settings(BaseSettings):
             self.log_format = "json"
         if self.async_queue is None:
             self.async_queue = "sqlite" if self.backend == "local" else "none"
-        if self.async_workers is None:
-            self.async_workers = self.max_workers
+        if self.async_workers is None:  # half the bulkhead: /execute keeps room meanwhile
+            self.async_workers = max(1, self.max_workers // 2)
         return self
 
     def platform(self) -> Platform:

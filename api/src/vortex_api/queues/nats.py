@@ -115,12 +115,14 @@ class NatsQueue:
         self._kv: KeyValue | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._held: dict[str, Msg] = {}  # invocation id -> the message its claim holds
+        self._claimed: dict[str, tuple[int, int]] = {}  # id -> (attempt, revision it wrote)
         self._buffered: list[Msg] = []  # fetched by `wait`, for the next claim
         self._open: dict[str, tuple[str, str, float]] = {}  # key -> (function, status, age_from)
         self._watcher: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._signal = QueueSignal()
         self._closing = False
+        self._fetching = asyncio.Lock()
         # (key, status, age_from) for `_write_index`
         self._index_writes: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue()
 
@@ -201,6 +203,7 @@ class NatsQueue:
                 await self._nc.close()
         self._nc = self._js = self._kv = self._sub = None
         self._held.clear()
+        self._claimed.clear()
         self._buffered.clear()
 
     @property
@@ -254,14 +257,15 @@ class NatsQueue:
             return None
         return _invocation(entry.value), int(entry.revision or 0)
 
-    async def _write(self, inv: AsyncInvocation, revision: int) -> bool:
-        """Compare-and-set the record; then its entry in the open index (or the dead letters)."""
+    async def _write(self, inv: AsyncInvocation, revision: int) -> int | None:
+        """Compare-and-set the record, then index it; its new revision, or None if it had
+        changed since `revision`."""
         try:
-            await self.kv.update(f"inv.{inv.invocation_id}", _doc(inv), last=revision)
+            written = await self.kv.update(f"inv.{inv.invocation_id}", _doc(inv), last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
-            return False
+            return None
         await self._index(inv)
-        return True
+        return written
 
     async def _index(self, inv: AsyncInvocation) -> None:
         """Index `inv`'s new state: its dead letter now; its entry in the open index by one
@@ -354,14 +358,16 @@ class NatsQueue:
     async def _next_message(self, wait_s: float) -> Msg | None:
         """The next message: a buffered one, or a batch fetched in one request (what is not
         claimed at once stays buffered, and in progress, for the next claims)."""
-        if not self._buffered:
-            if self._sub is None:
-                raise QueueUnavailable("the async queue is not open")
-            try:
-                self._buffered = await self._sub.fetch(FETCH_BATCH, timeout=max(0.01, wait_s))
-            except (nats.errors.TimeoutError, TimeoutError):
-                return None
-        return self._buffered.pop(0) if self._buffered else None
+        async with self._fetching:  # one fetch at a time; claims made together share it
+            if not self._buffered:
+                if self._sub is None:
+                    raise QueueUnavailable("the async queue is not open")
+                try:
+                    fetched = await self._sub.fetch(FETCH_BATCH, timeout=max(0.01, wait_s))
+                except (nats.errors.TimeoutError, TimeoutError):
+                    return None
+                self._buffered.extend(fetched)
+            return self._buffered.pop(0) if self._buffered else None
 
     async def claim(
         self, now: float, lease_s: float, exclude: Collection[str] = ()
@@ -396,10 +402,12 @@ class NatsQueue:
             return None
         inv.status = "running"
         inv.attempts += 1
-        if not await self._write(inv, revision):
+        written = await self._write(inv, revision)
+        if written is None:
             await msg.nak()
             return None
         self._held[invocation_id] = msg
+        self._claimed[invocation_id] = (inv.attempts, written)
         return inv
 
     async def next_due(self) -> float | None:
@@ -407,15 +415,21 @@ class NatsQueue:
 
     async def settle(self, invocation: AsyncInvocation, attempt: int) -> bool:
         try:
-            found = await self._read(invocation.invocation_id)
-            if found is None:
-                return False
-            stored, revision = found
-            if stored.status != "running" or stored.attempts != attempt:
-                return False
+            # The revision this process's claim wrote: if the record changed since, another
+            # claim took it over (no read needed to tell).
+            held = self._claimed.pop(invocation.invocation_id, None)
+            if held is not None and held[0] == attempt:
+                revision = held[1]
+            else:
+                found = await self._read(invocation.invocation_id)
+                if found is None:
+                    return False
+                stored, revision = found
+                if stored.status != "running" or stored.attempts != attempt:
+                    return False
             if invocation.final:
                 invocation.due_at = None
-            if not await self._write(invocation, revision):
+            if await self._write(invocation, revision) is None:
                 return False
             msg = self._held.pop(invocation.invocation_id, None)
             if invocation.final:
@@ -436,6 +450,7 @@ class NatsQueue:
             inv.attempts -= 1
             inv.status = "queued" if inv.attempts == 0 else "failed"
             await self._write(inv, revision)
+        self._claimed.pop(invocation_id, None)
         msg = self._held.pop(invocation_id, None)
         if msg is not None:
             await msg.nak(delay=0.05)
@@ -471,7 +486,7 @@ class NatsQueue:
         inv.status, inv.attempts, inv.due_at, inv.age_from = "queued", 0, now, now
         inv.finished_at = None
         inv.redrives += 1
-        if not await self._write(inv, revision):
+        if await self._write(inv, revision) is None:
             return await self.get(invocation_id)
         await self._publish(inv, f"r{inv.redrives}")
         self._signal.set()
