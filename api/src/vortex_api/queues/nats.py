@@ -355,15 +355,16 @@ class NatsQueue:
             raise QueueUnavailable(f"the async queue (NATS) failed: {exc}") from exc
         return found[0] if found is not None else None
 
-    async def _next_message(self, wait_s: float) -> Msg | None:
+    async def _next_message(self, wait_s: float, batch: int = FETCH_BATCH) -> Msg | None:
         """The next message: a buffered one, or a batch fetched in one request (what is not
-        claimed at once stays buffered, and in progress, for the next claims)."""
+        claimed at once stays buffered, and in progress, for the next claims). A long wait
+        asks for one: a fetch of more that lingers returns only at its deadline."""
         async with self._fetching:  # one fetch at a time; claims made together share it
             if not self._buffered:
                 if self._sub is None:
                     raise QueueUnavailable("the async queue is not open")
                 try:
-                    fetched = await self._sub.fetch(FETCH_BATCH, timeout=max(0.01, wait_s))
+                    fetched = await self._sub.fetch(batch, timeout=max(0.01, wait_s))
                 except (nats.errors.TimeoutError, TimeoutError):
                     return None
                 self._buffered.extend(fetched)
@@ -505,6 +506,6 @@ class NatsQueue:
     async def wait(self, seconds: float) -> None:
         if self._buffered:
             return
-        msg = await self._next_message(seconds)
+        msg = await self._next_message(seconds, batch=1)
         if msg is not None:
             self._buffered.insert(0, msg)
