@@ -18,12 +18,12 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from vortex_api.settings import Settings
+from vortex_runtime.records import rfc3339
 
 Status = Literal["queued", "running", "failed", "succeeded", "dead"]
 # queued: waiting for its first attempt; running: an attempt holds it; failed: an attempt
@@ -121,11 +121,8 @@ class AsyncInvocation:
 
 
 def _iso(moment: float | None) -> str | None:
-    """Epoch seconds as RFC 3339 in UTC, to the millisecond."""
-    if moment is None:
-        return None
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment))
-    return f"{whole}.{int(moment % 1 * 1000):03d}Z"
+    """Epoch seconds in the records' RFC 3339 (UTC, milliseconds), or None."""
+    return None if moment is None else rfc3339(moment)
 
 
 class Queue(Protocol):

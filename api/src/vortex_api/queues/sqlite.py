@@ -153,9 +153,10 @@ class SqliteQueue:
         except sqlite3.Error as exc:
             raise QueueUnavailable(f"the async queue failed: {exc}") from exc
         self._signal.set()
-        stored = await self.get(new.invocation_id)
-        assert stored is not None
-        return stored, True
+        new.status, new.attempts, new.age_from = "queued", 0, new.created_at
+        if new.due_at is None:
+            new.due_at = new.created_at
+        return new, True
 
     async def get(self, invocation_id: str) -> AsyncInvocation | None:
         try:

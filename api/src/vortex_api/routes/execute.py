@@ -10,6 +10,7 @@ got past the bulkhead.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -65,16 +66,21 @@ def _forwarded_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return out
 
 
-async def accept(gw: Gateway, function_id: str, request: Request) -> tuple[Function, Invocation]:
+async def accept(
+    gw: Gateway,
+    function_id: str,
+    request: Request,
+    check: Callable[[bytes], None] = check_event,
+) -> tuple[Function, Invocation]:
     """What `/execute` and `/async` check before running anything: the invoke key, that the
-    function exists, the event (size, then events.py's screen), and a caller's invocation id;
-    then the invocation to run."""
+    function exists, the event (its size, then `check`: events.py's screen, or for `/async` its
+    full parse), and a caller's invocation id; then the invocation to run."""
     gw.auth.require_invoke(request.headers.get("authorization"))
     function = await gw.backend.resolve(function_id)
     body = await request.body()
     if len(body) > gw.settings.max_event_bytes:
         raise PayloadTooLarge(f"the event is over {gw.settings.max_event_bytes} bytes")
-    check_event(body)
+    check(body)
     chosen = request.headers.get("x-vortex-invocation-id")
     invocation_id = (
         check_invocation_id(chosen, "X-Vortex-Invocation-Id")

@@ -10,21 +10,20 @@ redrive take the admin key, like the function's other resources.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from vortex_api.errors import JSON_TYPE, AsyncNotEnabled, BadRequest, Conflict, NotFound
+from vortex_api.errors import AsyncNotEnabled, BadRequest, Conflict, NotFound
 from vortex_api.events import parse_event
 from vortex_api.gateway import Gateway, gateway
 from vortex_api.invocation_logs import check_invocation_id
 from vortex_api.models import AsyncAccepted, AsyncInvocationOut, DeadLetters
 from vortex_api.queues import AsyncInvocation, Queue
 from vortex_api.routes.execute import accept
-from vortex_api.routes.responses import errors
+from vortex_api.routes.responses import errors, json_response
 
 router = APIRouter(tags=["async"])
 
@@ -39,11 +38,6 @@ def _queue(gw: Gateway) -> Queue:
             "this install has no queue for async invocations (VORTEX_ASYNC_QUEUE is none)"
         )
     return gw.queue
-
-
-def _json(doc: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(doc, separators=(",", ":")).encode()
-    return Response(body, status_code=status, headers=headers, media_type=JSON_TYPE)
 
 
 async def _found(queue: Queue, invocation_id: str) -> AsyncInvocation:
@@ -64,8 +58,7 @@ async def enqueue(function_id: str, request: Request) -> Response:
     """Queue an invocation of the function (the JSON body is its event) and answer at once."""
     gw = gateway(request)
     queue = _queue(gw)
-    function, invocation = await accept(gw, function_id, request)
-    parse_event(invocation.body)
+    function, invocation = await accept(gw, function_id, request, check=parse_event)
     key = request.headers.get("idempotency-key")
     if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
         raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
@@ -90,7 +83,9 @@ async def enqueue(function_id: str, request: Request) -> Response:
     headers = {"Location": f"/invocations/{stored.invocation_id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return _json({"invocation_id": stored.invocation_id, "status": stored.status}, 202, headers)
+    return json_response(
+        {"invocation_id": stored.invocation_id, "status": stored.status}, 202, headers
+    )
 
 
 @router.get(
@@ -102,7 +97,7 @@ async def get_invocation(invocation_id: str, request: Request) -> Response:
     """An async invocation: its status, attempts, and result or error."""
     gw = gateway(request)
     gw.auth.require_invoke(request.headers.get("authorization"))
-    return _json((await _found(_queue(gw), invocation_id)).doc())
+    return json_response((await _found(_queue(gw), invocation_id)).doc())
 
 
 @router.post(
@@ -123,7 +118,7 @@ async def redrive(invocation_id: str, request: Request) -> Response:
         )
     again = await queue.redrive(invocation_id, time.time())
     assert again is not None
-    return _json(again.doc(), 202, {"Location": f"/invocations/{invocation_id}"})
+    return json_response(again.doc(), 202, {"Location": f"/invocations/{invocation_id}"})
 
 
 @router.get(
@@ -140,4 +135,6 @@ async def dead_letters(
     queue = _queue(gw)
     function = await gw.backend.resolve(function_id)
     dead = await queue.dead_letters(function.function_id, limit)
-    return _json({"function_id": function.function_id, "invocations": [d.doc() for d in dead]})
+    return json_response(
+        {"function_id": function.function_id, "invocations": [d.doc() for d in dead]}
+    )

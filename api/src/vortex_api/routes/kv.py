@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from vortex_api.errors import JSON_TYPE, BadRequest, KVUnavailable, NotFound, RuntimeUnavailable
+from vortex_api.errors import BadRequest, KVUnavailable, NotFound, RuntimeUnavailable
 from vortex_api.gateway import gateway
-from vortex_api.routes.responses import errors
+from vortex_api.routes.responses import errors, json_response
 
 router = APIRouter(tags=["kv"])
 # The statuses of the runtime's /kv answers passed on as they are.
@@ -46,10 +46,6 @@ async def kv_request(function_id: str, request: Request, operation: dict[str, An
     return answer
 
 
-def _json(value: Any) -> Response:
-    return Response(json.dumps(value, ensure_ascii=False), media_type=JSON_TYPE)
-
-
 @router.get("/functions/{function_id}/kv", responses=errors(400, 401, 403, 404, 503))
 async def list_keys(
     function_id: str,
@@ -60,7 +56,7 @@ async def list_keys(
 ) -> Response:
     """Keys of the function's keyspace: `{keys: [{name, expiration?}], list_complete, cursor?}`."""
     operation = {"op": "list", "prefix": prefix, "limit": limit, "cursor": cursor}
-    return _json(await kv_request(function_id, request, operation))
+    return json_response(await kv_request(function_id, request, operation))
 
 
 @router.get("/functions/{function_id}/kv/{key:path}", responses=errors(400, 401, 403, 404, 503))
@@ -69,7 +65,7 @@ async def get_key(function_id: str, key: str, request: Request) -> Response:
     answer = await kv_request(function_id, request, {"op": "get", "key": key})
     if answer.get("value") is None:
         raise NotFound(f"no key {key!r} in the KV data of {function_id}", error_type="KeyNotFound")
-    return _json(answer)
+    return json_response(answer)
 
 
 @router.put("/functions/{function_id}/kv/{key:path}", responses=errors(400, 401, 403, 404, 503))
@@ -87,7 +83,7 @@ async def put_key(
     operation: dict[str, Any] = {"op": "put", "key": key, "value": value}
     if ttl_seconds is not None:
         operation["ttlSeconds"] = ttl_seconds
-    return _json(await kv_request(function_id, request, operation))
+    return json_response(await kv_request(function_id, request, operation))
 
 
 @router.delete(

@@ -1,9 +1,14 @@
-"""OpenAPI descriptions of the error answers, shared by the routers."""
+"""What the routers share about answers: OpenAPI descriptions of the errors, and a JSON
+document as a response."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from starlette.responses import Response
+
+from vortex_api.errors import JSON_TYPE
 from vortex_api.models import ErrorResponse
 
 _DESCRIPTIONS = {
@@ -25,3 +30,9 @@ _DESCRIPTIONS = {
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries for these error statuses."""
     return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """`doc` as a compact JSON answer."""
+    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status, headers=headers, media_type=JSON_TYPE)
