@@ -48,6 +48,10 @@ class EndpointTable:
     def endpoints(self, group: str) -> list[Endpoint]:
         return list(self._groups.get(group, ()))
 
+    def has_endpoints(self, group: str) -> bool:
+        """Whether the group has a ready endpoint (without copying the list)."""
+        return bool(self._groups.get(group))
+
     def groups(self) -> list[str]:
         return [g for g, eps in self._groups.items() if eps]
 

@@ -90,6 +90,13 @@ def test_down_leaves_nothing_and_up_restores(cluster: Cluster):
     assert veths, "pods should be attached to the pod bridge"
     assert OUR_CHAINS.search(iptables_dump())
 
+    # Mounts of another cluster on this machine (say, a fresh-machine run's) are not ours.
+    foreign = {
+        m
+        for m in Path("/proc/self/mountinfo").read_text().splitlines()
+        if str(state) not in m and ("kubelet" in m or "containerd" in m)
+    }
+
     cluster.down()
 
     # processes: no cluster binary, no container process
@@ -105,12 +112,18 @@ def test_down_leaves_nothing_and_up_restores(cluster: Cluster):
     # mounts: nothing under the state dir, no overlay/nsfs of ours anywhere
     mountinfo = Path("/proc/self/mountinfo").read_text()
     assert str(state) not in mountinfo, [m for m in mountinfo.splitlines() if str(state) in m]
-    assert "kubelet" not in mountinfo
-    assert "containerd" not in mountinfo
+    left = [
+        m
+        for m in mountinfo.splitlines()
+        if ("kubelet" in m or "containerd" in m) and m not in foreign
+    ]
+    assert left == [], left
     # network namespaces: none of the pods' netns is alive
     assert not (pod_netns & netns_inodes()), "pod network namespaces still alive"
     assert not [
-        m for m in mountinfo.splitlines() if " nsfs " in m and ("cni-" in m or "netns" in m)
+        m
+        for m in mountinfo.splitlines()
+        if " nsfs " in m and ("cni-" in m or "netns" in m) and m not in foreign
     ], "netns mounts left"
     # iptables: no rules or chains of ours, no rule naming our networks
     dump = iptables_dump()

@@ -96,6 +96,36 @@ async def test_requests_are_held_until_the_first_pod_is_ready_then_all_answered(
     assert 'vortex_cold_starts_total{function="sleepy",kind="pod"} 20.0' in metrics
 
 
+async def test_a_request_after_the_wake_up_before_the_pod_is_ready_is_a_cold_start_too(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    """The autoscaler has already asked for a pod (replicas 1, no longer ScaledToZero), and a
+    request comes before the pod is ready: it is held as long, so it counts as long."""
+    await scaled_to_zero(
+        k8s_client, fake_kube, k8s_backend, "waking", {"minReplicas": 0, "maxReplicas": 3}
+    )
+    waking = at_zero({"minReplicas": 0, "maxReplicas": 3})
+    waking["spec"] = {**waking["spec"], "replicas": 1}  # type: ignore[dict-item]
+    waking["status"] = {
+        **waking["status"],  # type: ignore[dict-item]
+        "conditions": [
+            {"type": "CodeStored", "status": "True"},
+            {"type": "Available", "status": "False", "reason": "NoReadyPods"},
+            {"type": "Ready", "status": "False", "reason": "RollingOut"},
+        ],
+    }
+    await fake_kube.patch(FUNCTIONS, "waking", waking)
+    await eventually(lambda: k8s_backend.functions["waking"].ready_reason == "RollingOut")
+    calls = [asyncio.create_task(k8s_client.post("/execute/waking")) for _ in range(5)]
+    await asyncio.sleep(0.2)
+    assert not any(call.done() for call in calls)
+    await fake_kube.put(SLICES, endpoint_slice("waking", "10.0.9.1"))
+    answers = await asyncio.gather(*calls)
+
+    assert [a.status_code for a in answers] == [200] * 5
+    assert cold_start_count((await k8s_client.get("/metrics")).text) == 5
+
+
 async def test_held_past_the_cold_start_wait_is_503_with_retry_after(
     k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
 ) -> None:

@@ -335,8 +335,7 @@ class KubernetesBackend:
             return await self.pods.run(function, invocation)
         if function.isolation == "shared" or self._pool_meanwhile(function):
             return await self._invoke_pooled(function, invocation)
-        # (The cheap test first: `endpoints` copies the list, and this is every warm call.)
-        if _at_zero(function) and not self.table.endpoints(function.function_id):
+        if _may_wake(function) and not self.table.has_endpoints(function.function_id):
             return await self._from_zero(function, invocation)
         return await self.invoker.invoke(function.function_id, "/invoke", function, invocation)
 
@@ -421,6 +420,14 @@ class KubernetesBackend:
 def _at_zero(function: Function) -> bool:
     """Whether a warm function is scaled to zero pods (as the operator last reported)."""
     return function.replicas == 0 or function.ready_reason == "ScaledToZero"
+
+
+def _may_wake(function: Function) -> bool:
+    """Whether a warm function with no ready pod is coming up from zero: scaled to zero, or
+    autoscaled from zero (the autoscaler may already have asked for a pod that is not ready
+    yet; a request held meanwhile is as much a cold start as one that found zero replicas)."""
+    scale = function.scale
+    return _at_zero(function) or (scale is not None and scale.min_replicas == 0)
 
 
 def _pooled_code(function: Function) -> bool:
