@@ -9,7 +9,10 @@ function's `spec.retry`:
 - success: `succeeded`, with the runtime's answer as the result;
 - an error listed in `retryOn`, with attempts and age left: `failed`, the next attempt due
   after the backoff;
-- anything else, or past `maxAgeSeconds`: `dead`, listed in the function's dead letters.
+- anything else, or past `maxAgeSeconds`: `dead`, listed in the function's dead letters;
+- an attempt that reached no runtime (`NotReady`: none ready yet, say while its pods restart)
+  or could not look the function up (the cluster's API unreachable) did not happen: it goes
+  back to the queue after a pause, uncounted, until `maxAgeSeconds`.
 
 A final invocation calls the function's `onSuccess` / `onFailure` target async, with the
 invocation's record as the event and an id derived from it (so a repeat enqueues nothing). An
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vortex_api import execution
-from vortex_api.errors import ApiError, CapacityExceeded
+from vortex_api.errors import ApiError, CapacityExceeded, NotReady, Unavailable
 from vortex_api.functions import Function
 from vortex_api.gateway import Gateway
 from vortex_api.invoker import Invocation
@@ -45,6 +48,9 @@ FULL_POLL_S = 0.02  # how often a full process looks for room again
 HOUSEKEEPING_S = 2.0
 STOP_GRACE_S = 5.0  # attempts in flight at shutdown may finish within this
 CLAIM_BATCH = 16  # claims made together when invocations are due at once
+# How long an attempt that could not start (no runtime ready, the cluster's API unreachable)
+# waits before it is given back to the queue.
+NOT_READY_PAUSE_S = 1.0
 
 
 def _error_of(status: int, body: bytes) -> dict[str, Any]:
@@ -68,6 +74,7 @@ class Dispatcher:
         self.retention_s = gw.settings.async_retention_s
         self.lease_s = gw.settings.max_timeout_ms / 1000 + gw.settings.timeout_grace_ms / 1000
         self.lease_s += LEASE_MARGIN_S
+        self.not_ready_pause_s = NOT_READY_PAUSE_S
         self._running: set[asyncio.Task[None]] = set()
         self._caps: dict[str, int] = {}  # per-function caps seen, for what to skip when full
         self._freed = asyncio.Event()
@@ -165,6 +172,9 @@ class Dispatcher:
         gw = self.gw
         try:
             function = await gw.backend.resolve(invocation.function)
+        except Unavailable:  # the cluster's API is unreachable for now: this did not happen
+            await self._give_back(invocation, attempt)
+            return
         except ApiError as exc:
             await self._settle(
                 invocation, attempt, None, {"type": exc.error_type, "message": exc.message}
@@ -207,6 +217,10 @@ class Dispatcher:
                 result = await execution.run(gw, function, run)
             finally:
                 gw.bulkhead.leave(function.function_id, cap)
+        except NotReady:  # it reached no runtime (none ready yet): it waits in the queue
+            invocation.history.pop()
+            await self._give_back(invocation, attempt)
+            return
         except ApiError as exc:
             error = {"type": exc.error_type, "message": exc.message}
         else:
@@ -215,6 +229,12 @@ class Dispatcher:
             else:
                 error = _error_of(result.status, result.body)
         await self._settle(invocation, attempt, function, error)
+
+    async def _give_back(self, invocation: AsyncInvocation, attempt: int) -> None:
+        """Release an attempt that could not start, after a pause (its slot here held), so that
+        what keeps it from starting has a moment to heal before it is claimed again."""
+        await asyncio.sleep(self.not_ready_pause_s)
+        await self.queue.release(invocation.invocation_id, attempt)
 
     async def _settle(
         self,

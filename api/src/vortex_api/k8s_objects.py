@@ -135,6 +135,8 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         schedule=spec.get("schedule") or None,
         time_zone=spec.get("timeZone") or None,
         schedule_event=spec.get("scheduleEvent"),
+        last_schedule_time=status.get("lastScheduleTime"),
+        last_schedule_invocation=status.get("lastScheduleInvocation"),
         code_sha256=status.get("codeSha256"),
         env=env,
         isolation=isolation,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from vortex_kube.contract import (
     ENV_NAME_PATTERN,
@@ -309,6 +309,18 @@ class ConcurrencyReport(BaseModel):
     at: float = Field(description="the process's monotonic clock, in seconds")
     namespace: str = Field(description="the namespace of the functions this replica serves")
     functions: dict[str, FunctionLoadOut]
+
+
+class TickRequest(BaseModel):
+    """`POST /internal/ticks/{id}`: queue the function's cron tick at `tick`."""
+
+    model_config = ConfigDict(extra="forbid")
+    tick: AwareDatetime = Field(description="the tick's time, RFC 3339 with its offset")
+
+
+class TickQueued(BaseModel):
+    invocation_id: str = Field(description="the tick's invocation, `<name>.<UTC minute>`")
+    created: bool = Field(description="false when this tick had been queued before")
 
 
 class ScaleOut(BaseModel):

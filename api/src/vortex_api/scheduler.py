@@ -1,44 +1,34 @@
-"""Cron triggers: one async invocation per tick of each function's `spec.schedule`.
+"""Cron triggers in local mode: one async invocation per tick of each function's `spec.schedule`.
 
 `app.lifespan` runs one with the local backend (one API process owns its data dir, so it is the
-only one ticking). At every tick, and at least once a minute, it looks at each scheduled
-function and queues the latest tick at or before now, if that tick is not older than the
-schedule itself (`Function.schedule_since`). The invocation's id is made of the function and
-the tick (`tick_id`), so queueing a tick again, after a restart or on the next look, finds the
-one already queued: a tick runs once, and after downtime only the latest missed tick runs.
+only one ticking; in the cluster the operator's leader ticks, through `POST /internal/ticks`).
+At every tick, and at least once a minute, it looks at each scheduled function and queues the
+latest tick at or before now, if that tick is not older than the schedule itself
+(`Function.schedule_since`). The invocation's id is made of the function and the tick
+(`queues.ticks.tick_id`), so queueing a tick again, after a restart or on the next look, finds
+the one already queued: a tick runs once, and after downtime only the latest missed tick runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from vortex_api.errors import ApiError
 from vortex_api.functions import Function
 from vortex_api.gateway import Gateway
-from vortex_api.queues import AsyncInvocation, Queue
+from vortex_api.queues import Queue
+from vortex_api.queues.ticks import tick_invocation, tick_time
 from vortex_kube.cron import Schedule, zone
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 60.0
 LATE_S = 0.05  # wake this long after a tick, so that it is at or before the clock
-
-
-def tick_id(function_id: str, tick: datetime) -> str:
-    """The invocation id of `function_id`'s tick: `<name>.<UTC minute>`, readable and unique
-    per function and tick (a long name is shortened with a hash of it)."""
-    minute = tick.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
-    name = function_id
-    if len(name) > 64 - 1 - len(minute):
-        name = f"{function_id[:24]}-{hashlib.sha256(function_id.encode()).hexdigest()[:12]}"
-    return f"{name}.{minute}"
 
 
 class Scheduler:
@@ -92,21 +82,10 @@ class Scheduler:
         return wake
 
     async def _queue(self, function: Function, tick: datetime) -> None:
-        invocation_id = tick_id(function.function_id, tick)
+        new = tick_invocation(function, tick, self.clock())
+        invocation_id = new.invocation_id
         if function.last_schedule_invocation == invocation_id:
             return
-        new = AsyncInvocation(
-            invocation_id=invocation_id,
-            function=function.function_id,
-            event=json.dumps(function.schedule_event).encode(),
-            request={
-                "method": "POST",
-                "path": f"/async/{function.function_id}",
-                "query": "",
-                "headers": [],
-            },
-            created_at=self.clock(),
-        )
         try:
             stored, created = await self.queue.enqueue(new)
         except ApiError as exc:
@@ -114,5 +93,5 @@ class Scheduler:
             return
         if created:
             log.info("queued tick %s of %s", invocation_id, function.function_id)
-        function.last_schedule_time = tick.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        function.last_schedule_time = tick_time(tick)
         function.last_schedule_invocation = stored.invocation_id

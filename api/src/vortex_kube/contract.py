@@ -53,6 +53,8 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 # Where each API replica reports the executions in flight per function to the operator's
 # autoscaler (admin key): `vortex_api.models.ConcurrencyReport`.
 CONCURRENCY_PATH = "/internal/concurrency"
+# Where the operator's leader queues a scheduled function's cron tick: POST {TICKS_PATH}/{name}.
+TICKS_PATH = "/internal/ticks"
 
 # Defaults and bounds of the spec (the CRD's `default`, `minimum`, `maximum`, `maxItems`, ...).
 DEFAULT_TIMEOUT_MS, MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 5000, 1, 300_000

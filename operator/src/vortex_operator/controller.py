@@ -155,6 +155,10 @@ class Controller:
         """The functions the shared pool serves, for the autoscaler's pool load."""
         return {key for key, state in self.states.items() if state.spec.isolation == "shared"}
 
+    def scheduled(self) -> list[tuple[FunctionRef, FunctionSpec]]:
+        """The functions with a `spec.schedule`, for the leader's cron ticker."""
+        return [(state.ref, state.spec) for state in self.states.values() if state.spec.schedule]
+
     def forget(self, namespace: str, name: str) -> None:
         self.states.pop((namespace, name), None)
         metrics.forget(namespace, name)

@@ -40,6 +40,10 @@ class CodeSourceError(OperatorError):
     """`codeRef` cannot be resolved to code: a missing ConfigMap or key, or code over 1 MiB."""
 
 
+class TickNotQueued(OperatorError):
+    """No API replica queued a cron tick (each one's answer in the message)."""
+
+
 class Retry(OperatorError):
     """Try the whole reconciliation again after `delay` seconds (kopf.TemporaryError)."""
 

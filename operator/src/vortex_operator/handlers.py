@@ -5,7 +5,8 @@ Run by `python -m vortex_operator` (leader election, health endpoint) or, in dev
 
 - VortexFunctions: an index (name -> spec without code, status), create/update/resume reconcile,
   delete runs the finalizer, a timer re-reads `codeRef` sources.
-- startup also starts the autoscaler loop (`scaler.py`) when the settings name the API Service.
+- startup also starts the autoscaler loop (`scaler.py`) and the cron ticker (`cron.py`) when the
+  settings name the API Service.
 - Deployments, Services, NetworkPolicies labelled `managed-by=vortex-operator`: every watch event
   goes to `Controller.child_event` (self-healing and readiness, with no polling).
 """
@@ -20,7 +21,7 @@ import kopf
 
 from vortex_kube.client import KubeApi
 from vortex_kube.contract import FUNCTION_LABEL, GROUP, MANAGED_BY_LABEL, OPERATOR, PLURAL, VERSION
-from vortex_operator import kopfconfig, scaler
+from vortex_operator import cron, kopfconfig, loadsource, scaler
 from vortex_operator.controller import Controller
 from vortex_operator.errors import Retry
 from vortex_operator.events import ApiEvents, KopfEvents
@@ -49,19 +50,35 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         functions=controller.autoscaled,
         shared=controller.shared,
     )
+    memo.tasks = []
+    source = None
     if made is not None:
-        autoscaler, memo.load_source = made
-        memo.autoscaler_task = asyncio.create_task(autoscaler.run(), name="autoscaler")
+        autoscaler, source = made
+        memo.tasks.append(asyncio.create_task(autoscaler.run(), name="autoscaler"))
+    source = source or loadsource.api_source(config, memo.kube)
+    memo.load_source = source
+    if source is not None:  # cron ticks go through the API, which owns the async queue
+        ticker = cron.Ticker(
+            memo.kube,
+            source,
+            namespace=source.namespace,
+            functions=controller.scheduled,
+            interval_s=config.cron_interval_s,
+        )
+        memo.tasks.append(asyncio.create_task(ticker.run(), name="cron"))
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = getattr(memo, "autoscaler_task", None)
-    if task is not None:
+    tasks: list[asyncio.Task[None]] = getattr(memo, "tasks", [])
+    for task in tasks:
         task.cancel()
+    for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await memo.load_source.close()
+    source = getattr(memo, "load_source", None)
+    if source is not None:
+        await source.close()
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()

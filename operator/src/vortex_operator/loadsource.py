@@ -1,4 +1,9 @@
-"""Where the autoscaler reads the load: `GET /internal/concurrency` of every API replica.
+"""The operator's calls to the API: the autoscaler's load, and the cron ticker's ticks.
+
+`ApiLoadSource.queue_tick` (called by `cron.Ticker`) posts a tick to `POST /internal/ticks/{name}`
+of one ready API replica (the next one if it fails), which queues it on the async queue.
+
+Where the autoscaler reads the load: `GET /internal/concurrency` of every API replica.
 
 `ApiLoadSource.read` (called by `scaler.Autoscaler` each tick) finds the API pods from the
 EndpointSlices of the API Service, asks each one for its report (admin key) and turns the reports
@@ -14,13 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
 
-from vortex_kube.contract import CONCURRENCY_PATH, SERVICE_NAME_LABEL
+from vortex_kube.contract import CONCURRENCY_PATH, SERVICE_NAME_LABEL, TICKS_PATH
+from vortex_operator.errors import TickNotQueued
+from vortex_operator.settings import Settings
 
 log = logging.getLogger("vortex_operator.loadsource")
+
+TICK_TIMEOUT_S = 10.0
 
 # (namespace, function name) -> executions in flight, averaged over the tick.
 Loads = dict[tuple[str, str], float]
@@ -129,12 +139,47 @@ class ApiLoadSource:
             return None
         return report
 
-    async def read(self) -> Loads:
-        """The load per function over the last tick, summed over the API replicas."""
+    async def _addresses(self) -> list[str]:
         slices, _ = await self.kube.list(
             "EndpointSlice", self.namespace, f"{SERVICE_NAME_LABEL}={self.service}"
         )
-        addresses = api_addresses(slices)
+        return api_addresses(slices)
+
+    async def queue_tick(self, name: str, tick: datetime) -> str:
+        """Queue function `name`'s cron tick at `tick` through an API replica; the id of its
+        invocation. Raises `TickNotQueued` if no replica queued it."""
+        failures: list[str] = []
+        for address in await self._addresses():
+            try:
+                response = await self.http.post(
+                    f"http://{address}{TICKS_PATH}/{name}",
+                    json={"tick": tick.isoformat()},
+                    timeout=TICK_TIMEOUT_S,
+                )
+                if response.status_code == 200:
+                    return str(response.json()["invocation_id"])
+                failures.append(f"{address}: {response.status_code} {response.text[:200]}")
+                if response.status_code < 500:  # the same answer from every replica
+                    break
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                failures.append(f"{address}: {exc!r}")
+        raise TickNotQueued("; ".join(failures) or "no API replica is ready")
+
+    async def read(self) -> Loads:
+        """The load per function over the last tick, summed over the API replicas."""
+        addresses = await self._addresses()
         answers = await asyncio.gather(*(self._report(a) for a in addresses))
         reports = {a: r for a, r in zip(addresses, answers, strict=True) if r is not None}
         return self.averager.absorb(reports)
+
+
+def api_source(settings: Settings, kube: SliceApi) -> ApiLoadSource | None:
+    """The client of the API Service the settings name (its namespace: the operator's own when
+    unset), or None if they name none."""
+    if not settings.api_service:
+        return None
+    namespace = settings.api_namespace or settings.lease_namespace or "default"
+    admin_key = settings.api_admin_key.get_secret_value() if settings.api_admin_key else None
+    return ApiLoadSource(
+        kube, namespace=namespace, service=settings.api_service, admin_key=admin_key
+    )

@@ -30,7 +30,7 @@ from vortex_kube.contract import KIND, ScaleSpec
 from vortex_operator.autoscale import Decision, Policy, Scaler
 from vortex_operator.errors import KubeError
 from vortex_operator.events import EventSink
-from vortex_operator.loadsource import ApiLoadSource, Loads, SliceApi
+from vortex_operator.loadsource import ApiLoadSource, Loads, SliceApi, api_source
 from vortex_operator.model import FunctionRef
 from vortex_operator.reconcile import DeploymentView
 from vortex_operator.settings import Settings
@@ -216,11 +216,9 @@ def from_settings(
     """The autoscaler the settings ask for (and its load source, to close), or None if off."""
     if not settings.autoscale or not settings.api_service:
         return None
-    namespace = settings.api_namespace or settings.lease_namespace or "default"
-    admin_key = settings.api_admin_key.get_secret_value() if settings.api_admin_key else None
-    source = ApiLoadSource(
-        kube, namespace=namespace, service=settings.api_service, admin_key=admin_key
-    )
+    source = api_source(settings, kube)
+    assert source is not None
+    namespace = source.namespace
     pool = None
     if settings.pool_deployment:
         bounds = ScaleSpec(

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # api_service.
     autoscale: bool = True
     autoscale_interval_s: float = Field(default=2.0, gt=0)
+    # Cron triggers (the leader only, through the API Service): how often functions' schedules
+    # are looked at besides their ticks (a new schedule is seen within this).
+    cron_interval_s: float = Field(default=10.0, gt=0)
     # The API's Service, its namespace (the operator's own when unset) and its admin key.
     api_service: str | None = None
     api_namespace: str | None = None

@@ -18,7 +18,7 @@ import pytest
 
 from tests.fixtures.nats import NatsServer
 from vortex_api.queues import AsyncInvocation
-from vortex_api.scheduler import tick_id
+from vortex_api.queues.ticks import tick_id
 
 from .cli import vortex
 from .conftest import ApiProcess

@@ -251,7 +251,7 @@ async def test_informer_relists_after_an_error(
 
 
 async def test_async_and_schedules_say_they_need_a_queue(k8s_client: httpx.AsyncClient) -> None:
-    """The kubernetes backend has no queue yet: `/async` and a schedule answer 501 at once."""
+    """With no queue (VORTEX_ASYNC_QUEUE none): `/async` and a schedule answer 501 at once."""
     await deploy(k8s_client, name="hello")
     queued = await k8s_client.post("/async/hello", json={})
     assert queued.status_code == 501

@@ -17,7 +17,8 @@ from vortex_api.functions import Function
 from vortex_api.gateway import Gateway
 from vortex_api.queues import Queue
 from vortex_api.queues.sqlite import SqliteQueue
-from vortex_api.scheduler import Scheduler, tick_id
+from vortex_api.queues.ticks import tick_id
+from vortex_api.scheduler import Scheduler
 
 T0 = datetime(2026, 12, 7, 10, 0, 30, tzinfo=UTC).timestamp()
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 
 from tests.unit.fake_kube import FakeKube
 from vortex_kube.client import KubeApi
+from vortex_operator.errors import TickNotQueued
 from vortex_operator.loadsource import ApiLoadSource, LoadAverager, api_addresses
 
 
@@ -61,9 +65,17 @@ def test_a_silent_replica_is_left_out() -> None:
     assert set(averager.previous) == {"a"}
 
 
-async def test_read_asks_every_api_pod_with_the_admin_key(
-    kube: FakeKube, kube_api: KubeApi
-) -> None:
+def _source(kube_api: KubeApi, answer: Callable[[httpx.Request], httpx.Response]) -> ApiLoadSource:
+    return ApiLoadSource(
+        kube_api,
+        namespace="vortex",
+        service="v-api",
+        admin_key="k",
+        transport=httpx.MockTransport(answer),
+    )
+
+
+async def _api_slice(kube: FakeKube) -> None:
     await kube.put(
         FakeKube.collection("EndpointSlice", "vortex"),
         {
@@ -78,6 +90,12 @@ async def test_read_asks_every_api_pod_with_the_admin_key(
             "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}],
         },
     )
+
+
+async def test_read_asks_every_api_pod_with_the_admin_key(
+    kube: FakeKube, kube_api: KubeApi
+) -> None:
+    await _api_slice(kube)
     seen: list[tuple[str, str | None]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -86,16 +104,42 @@ async def test_read_asks_every_api_pod_with_the_admin_key(
             return httpx.Response(503)
         return httpx.Response(200, json=report("i1", 1.0, hot=(3, 0.0)))
 
-    source = ApiLoadSource(
-        kube_api,
-        namespace="vortex",
-        service="v-api",
-        admin_key="k",
-        transport=httpx.MockTransport(answer),
-    )
+    source = _source(kube_api, answer)
     try:
         loads = await source.read()
     finally:
         await source.close()
     assert loads == {("fns", "hot"): 3.0}
     assert sorted(seen) == [("10.0.0.1", "Bearer k"), ("10.0.0.2", "Bearer k")]
+
+
+async def test_a_tick_goes_to_one_replica_and_on_to_the_next_if_it_fails(
+    kube: FakeKube, kube_api: KubeApi
+) -> None:
+    await _api_slice(kube)
+    posted: list[tuple[str, str, bytes]] = []
+    answers = {"10.0.0.1": httpx.Response(503), "10.0.0.2": None}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        posted.append((request.url.host, request.url.path, request.content))
+        return answers[request.url.host] or httpx.Response(
+            200, json={"invocation_id": "cron.20261207T1000Z", "created": True}
+        )
+
+    source = _source(kube_api, answer)
+    tick = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    try:
+        assert await source.queue_tick("cron", tick) == "cron.20261207T1000Z"
+        assert [(h, p) for h, p, _ in posted] == [
+            ("10.0.0.1", "/internal/ticks/cron"),
+            ("10.0.0.2", "/internal/ticks/cron"),
+        ]
+        assert posted[-1][2] == b'{"tick":"2026-12-07T10:00:00+00:00"}'
+        # a refusal (the function has no schedule any more) is every replica's: asked once
+        answers["10.0.0.1"] = httpx.Response(409, json={"error": {"type": "Conflict"}})
+        posted.clear()
+        with pytest.raises(TickNotQueued, match="409"):
+            await source.queue_tick("cron", tick)
+        assert len(posted) == 1
+    finally:
+        await source.close()

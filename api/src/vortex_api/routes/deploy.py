@@ -63,7 +63,7 @@ async def deploy(request: Request) -> Response:
     for name in body.env or {}:
         if not _ENV_NAME.match(name):
             raise BadRequest(f"env: {name!r} is not a valid variable name")
-    if body.schedule is not None and (gw.queue is None or settings.backend != "local"):
+    if body.schedule is not None and gw.queue is None:
         raise AsyncNotEnabled(
             "schedules run as async invocations, which this install has no queue for"
         )

@@ -1,5 +1,6 @@
 """Async invocations: `POST /async/{id}`, `GET /invocations/{id}`, `POST /invocations/{id}/retry`
-and `GET /functions/{id}/dead-letters`.
+and `GET /functions/{id}/dead-letters`; and `POST /internal/ticks/{id}`, where the operator's
+leader queues cron ticks in the cluster.
 
 `/async` checks what `/execute` checks (execute.py's `accept`: invoke key, function, event,
 invocation id), queues the invocation and answers 202 at once with its id and a `Location`; the
@@ -20,10 +21,18 @@ from vortex_api.errors import AsyncNotEnabled, BadRequest, Conflict, NotFound
 from vortex_api.events import parse_event
 from vortex_api.gateway import Gateway, gateway
 from vortex_api.invocation_logs import check_invocation_id
-from vortex_api.models import AsyncAccepted, AsyncInvocationOut, DeadLetters
+from vortex_api.models import (
+    AsyncAccepted,
+    AsyncInvocationOut,
+    DeadLetters,
+    TickQueued,
+    TickRequest,
+)
 from vortex_api.queues import AsyncInvocation, Queue
+from vortex_api.queues.ticks import tick_invocation
 from vortex_api.routes.execute import accept
 from vortex_api.routes.responses import errors, json_response
+from vortex_kube.contract import TICKS_PATH
 
 router = APIRouter(tags=["async"])
 
@@ -138,3 +147,22 @@ async def dead_letters(
     return json_response(
         {"function_id": function.function_id, "invocations": [d.doc() for d in dead]}
     )
+
+
+@router.post(
+    TICKS_PATH + "/{function_id}",
+    response_model=TickQueued,
+    responses=errors(400, 401, 403, 404, 409, 501, 503),
+    tags=["internal"],
+)
+async def queue_tick(function_id: str, body: TickRequest, request: Request) -> Response:
+    """Queue a scheduled function's cron tick (the operator's leader calls this at each tick);
+    a tick queued before is found, not queued twice."""
+    gw = gateway(request)
+    gw.auth.require_admin(request.headers.get("authorization"))
+    queue = _queue(gw)
+    function = await gw.backend.resolve(function_id)
+    if not function.schedule:
+        raise Conflict(f"function {function_id!r} has no spec.schedule")
+    stored, created = await queue.enqueue(tick_invocation(function, body.tick, time.time()))
+    return json_response({"invocation_id": stored.invocation_id, "created": created})
