@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from vortex_api import execution
@@ -135,12 +135,11 @@ class Dispatcher:
             self._run(claimed, now)
             # More may be due at once (retries after one backoff): claim for the room left
             # together, as a queue across the network answers each claim in round trips.
+            # Each one starts as soon as its own claim returns: a queue across the network may
+            # wait out a short fetch for the next, and what one fetch found must not wait on it.
             room = min(CLAIM_BATCH, self.workers - len(self._running))
             if room > 0:
-                more = [self.queue.claim(now, self.lease_s, exclude=exclude) for _ in range(room)]
-                for also in await asyncio.gather(*more):
-                    if also is not None:
-                        self._run(also, now)
+                await asyncio.gather(*(self._claim_and_run(now, exclude) for _ in range(room)))
             return
         due = await self.queue.next_due()
         if due is not None and due <= now:  # due, but only for functions at their cap
@@ -148,6 +147,11 @@ class Dispatcher:
             return
         wait = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due - now)
         await self.queue.wait(wait)
+
+    async def _claim_and_run(self, now: float, exclude: Collection[str]) -> None:
+        claimed = await self.queue.claim(now, self.lease_s, exclude=exclude)
+        if claimed is not None:
+            self._run(claimed, now)
 
     def _run(self, invocation: AsyncInvocation, claimed_at: float) -> None:
         task = asyncio.create_task(self._attempt(invocation, claimed_at))

@@ -31,6 +31,7 @@ export default async function (event, context) {
 }
 """
 BACKOFF_S = 1.0
+PACE_PER_S = 100  # the NATS test's steady rate of enqueues (see there)
 
 
 def _at(text: str) -> float:
@@ -305,6 +306,7 @@ async def test_on_nats_500_succeed_and_a_restart_loses_nothing(
         gate = asyncio.Semaphore(20)
 
         async def one(n: int) -> tuple[int, str]:
+            await asyncio.sleep(n / PACE_PER_S)
             async with gate:
                 return n, await _enqueue(client, fid, {"n": n})
 
@@ -317,10 +319,11 @@ async def test_on_nats_500_succeed_and_a_restart_loses_nothing(
             if n % 2 == 0:
                 first, second = doc["history"]
                 gaps.append(_at(second["started_at"]) - _at(first["finished_at"]))
-        # Never before the backoff. How soon after it is the cluster's acceptance (within
-        # 20%), still open for this queue; printed here.
+        # Never before the backoff, and within 20% of it, at a steady 100 a second (in a burst
+        # of 500 at once on 2 cores the last retries wait for CPU, up to a quarter late).
         assert min(gaps) >= BACKOFF_S * 0.999, min(gaps)
         gaps.sort()
+        assert gaps[-1] <= BACKOFF_S * 1.2, gaps[-10:]
         print(
             f"500 async on NATS: retry gaps p50 {gaps[len(gaps) // 2]:.3f} s, max {gaps[-1]:.3f} s"
             f" (backoff {BACKOFF_S} s)"

@@ -4,7 +4,11 @@ Two JetStream parts per scope (an install's namespace):
 - the stream `VORTEX_ASYNC_<scope>` (work-queue retention), one message per invocation on
   `vortex.async.<scope>.<function>`, consumed by every API process through one durable pull
   consumer: JetStream hands each message to one consumer at a time, and hands it out again when
-  its holder stops acknowledging (the holder dies); a retry is a `nak` with the backoff as delay;
+  its holder stops acknowledging (the holder dies); a retry is held by the process that settled
+  it until it is due, then `nak`ed for any process to take (a held message is kept in progress
+  like a running one, so it comes back after `ack_wait_s` if its holder dies). JetStream's own
+  nak delay is not used for this: its redelivery timer is pushed back by every nak, so under a
+  steady stream of retries they came hundreds of milliseconds late;
 - the KV bucket `vortex_async_<scope>`: `inv.<id>`, each invocation's record, written only with
   compare-and-set on its revision (so an attempt that lost its claim cannot write back);
   `idem.<function>.<hash>`, Idempotency-Keys; `dead.<function>.<id>`, the dead letters; and
@@ -116,6 +120,9 @@ class NatsQueue:
         self._sub: JetStreamContext.PullSubscription | None = None
         self._held: dict[str, Msg] = {}  # invocation id -> the message its claim holds
         self._claimed: dict[str, tuple[int, int]] = {}  # id -> (attempt, revision it wrote)
+        # id -> a message held until its retry is due, and the timer that hands it back then
+        self._waiting: dict[str, tuple[Msg, asyncio.TimerHandle]] = {}
+        self._naks: set[asyncio.Task[None]] = set()
         self._buffered: list[Msg] = []  # fetched by `wait`, for the next claim
         self._open: dict[str, tuple[str, str, float]] = {}  # key -> (function, status, age_from)
         self._watcher: Any = None
@@ -198,6 +205,11 @@ class NatsQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        for msg, timer in self._waiting.values():  # handed back, due when they were
+            timer.cancel()
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=max(0.0, timer.when() - asyncio.get_running_loop().time()))
+        self._waiting.clear()
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()
@@ -221,7 +233,8 @@ class NatsQueue:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.ack_wait_s / 3)
-            for msg in [*self._held.values(), *self._buffered]:
+            waiting = [msg for msg, _ in self._waiting.values()]
+            for msg in [*self._held.values(), *self._buffered, *waiting]:
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
 
@@ -398,8 +411,11 @@ class NatsQueue:
         if inv.function in exclude:
             await msg.nak(delay=0.05)
             return None
-        if inv.due_at is not None and inv.due_at > now:
-            await msg.nak(delay=inv.due_at - now)
+        # (`now` is when the claim began, and the fetch may have waited since: the clock's now
+        # decides, or an on-time retry is held back for as long as the fetch took.)
+        current = max(now, time.time())
+        if inv.due_at is not None and inv.due_at > current:
+            self._hold(invocation_id, msg, inv.due_at - current)
             return None
         inv.status = "running"
         inv.attempts += 1
@@ -437,12 +453,32 @@ class NatsQueue:
                 if msg is not None:
                     await msg.ack()
             elif msg is not None:
-                await msg.nak(delay=max(0.0, (invocation.due_at or 0.0) - time.time()))
+                self._hold(invocation.invocation_id, msg, (invocation.due_at or 0.0) - time.time())
             else:
                 await self._publish(invocation, str(attempt))
             return True
         except (TimeoutError, nats.errors.Error) as exc:
             raise QueueUnavailable(f"the async queue (NATS) failed: {exc}") from exc
+
+    def _hold(self, invocation_id: str, msg: Msg, delay_s: float) -> None:
+        """Keep `msg` (in progress) for `delay_s`, then hand it back for any process to take."""
+        loop = asyncio.get_running_loop()
+        before = self._waiting.pop(invocation_id, None)
+        if before is not None:  # delivered again meanwhile: this delivery is the one to hold
+            before[1].cancel()
+        timer = loop.call_later(max(0.0, delay_s), self._hand_back, invocation_id)
+        self._waiting[invocation_id] = (msg, timer)
+
+    def _hand_back(self, invocation_id: str) -> None:
+        held = self._waiting.pop(invocation_id, None)
+        if held is not None:
+            task = asyncio.create_task(self._nak(held[0]))
+            self._naks.add(task)
+            task.add_done_callback(self._naks.discard)
+
+    async def _nak(self, msg: Msg) -> None:
+        with contextlib.suppress(Exception):  # lost: it comes back after ack_wait_s
+            await msg.nak()
 
     async def release(self, invocation_id: str, attempt: int) -> None:
         found = await self._read(invocation_id)
