@@ -51,6 +51,7 @@ CLAIM_BATCH = 16  # claims made together when invocations are due at once
 # How long an attempt that could not start (no runtime ready, the cluster's API unreachable)
 # waits before it is given back to the queue.
 NOT_READY_PAUSE_S = 1.0
+OPEN_RETRY_S, OPEN_RETRY_MAX_S = 0.5, 10.0  # a queue not reachable at start: retried this often
 
 
 def _error_of(status: int, body: bytes) -> dict[str, Any]:
@@ -81,8 +82,33 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self.queue.open()
-        self._tasks = [
+        """Open the queue and consume it. A queue that cannot be reached yet (NATS starting
+        beside the API) is opened in the background, retried: `/execute` serves meanwhile, and
+        the async routes answer 503 QueueUnavailable until it opens."""
+        try:
+            await self.queue.open()
+        except ApiError as exc:
+            log.warning("async queue: %s; retrying in the background", exc.message)
+            self._tasks = [asyncio.create_task(self._open_then_run(), name="vortex-queue-open")]
+            return
+        self._run_consumers()
+
+    async def _open_then_run(self) -> None:
+        delay = OPEN_RETRY_S
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.queue.open()
+            except ApiError as exc:
+                log.warning("async queue: %s", exc.message)
+                delay = min(delay * 2, OPEN_RETRY_MAX_S)
+                continue
+            log.info("async queue opened")
+            self._run_consumers()
+            return
+
+    def _run_consumers(self) -> None:
+        self._tasks += [
             asyncio.create_task(self._consume(), name="vortex-dispatcher"),
             asyncio.create_task(self._housekeep(), name="vortex-dispatcher-housekeeping"),
         ]
@@ -90,7 +116,7 @@ class Dispatcher:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._running:

@@ -341,3 +341,30 @@ async def test_on_nats_500_succeed_and_a_restart_loses_nothing(
         finished = await _final(client, queued, timeout_s=120)
     assert {d["status"] for d in finished.values()} == {"succeeded"}
     assert all(d["result"]["output"] == d["attempts"] for d in finished.values())
+
+
+async def test_on_nats_the_api_serves_before_nats_does(
+    api_factory: Callable[..., ApiProcess], tmp_path: Path
+) -> None:
+    """NATS not up yet when the API starts (a pod beside a server still starting): /execute
+    serves, /async answers 503 QueueUnavailable at once, and async works once NATS is up."""
+    server = NatsServer(tmp_path / "nats")
+    env = {"VORTEX_ASYNC_QUEUE": "nats", "VORTEX_NATS_URL": server.url}
+    api = api_factory(tmp_path / "a", **env)
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+            fid = await deploy(client, "return context.attempt;", name="early")
+            assert (await client.post(f"/execute/{fid}")).status_code == 200
+            refused = await client.post(f"/async/{fid}", json={})
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["type"] == "QueueUnavailable"
+            server.start()
+            deadline = time.monotonic() + 30
+            while (queued := await client.post(f"/async/{fid}", json={})).status_code != 202:
+                assert queued.status_code == 503, queued.text
+                assert time.monotonic() < deadline, "async did not work once NATS was up"
+                await asyncio.sleep(0.2)
+            (doc,) = (await _final(client, [queued.json()["invocation_id"]])).values()
+            assert (doc["status"], doc["result"]["output"]) == ("succeeded", 1), doc
+    finally:
+        server.stop()

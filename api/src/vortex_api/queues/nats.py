@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 ACK_WAIT_S = 30.0  # a message whose holder said nothing for this long is handed out again
 FETCH_BATCH = 16
 CONNECT_TIMEOUT_S = 5.0
+FIRST_CONNECT_S = 5.0  # the first connect at open: then QueueUnavailable, and the caller retries
 _RECORD_OVERHEAD = 16 * 1024  # room in a message for a record's fields beside its event
 
 
@@ -137,13 +138,16 @@ class NatsQueue:
     async def open(self) -> None:
         self._closing = False
         try:
-            self._nc = await nats.connect(
-                self.url,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                name="vortex-api",
-            )
+            # Reconnects never stop once connected; the first connect is bounded, as nats-py
+            # would otherwise retry it forever (and the API would not start without NATS).
+            nc = self._nc = Client()
+            options: dict[str, Any] = {  # (nats-py types the seconds as int; they are float)
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "max_reconnect_attempts": -1,
+                "reconnect_time_wait": 0.5,
+                "name": "vortex-api",
+            }
+            await asyncio.wait_for(nc.connect(self.url, **options), FIRST_CONNECT_S)
             js = self._js = self._nc.jetstream()
             await self._ensure_stream(js)
             self._kv = await self._ensure_bucket(js)
@@ -161,7 +165,8 @@ class NatsQueue:
             self._watcher = await self._kv.watch("open.>")
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             await self.close()
-            raise QueueUnavailable(f"NATS at {self.url} cannot be reached: {exc}") from exc
+            why = str(exc) or f"no answer within {FIRST_CONNECT_S:g} s"
+            raise QueueUnavailable(f"NATS at {self.url} cannot be reached: {why}") from exc
         self._tasks = [
             asyncio.create_task(self._heartbeat(), name="vortex-nats-heartbeat"),
             asyncio.create_task(self._watch_open(), name="vortex-nats-open"),
