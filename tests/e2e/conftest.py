@@ -79,8 +79,8 @@ def helm(cluster: Cluster) -> Helm:
 
 @pytest.fixture(scope="session")
 def images(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Runtime and control-plane images of the current tree, and MinIO, in containerd."""
-    return kit.build_images(cluster, tmp_path_factory.mktemp("minio-image"))
+    """Runtime and control-plane images of the current tree, MinIO and NATS, in containerd."""
+    return kit.build_images(cluster, tmp_path_factory.mktemp("images"))
 
 
 def release_values(images: dict[str, str]) -> dict[str, Any]:
@@ -94,6 +94,7 @@ def release_values(images: dict[str, str]) -> dict[str, Any]:
         "api": {"image": image(images["operator"])},
         "runtime": {"image": image(images["runtime"])},
         "minio": {"image": image(images["minio"])},
+        "nats": {"image": image(images["nats"])},
     }
     extra = os.environ.get("VORTEX_E2E_VALUES")
     if extra:

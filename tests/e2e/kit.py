@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ DASHBOARD = CHART / "dashboards" / "vortex.json"
 KUBE_VERSION = "1.33.0"
 MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
 INSTANCE = "app.kubernetes.io/instance"
-MINIO_DOCKERFILE = Path(__file__).resolve().parent / "images" / "minio" / "Dockerfile"
+IMAGES_SRC = Path(__file__).resolve().parent / "images"
 
 
 class CommandError(RuntimeError):
@@ -183,21 +184,32 @@ def _refs(output: str) -> dict[str, str]:
     return dict(re.findall(r"^([A-Z_]+_IMAGE|IMAGE)=(\S+)$", output, re.M))
 
 
+def _binary_image(cluster: Cluster, image: str, binary: str, context: Path) -> str:
+    """The image `vortex-<image>` of `images/<image>/Dockerfile` around one binary of the
+    cluster's bin dir, built in `context` and imported into containerd; its ref."""
+    context.mkdir(parents=True, exist_ok=True)
+    shutil.copy(IMAGES_SRC / image / "Dockerfile", context / "Dockerfile")
+    source = cluster.bin_dir / binary
+    try:
+        os.link(source, context / binary)
+    except OSError:
+        shutil.copy(source, context / binary)
+    return cluster.build_image(f"vortex-{image}", context / "Dockerfile", context)
+
+
 def build_images(cluster: Cluster, workdir: Path) -> dict[str, str]:
-    """Runtime and control-plane images of the current tree, and MinIO (its build context in
-    `workdir`), built and imported into containerd; their refs by component."""
+    """Runtime and control-plane images of the current tree, MinIO and NATS (their build
+    contexts under `workdir`), built and imported into containerd; their refs by component."""
     proc = subprocess.run([str(IMAGES)], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise CommandError(f"tests/cluster/images failed:\n{proc.stderr[-6000:]}")
     refs = _refs(proc.stdout)
-    shutil.copy(MINIO_DOCKERFILE, workdir / "Dockerfile")
-    binary = cluster.bin_dir / "minio"
-    try:
-        os.link(binary, workdir / "minio")
-    except OSError:
-        shutil.copy(binary, workdir / "minio")
-    minio = cluster.build_image("vortex-minio", workdir / "Dockerfile", workdir)
-    return {"runtime": refs["RUNTIME_IMAGE"], "operator": refs["OPERATOR_IMAGE"], "minio": minio}
+    return {
+        "runtime": refs["RUNTIME_IMAGE"],
+        "operator": refs["OPERATOR_IMAGE"],
+        "minio": _binary_image(cluster, "minio", "minio", workdir / "minio"),
+        "nats": _binary_image(cluster, "nats", "nats-server", workdir / "nats"),
+    }
 
 
 # -- dashboard -----------------------------------------------------------------------------------
@@ -730,12 +742,13 @@ def describe(cluster: Cluster, namespace: str) -> str:
 
 
 def release_settled(cluster: Cluster, namespace: str, release: str) -> bool:
-    """Every Deployment of the release rolled out: its pods all new, all Ready, none extra."""
-    deployments = cluster.get_json(
-        "deployments", "-l", f"{INSTANCE}={release}", namespace=namespace
+    """Every Deployment and StatefulSet (NATS) of the release rolled out: its pods all new, all
+    Ready, none extra."""
+    workloads = cluster.get_json(
+        "deployments,statefulsets", "-l", f"{INSTANCE}={release}", namespace=namespace
     )
     want = 0
-    for d in deployments["items"]:
+    for d in workloads["items"]:
         status, replicas = d.get("status", {}), d["spec"]["replicas"]
         if status.get("observedGeneration", 0) < d["metadata"]["generation"]:
             return False
@@ -745,7 +758,7 @@ def release_settled(cluster: Cluster, namespace: str, release: str) -> bool:
             return False
         want += replicas
     found = pods(cluster, namespace, f"{INSTANCE}={release}")
-    return bool(deployments["items"]) and len(found) == want and all(map(pod_ready, found))
+    return bool(workloads["items"]) and len(found) == want and all(map(pod_ready, found))
 
 
 def wait_settled(cluster: Cluster, namespace: str, release: str, what: str, timeout: float) -> None:
@@ -785,6 +798,35 @@ def api_from_notes(cluster: Cluster, namespace: str, notes: str) -> Api:
         f"the Service {service} routes to the API", api.answers, timeout=30, interval=0.2
     )
     return api
+
+
+@dataclass
+class Installed:
+    """A release of the chart on the cluster, and its API from the host."""
+
+    cluster: Cluster
+    name: str
+    namespace: str
+    api: Api
+
+
+@contextlib.contextmanager
+def installed(
+    cluster: Cluster, helm: Any, values: dict[str, Any], prefix: str, timeout: float = 240
+) -> Iterator[Installed]:
+    """The chart installed with `values` in a new namespace `<prefix>-...`, every pod Ready;
+    uninstalled and the namespace deleted after."""
+    namespace = cluster.create_namespace(prefix)
+    name = f"vortex-{uuid.uuid4().hex[:6]}"
+    try:
+        # Helm never upgrades a CRD it finds: bring it up to date first.
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+        out = helm("install", name, str(CHART), "--namespace", namespace, values=values)
+        wait_settled(cluster, namespace, name, "every pod of the release Ready", timeout=timeout)
+        yield Installed(cluster, name, namespace, api_from_notes(cluster, namespace, out.stdout))
+    finally:
+        helm.uninstall(name, namespace)
+        cluster.delete_namespace(namespace, wait=False)
 
 
 def drop_function_finalizers(cluster: Any, namespace: str) -> None:

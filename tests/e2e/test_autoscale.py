@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,12 +73,7 @@ FUNCTION = _manifest(
 )
 
 
-@dataclass
-class Release:
-    cluster: Cluster
-    name: str
-    namespace: str
-    api: kit.Api
+Release = kit.Installed
 
 
 @dataclass
@@ -176,22 +170,10 @@ def _scale_events(cluster: Cluster, namespace: str) -> list[tuple[str, int, int,
 
 @pytest.fixture(scope="module")
 def release(cluster: Cluster, helm: Helm, base_values: dict[str, Any]) -> Iterator[Release]:
-    namespace = cluster.create_namespace("vx-scale")
-    name = f"vortex-{uuid.uuid4().hex[:6]}"
-    try:
-        # Helm never upgrades a CRD it finds: bring it up to date first (spec.scale is new).
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(kit.CRD))
-        values = kit.deep_merge(
-            base_values,
-            {"pool": {"autoscale": {"maxReplicas": POOL_MAX, "targetConcurrency": POOL_TARGET}}},
-        )
-        installed = helm("install", name, str(kit.CHART), "--namespace", namespace, values=values)
-        kit.wait_settled(cluster, namespace, name, "every pod of the release Ready", timeout=180)
-        api = kit.api_from_notes(cluster, namespace, installed.stdout)
-        yield Release(cluster, name, namespace, api)
-    finally:
-        helm.uninstall(name, namespace)
-        cluster.delete_namespace(namespace, wait=False)
+    pool = {"autoscale": {"maxReplicas": POOL_MAX, "targetConcurrency": POOL_TARGET}}
+    values = kit.deep_merge(base_values, {"pool": pool})
+    with kit.installed(cluster, helm, values, "vx-scale", timeout=180) as release:
+        yield release
 
 
 @pytest.fixture(scope="module")

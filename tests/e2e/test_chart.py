@@ -1,6 +1,6 @@
 """The chart without a cluster: lint, schema errors, CRD and RBAC drift, hardened and configurable
-defaults, the shared pool as vortex_kube builds it, monitors that select what the components
-really serve, the dashboard's metrics."""
+defaults, the shared pool as vortex_kube builds it, the NATS queue and what the API is told of
+it, monitors that select what the components really serve, the dashboard's metrics."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ EVERYTHING_ON: dict[str, Any] = {
     },
     "runtime": {"podMonitor": {"enabled": True}},
     "minio": {"persistence": {"enabled": True}},
+    "nats": {"persistence": {"enabled": True}},
 }
 
 
@@ -41,7 +42,7 @@ def pod_specs(objs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for o in objs:
         name = f"{o['kind']}/{o['metadata']['name']}"
-        if o["kind"] in ("Deployment", "Job"):
+        if o["kind"] in ("Deployment", "StatefulSet", "Job"):
             out.append((name, o["spec"]["template"]["spec"]))
         elif o["kind"] == "Pod":
             out.append((name, o["spec"]))
@@ -93,6 +94,13 @@ def test_helm_lint_strict_passes(values):
             {"operator": {"serviceMonitor": {"interval": "often"}}},
             "at '/operator/serviceMonitor/interval'",
         ),
+        ({"nats": {"external": {"url": "http://nats:4222"}}}, "at '/nats/external/url'"),
+        ({"nats": {"jetstream": {"maxFileStore": "1Gi"}}}, "at '/nats/jetstream/maxFileStore'"),
+        (
+            {"nats": {"persistence": {"existingClaim": "x"}}},
+            "at '/nats/persistence': additional properties 'existingClaim' not allowed",
+        ),
+        ({"api": {"asyncWorkers": 0}}, "at '/api/asyncWorkers': minimum: got 0, want 1"),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(values, message):
@@ -208,6 +216,7 @@ def test_every_pod_is_hardened_by_default():
         "Deployment/vortex-api",
         "Deployment/vortex-minio",
         "Deployment/vortex-pool",
+        "StatefulSet/vortex-nats",
         "Job/vortex-operator-cleanup",
         "Pod/vortex-api-test",
     }
@@ -239,8 +248,12 @@ def test_every_pod_is_hardened_by_default():
     }
 
 
-@pytest.mark.parametrize("component", ["operator", "api", "minio"])
-def test_image_resources_and_security_context_are_configurable(component):
+@pytest.mark.parametrize(
+    ("component", "kind"),
+    [("operator", "Deployment"), ("api", "Deployment"), ("minio", "Deployment"),
+     ("nats", "StatefulSet")],
+)  # fmt: skip
+def test_image_resources_and_security_context_are_configurable(component, kind):
     values = {
         component: {
             "image": {"repository": "registry.example/x", "tag": "1.2.3", "pullPolicy": "Always"},
@@ -258,9 +271,7 @@ def test_image_resources_and_security_context_are_configurable(component):
             "tolerations": [{"key": "k", "operator": "Exists"}],
         }
     }
-    spec = kit.one(kit.render(values), "Deployment", f"vortex-{component}")["spec"]["template"][
-        "spec"
-    ]
+    spec = kit.one(kit.render(values), kind, f"vortex-{component}")["spec"]["template"]["spec"]
     c = spec["containers"][0]
     assert c["image"] == "registry.example/x:1.2.3"
     assert c["imagePullPolicy"] == "Always"
@@ -709,6 +720,178 @@ def test_pool_memory_budget_must_stay_below_the_memory_limit(budget, limit, ok):
         assert "memory limit" in proc.stderr
 
 
+# -- the NATS queue -------------------------------------------------------------------------------
+
+NATS_SELECTOR = {
+    "app.kubernetes.io/name": "vortex",
+    "app.kubernetes.io/instance": "vortex",
+    "app.kubernetes.io/component": "nats",
+}
+
+
+def _api_env(objs: list[dict[str, Any]], name: str = "vortex-api") -> dict[str, str | None]:
+    api = kit.one(objs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in api["env"]}
+
+
+def test_nats_statefulset_runs_one_jetstream_server_behind_its_service():
+    objs = kit.render()
+    sts = kit.one(objs, "StatefulSet", "vortex-nats")
+    assert sts["metadata"]["labels"]["app.kubernetes.io/component"] == "nats"
+    assert sts["spec"]["replicas"] == 1
+    assert sts["spec"]["selector"]["matchLabels"] == NATS_SELECTOR
+    assert sts["spec"]["serviceName"] == "vortex-nats"
+    assert "volumeClaimTemplates" not in sts["spec"]
+    pod = sts["spec"]["template"]
+    assert _matches(NATS_SELECTOR, pod["metadata"]["labels"])
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == "vortex-nats"
+    assert spec["automountServiceAccountToken"] is False
+    [c] = spec["containers"]
+    assert c["image"] == "nats:2.15.3"
+    # The official image's entrypoint is nats-server: only arguments are given.
+    assert "command" not in c
+    assert {"-js", "-sd=/data", "-p=4222", "-m=8222", "--config=/etc/nats/nats.conf"} <= set(
+        c["args"]
+    )
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"client": 4222, "monitor": 8222}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"]["port"] == "monitor", probe
+        assert c[probe]["httpGet"]["path"].startswith("/healthz"), probe
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts == {"data": "/data", "config": "/etc/nats"}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["data"]["emptyDir"] == {"sizeLimit": "2Gi"}
+    assert volumes["config"]["configMap"]["name"] == "vortex-nats"
+    config = kit.one(objs, "ConfigMap", "vortex-nats")["data"]["nats.conf"]
+    assert "max_memory_store: 64MB" in config
+    assert "max_file_store: 1GB" in config
+
+    service = kit.one(objs, "Service", "vortex-nats")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == NATS_SELECTOR
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+        "client": (4222, "client"),
+        "monitor": (8222, "monitor"),
+    }
+    # The Service selects the NATS pod and no other pod of the chart.
+    selected = [
+        o["metadata"]["name"]
+        for o in [*kit.find(objs, "Deployment"), *kit.find(objs, "StatefulSet")]
+        if _matches(service["spec"]["selector"], o["spec"]["template"]["metadata"]["labels"])
+    ]
+    assert selected == ["vortex-nats"]
+
+    env = _api_env(objs)
+    assert env["VORTEX_ASYNC_QUEUE"] == "nats"
+    assert env["VORTEX_NATS_URL"] == "nats://vortex-nats.vortex.svc:4222"
+    assert "VORTEX_ASYNC_WORKERS" not in env
+
+
+def test_nats_limits_and_persistence_are_configurable():
+    values = {
+        "nats": {
+            "jetstream": {"maxMemoryStore": "16MB", "maxFileStore": "8GB"},
+            "persistence": {
+                "enabled": True,
+                "size": "10Gi",
+                "storageClass": "fast",
+                "accessModes": ["ReadWriteOncePod"],
+            },
+        }
+    }
+    objs = kit.render(values)
+    sts = kit.one(objs, "StatefulSet", "vortex-nats")
+    [claim] = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOncePod"],
+        "storageClassName": "fast",
+        "resources": {"requests": {"storage": "10Gi"}},
+    }
+    # The claim is the data volume: no emptyDir beside it, and no claim of the chart's own.
+    assert "data" not in {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert not [
+        o for o in kit.find(objs, "PersistentVolumeClaim") if "nats" in o["metadata"]["name"]
+    ]
+    config = kit.one(objs, "ConfigMap", "vortex-nats")["data"]["nats.conf"]
+    assert "max_memory_store: 16MB" in config
+    assert "max_file_store: 8GB" in config
+    # A change of the limits restarts the server (it reads its file at start only).
+    checksum = sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    default = kit.one(kit.render(), "StatefulSet", "vortex-nats")["spec"]["template"]
+    assert default["metadata"]["annotations"]["checksum/config"] != checksum
+    no_class = kit.render({"nats": {"persistence": {"enabled": True, "storageClass": "-"}}})
+    [claim] = kit.one(no_class, "StatefulSet", "vortex-nats")["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["storageClassName"] == ""
+
+
+def test_nats_off_renders_no_nats_and_the_api_has_no_queue():
+    objs = kit.render({"nats": {"enabled": False}})
+    assert not [o for o in objs if o["metadata"]["name"] == "vortex-nats"]
+    assert not [
+        o
+        for o in objs
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "nats"
+    ]
+    env = _api_env(objs)
+    assert env["VORTEX_ASYNC_QUEUE"] == "none"
+    assert "VORTEX_NATS_URL" not in env
+    no_policy = kit.render({"nats": {"networkPolicy": {"enabled": False}}})
+    assert not kit.find(no_policy, "NetworkPolicy", "vortex-nats")
+    assert kit.find(no_policy, "StatefulSet", "vortex-nats")
+
+
+def test_external_nats_is_what_the_api_uses():
+    url = "nats://queue.messaging.svc.cluster.local:4222"
+    objs = kit.render({"nats": {"enabled": False, "external": {"url": url}}})
+    assert not kit.find(objs, "StatefulSet")
+    env = _api_env(objs)
+    assert env["VORTEX_ASYNC_QUEUE"] == "nats"
+    assert env["VORTEX_NATS_URL"] == url
+    # The bundled server wins while it is on.
+    bundled = _api_env(kit.render({"nats": {"external": {"url": url}}}))
+    assert bundled["VORTEX_NATS_URL"] == "nats://vortex-nats.vortex.svc:4222"
+
+
+def test_api_async_workers_is_passed_on_when_set():
+    env = _api_env(kit.render({"api": {"asyncWorkers": 7}}))
+    assert env["VORTEX_ASYNC_WORKERS"] == "7"
+
+
+def test_nats_network_policy_admits_only_the_api_pods_on_the_client_port():
+    objs = kit.render()
+    policy = kit.one(objs, "NetworkPolicy", "vortex-nats")
+    assert policy["spec"]["podSelector"] == {"matchLabels": NATS_SELECTOR}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "client", "protocol": "TCP"}]
+    [peer] = rule["from"]
+    assert set(peer) == {"podSelector"}, "the release namespace's pods only"
+    selector = peer["podSelector"]["matchLabels"]
+    pods = {
+        f"{o['kind']}/{o['metadata']['name']}": o["spec"]["template"]["metadata"]["labels"]
+        for o in [*kit.find(objs, "Deployment"), *kit.find(objs, "StatefulSet")]
+    }
+    admitted = sorted(name for name, labels in pods.items() if _matches(selector, labels))
+    assert admitted == ["Deployment/vortex-api"]
+    # The policy selects the NATS pod; the client port it opens is the container's.
+    sts = kit.one(objs, "StatefulSet", "vortex-nats")["spec"]["template"]
+    assert _matches(NATS_SELECTOR, sts["metadata"]["labels"])
+    assert "client" in {p["name"] for p in sts["spec"]["containers"][0]["ports"]}
+    # The API's own policy limits its ingress only: its way to NATS stays open.
+    assert kit.one(objs, "NetworkPolicy", "vortex-api")["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_nats_statefulset_name_leaves_room_for_the_revision_label():
+    objs = kit.render({"fullnameOverride": "x" * 48})  # the longest the schema takes
+    name = kit.one(objs, "StatefulSet")["metadata"]["name"]
+    # The controller labels each pod `<name>-<10-character hash>`, at most 63 characters.
+    assert len(name) + 11 <= 63, name
+    api_env = _api_env(objs, "x" * 48 + "-api")
+    assert api_env["VORTEX_NATS_URL"] == f"nats://{name}.vortex.svc:4222"
+
+
 # -- dashboard ------------------------------------------------------------------------------------
 
 
@@ -779,13 +962,19 @@ def test_dashboard_variables_resolve_in_every_query():
         kit.resolve_variables(expr)
 
 
-def test_pool_panels_select_the_pool_pods_by_the_monitors_component_label():
+def _row_queries(title: str) -> tuple[list[str], set[str]]:
+    """The queries of the dashboard row `title` (its panels up to the next row), and the
+    metrics they name."""
     board = kit.dashboard()
-    row = next(p for p in board["panels"] if p["type"] == "row" and p["title"] == "Pool")
+    row = next(p for p in board["panels"] if p["type"] == "row" and p["title"] == title)
     after = board["panels"][board["panels"].index(row) + 1 :]
-    pool_panels = after[: next((i for i, p in enumerate(after) if p["type"] == "row"), len(after))]
-    queries = [t["expr"] for p in pool_panels for t in p["targets"]]
-    names = set().union(*(kit.metric_names(q) for q in queries))
+    panels = after[: next((i for i, p in enumerate(after) if p["type"] == "row"), len(after))]
+    queries = [t["expr"] for p in panels for t in p["targets"]]
+    return queries, set().union(*(kit.metric_names(q) for q in queries))
+
+
+def test_pool_panels_select_the_pool_pods_by_the_monitors_component_label():
+    queries, names = _row_queries("Pool")
     assert {
         "vortex_runtime_functions_loaded",
         "vortex_runtime_isolates",
@@ -802,3 +991,21 @@ def test_pool_panels_select_the_pool_pods_by_the_monitors_component_label():
     pm = kit.one(kit.render(EVERYTHING_ON), "PodMonitor")
     targets = {r.get("targetLabel") for r in pm["spec"]["podMetricsEndpoints"][0]["relabelings"]}
     assert "component" in targets
+
+
+def test_async_panels_count_the_shared_queue_once_and_its_counters_by_function():
+    """Every API replica reports the whole shared queue: its gauges are taken once (max over the
+    replicas) before any sum. The counters are each replica's own: summed."""
+    queries, names = _row_queries("Async")
+    assert {
+        "vortex_async_attempts_total",
+        "vortex_async_dead_letters_total",
+        "vortex_async_start_delay_seconds_bucket",
+        "vortex_async_queue_depth",
+        "vortex_async_queue_oldest_age_seconds",
+    } <= names
+    for expr in queries:
+        for gauge in ("vortex_async_queue_depth", "vortex_async_queue_oldest_age_seconds"):
+            if gauge in expr:
+                assert re.search(rf"max by \([^)]*\) \({gauge}\b", expr), expr
+        assert re.search(r'vortex_async_[a-z_]+\{function=~"\$function"\}', expr), expr

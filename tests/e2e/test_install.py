@@ -267,7 +267,7 @@ def test_install_brings_every_pod_ready(release: Release):
     cluster, namespace = release.cluster, release.namespace
     pods = kit.pods(cluster, namespace)
     components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods)
-    assert components == ["api", "api", "minio", "operator", "pool", "pool"], components
+    assert components == ["api", "api", "minio", "nats", "operator", "pool", "pool"], components
     assert all(map(kit.pod_ready, pods))
     for pod in pods:
         for status in pod["status"]["containerStatuses"]:
@@ -395,6 +395,34 @@ def _denied_fetches(api: kit.Api) -> None:
         time.sleep(0.5)
 
 
+ASYNC_CALLS = 8
+
+
+def _async_work(api: kit.Api) -> None:
+    """ASYNC_CALLS async invocations, 0.5 s apart, of a function that succeeds and of one that
+    throws with no retry (dead at once), then until each has ended: the Async row's data."""
+    for name, code in (("asyncok", "return 1;"), ("asyncdead", "throw new Error('no');")):
+        body = {"name": name, "code": code, "retry": {"maxAttempts": 1}}
+        assert (deployed := api.deploy(body)).status_code == 201, deployed.text
+    headers = {"Authorization": f"Bearer {api.admin_key}"}
+    ids = []
+    for _ in range(ASYNC_CALLS):
+        for name in ("asyncok", "asyncdead"):
+            queued = httpx.post(f"{api.base}/async/{name}", json={}, headers=headers, timeout=30)
+            assert queued.status_code == 202, queued.text
+            ids.append((name, queued.json()["invocation_id"]))
+        time.sleep(0.5)
+    deadline = time.monotonic() + 60
+    for name, invocation_id in ids:
+        while True:
+            doc = httpx.get(f"{api.base}/invocations/{invocation_id}", headers=headers).json()
+            if doc["status"] in ("succeeded", "dead"):
+                break
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.2)
+        assert doc["status"] == ("succeeded" if name == "asyncok" else "dead"), doc
+
+
 @pytest.mark.timeout(300)
 def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     release: Release, functions, prometheus: kit.Prometheus
@@ -425,6 +453,7 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
     _load(release.api, functions, 150)
     _slow_outcomes(release.api)
     _denied_fetches(release.api)
+    _async_work(release.api)
     load_seconds = time.monotonic() - started
     assert load_seconds < 120
 
@@ -1254,7 +1283,7 @@ def test_upgrade_rolls_out_changed_values_and_keeps_every_function(release: Rele
 
 def _leftovers(cluster: Cluster, namespace: str) -> list[str]:
     kinds = (
-        "deployments,replicasets,pods,services,secrets,configmaps,networkpolicies,"
+        "deployments,replicasets,statefulsets,pods,services,secrets,configmaps,networkpolicies,"
         "poddisruptionbudgets,serviceaccounts,roles,rolebindings,jobs,persistentvolumeclaims"
     )
     proc = cluster.kubectl("get", kinds, "-o", "name", namespace=namespace)

@@ -10,9 +10,10 @@ function's `spec.retry`:
 - an error listed in `retryOn`, with attempts and age left: `failed`, the next attempt due
   after the backoff;
 - anything else, or past `maxAgeSeconds`: `dead`, listed in the function's dead letters;
-- an attempt that reached no runtime (`NotReady`: none ready yet, say while its pods restart)
-  or could not look the function up (the cluster's API unreachable) did not happen: it goes
-  back to the queue after a pause, uncounted, until `maxAgeSeconds`.
+- an attempt that reached no runtime (`NotReady`: none ready yet, say while its pods restart),
+  that no runtime had room for (`RuntimeBusy`), or that could not look its function up (the
+  cluster's API unreachable) did not happen: it goes back to the queue after a pause,
+  uncounted, until `maxAgeSeconds`.
 
 A final invocation calls the function's `onSuccess` / `onFailure` target async, with the
 invocation's record as the event and an id derived from it (so a repeat enqueues nothing). An
@@ -51,6 +52,9 @@ CLAIM_BATCH = 16  # claims made together when invocations are due at once
 # How long an attempt that could not start (no runtime ready, the cluster's API unreachable)
 # waits before it is given back to the queue.
 NOT_READY_PAUSE_S = 1.0
+# Runtime answers that say the function did not start (every isolate of it busy, on every pod
+# tried): like NotReady, the attempt did not happen.
+DID_NOT_RUN = frozenset({"RuntimeBusy"})
 OPEN_RETRY_S, OPEN_RETRY_MAX_S = 0.5, 10.0  # a queue not reachable at start: retried this often
 
 
@@ -258,6 +262,10 @@ class Dispatcher:
                 invocation.result = result.body
             else:
                 error = _error_of(result.status, result.body)
+                if error["type"] in DID_NOT_RUN:  # every isolate busy: it waits in the queue
+                    invocation.history.pop()
+                    await self._give_back(invocation, attempt)
+                    return
         await self._settle(invocation, attempt, function, error)
 
     async def _give_back(self, invocation: AsyncInvocation, attempt: int) -> None:

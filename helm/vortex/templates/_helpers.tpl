@@ -52,6 +52,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "vortex.operator.fullname" -}}{{ include "vortex.fullname" . }}-operator{{- end }}
 {{- define "vortex.api.fullname" -}}{{ include "vortex.fullname" . }}-api{{- end }}
 {{- define "vortex.minio.fullname" -}}{{ include "vortex.fullname" . }}-minio{{- end }}
+{{/* At most 52 characters: a StatefulSet's pods carry a label of its name and a 10-character
+revision hash, which must fit in 63. */}}
+{{- define "vortex.nats.fullname" -}}{{ include "vortex.fullname" . | trunc 47 | trimSuffix "-" }}-nats{{- end }}
 {{- define "vortex.runtime.fullname" -}}{{ include "vortex.fullname" . }}-functions{{- end }}
 {{- define "vortex.pool.fullname" -}}{{ include "vortex.fullname" . }}-pool{{- end }}
 
@@ -204,6 +207,16 @@ host anywhere (a NetworkPolicy cannot name a host, so only the port is pinned).
 - ipBlock:
     cidr: 0.0.0.0/0
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The NATS URL of the async queue: the bundled server's Service, else nats.external.url;
+empty when there is neither (the API then has no queue and refuses async invocations). */}}
+{{- define "vortex.nats.url" -}}
+{{- if .Values.nats.enabled }}
+{{- printf "nats://%s.%s.svc:4222" (include "vortex.nats.fullname" .) .Release.Namespace }}
+{{- else }}
+{{- .Values.nats.external.url }}
 {{- end }}
 {{- end }}
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.unit.api.conftest import FakeRuntime
+from tests.unit.api.conftest import FakeRuntime, ok
 from tests.unit.api.helpers import eventually
 from tests.unit.api.kube_fixtures import FUNCTIONS, SLICES, endpoint_slice
 from tests.unit.api.test_kubernetes_backend import ready_status
@@ -119,3 +119,33 @@ async def test_ticks_are_queued_once_per_function_and_minute(
     assert statuses["no function"][0] == 404
     assert statuses["no offset"] == (400, "InvalidRequest")
     assert statuses["not a time"] == (400, "InvalidRequest")
+
+
+async def test_an_attempt_no_runtime_had_room_for_waits_in_the_queue_uncounted(
+    k8s_client: httpx.AsyncClient,
+    fake_kube: FakeKube,
+    k8s_backend: KubernetesBackend,
+    runtime: FakeRuntime,
+) -> None:
+    busy = httpx.Response(
+        503,
+        json={"error": {"type": "RuntimeBusy", "message": "every isolate is busy"}},
+        headers={"Retry-After": "1"},
+    )
+    answers = iter([busy, busy])
+    runtime.handler = lambda request: next(answers, None) or ok({"ran": True})
+    await deploy(k8s_client, name="crowded", isolation="warm")
+    await fake_kube.patch(FUNCTIONS, "crowded", ready_status())
+    await fake_kube.put(SLICES, endpoint_slice("crowded", "10.0.4.1"))
+    await eventually(lambda: bool(k8s_backend.table.endpoints("crowded")))
+
+    queued = await k8s_client.post("/async/crowded", json={}, headers=ADMIN)
+    assert queued.status_code == 202, queued.text
+    for _ in range(100):
+        doc = await _invocation(k8s_client, queued.json()["invocation_id"])
+        if doc["status"] in ("succeeded", "dead"):
+            break
+        await asyncio.sleep(0.05)
+    assert (doc["status"], doc["attempts"]) == ("succeeded", 1), doc
+    assert [a["attempt"] for a in doc["history"]] == [1]  # the busy answers left no attempt
+    assert len(runtime.requests) >= 3
