@@ -69,6 +69,16 @@ FETCHER = {
     "spec": {"code": FETCH},
 }
 METADATA_URL = "http://169.254.169.254/latest/meta-data/"
+# Shared functions for the load's async invocations: one succeeds, one throws and is dead at once.
+ASYNC_FUNCTIONS = [
+    {
+        "apiVersion": "vortex.dev/v1alpha1",
+        "kind": "VortexFunction",
+        "metadata": {"name": name},
+        "spec": {"code": code, "retry": {"maxAttempts": 1}},
+    }
+    for name, code in (("asyncok", "return 1;"), ("asyncdead", "throw new Error('no');"))
+]
 DENIED_FETCHES = 12
 
 # Scrape every 2 s so that rates over the dashboard's 1m window have samples within seconds.
@@ -251,8 +261,8 @@ def functions(release: Release) -> list[str]:
     names = _example_names()
     assert sorted(names) == sorted(EXPECTED), "an example was added or renamed: add its output"
     cluster.kubectl("apply", "-f", str(EXAMPLES), namespace=namespace)
-    cluster.apply([SLOW, FETCHER], namespace=namespace)
-    _wait_functions_ready(cluster, namespace, [*names, "slow", "fetcher"])
+    cluster.apply([SLOW, FETCHER, *ASYNC_FUNCTIONS], namespace=namespace)
+    _wait_functions_ready(cluster, namespace, [*names, "slow", "fetcher", "asyncok", "asyncdead"])
     release.function_uids = {
         n: f["metadata"]["uid"] for n, f in _functions(cluster, namespace).items()
     }
@@ -399,11 +409,8 @@ ASYNC_CALLS = 8
 
 
 def _async_work(api: kit.Api) -> None:
-    """ASYNC_CALLS async invocations, 0.5 s apart, of a function that succeeds and of one that
-    throws with no retry (dead at once), then until each has ended: the Async row's data."""
-    for name, code in (("asyncok", "return 1;"), ("asyncdead", "throw new Error('no');")):
-        body = {"name": name, "code": code, "retry": {"maxAttempts": 1}}
-        assert (deployed := api.deploy(body)).status_code == 201, deployed.text
+    """ASYNC_CALLS async invocations, 0.5 s apart, of each of ASYNC_FUNCTIONS, then until each
+    has ended: the Async row's data."""
     headers = {"Authorization": f"Bearer {api.admin_key}"}
     ids = []
     for _ in range(ASYNC_CALLS):
@@ -515,6 +522,8 @@ def test_prometheus_scrapes_every_component_and_every_dashboard_query_has_data(
         (namespace, "async"): 0,
         (namespace, "slow"): 1,
         (namespace, "fetcher"): 0,
+        (namespace, "asyncok"): 0,
+        (namespace, "asyncdead"): 0,
     }
     # The pool served the shared examples: each is loaded on the pod it hashes to.
     assert value("sum(vortex_runtime_functions_loaded)") >= 2
