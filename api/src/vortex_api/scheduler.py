@@ -22,7 +22,7 @@ from vortex_api.errors import ApiError
 from vortex_api.functions import Function
 from vortex_api.gateway import Gateway
 from vortex_api.queues import Queue
-from vortex_api.queues.ticks import tick_invocation, tick_time
+from vortex_api.queues.ticks import tick_id, tick_invocation, tick_time
 from vortex_kube.cron import Schedule, zone
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,13 @@ class Scheduler:
         return wake
 
     async def _queue(self, function: Function, tick: datetime) -> None:
-        new = tick_invocation(function, tick, self.clock())
-        invocation_id = new.invocation_id
-        if function.last_schedule_invocation == invocation_id:
+        invocation_id = tick_id(function.function_id, tick)
+        if function.last_schedule_invocation == invocation_id:  # every look until the next tick
             return
         try:
-            stored, created = await self.queue.enqueue(new)
+            stored, created = await self.queue.enqueue(
+                tick_invocation(function, tick, self.clock())
+            )
         except ApiError as exc:
             log.warning("tick %s of %s not queued: %s", invocation_id, function.function_id, exc)
             return

@@ -22,6 +22,11 @@ FALSE = "False"
 UNKNOWN = "Unknown"
 
 
+def utc_now() -> datetime:
+    """The wall clock, in UTC: the default clock of the controller, autoscaler and ticker."""
+    return datetime.now(UTC)
+
+
 def timestamp(now: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, at second precision, as Kubernetes writes them."""
     return now.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,11 +18,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from vortex_kube.contract import MAX_CODE_BYTES, FunctionSpec, code_key, sha_of_key
 from vortex_operator import manifests, metrics
+from vortex_operator.conditions import utc_now
 from vortex_operator.errors import (
     CodeSourceError,
     KubeError,
@@ -104,10 +105,6 @@ class FunctionState:
         )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Controller:
     def __init__(
         self,
@@ -116,7 +113,7 @@ class Controller:
         store: Store,
         events: EventSink,
         checker: Callable[[str], None] = check,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
         self.kube = kube

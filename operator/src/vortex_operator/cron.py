@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from vortex_kube.contract import KIND, FunctionSpec
 from vortex_kube.cron import Schedule, zone
-from vortex_operator.conditions import parse_time, timestamp
+from vortex_operator.conditions import parse_time, timestamp, utc_now
 from vortex_operator.model import FunctionRef
 
 log = logging.getLogger("vortex_operator.cron")
@@ -45,10 +45,6 @@ class TickSink(Protocol):
         ...
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Ticker:
     def __init__(
         self,
@@ -58,7 +54,7 @@ class Ticker:
         namespace: str,
         functions: Callable[[], Iterable[tuple[FunctionRef, FunctionSpec]]],
         interval_s: float = 10.0,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.kube = kube
         self.sink = sink

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from vortex_kube.contract import KIND, ScaleSpec
 from vortex_operator.autoscale import Decision, Policy, Scaler
+from vortex_operator.conditions import utc_now
 from vortex_operator.errors import KubeError
 from vortex_operator.events import EventSink
 from vortex_operator.loadsource import ApiLoadSource, Loads, SliceApi, api_source
@@ -76,10 +77,6 @@ class PoolScale:
     scale: ScaleSpec
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Autoscaler:
     def __init__(
         self,
@@ -94,7 +91,7 @@ class Autoscaler:
         interval_s: float = 2.0,
         status_every_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = _now,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.kube = kube
         self.source = source
