@@ -7,7 +7,10 @@ NOTES.txt tells a user to. Two trivial functions are deployed through `POST /dep
 `isolation: shared` (the pool) and one `isolation: warm` with two replicas, each with a
 per-function cap above the load. wrk drives each at 16 connections, in rounds that alternate with
 workerd serving the same trivial function on the same machine, so that load from elsewhere falls
-on all three alike; the figures are printed beside Fission's published warm figures.
+on all three alike; the figures are printed beside Fission's published warm figures. Then the
+async figures of `bench.async_bench` for the shared function, through the same Service: the
+chart's NATS JetStream as the queue, consumed by the API pods (their succeeded attempts summed
+over each pod's own /metrics).
 
 Throughput counts 2xx answers only, and every figure carries its non-2xx count. The release is
 uninstalled and the namespace deleted at the end, whatever happened; the cluster stays up (it is
@@ -29,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bench import anchors
+from bench import anchors, async_bench
 from tests.cluster.fixtures import Cluster, cluster_up
 from tests.e2e import kit
 from tests.e2e.conftest import Helm, release_values
@@ -264,6 +267,15 @@ def main(duration_s: int = 10) -> None:
                 headers,
                 duration_s,
             )
+        queued = async_bench.measure(
+            release.api.base,
+            SHARED,
+            lambda: kit.api_metric(
+                cluster, release.namespace, release.name, async_bench.succeeded_series(SHARED)
+            ),
+            duration_s,
+            headers,
+        )
     print(
         f"/execute through the API Service under wrk, {CONNECTIONS} connections, {ROUNDS} rounds"
         f" of {duration_s}s alternating with workerd (medians of the rounds, counts summed):"
@@ -281,6 +293,12 @@ def main(duration_s: int = 10) -> None:
     )
     print(_against_published("shared", results["shared"], fission))
     print(_against_published("warm", results["warm"], fission))
+    print(
+        f"async on the cluster ({SHARED}, NATS JetStream, consumed by"
+        f" {release.api_replicas} API pods):"
+    )
+    for line in queued.lines():
+        print(f"  {line}")
     print(
         f"cluster benchmark: {time.monotonic() - started:.0f} s in all; release uninstalled,"
         f" namespace {release.namespace} deleted in the background"
