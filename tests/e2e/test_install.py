@@ -15,6 +15,8 @@ import json
 import math
 import re
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -1114,6 +1116,72 @@ ATTACKS = {
 }
 
 
+# The attackers' client: another tenant calling from elsewhere, in a process of its own (as in
+# `python -m bench neighbours`), so that its threads never hold the measuring client's GIL. Each
+# attacker calls its function at the benign one's steady rate while the phase is "go"; the statuses
+# are printed as JSON at "stop".
+ATTACKER = """
+import json, sys, threading, time
+import httpx
+base, key, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+go, stop, statuses = threading.Event(), threading.Event(), []
+def attack(name):
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            if not go.wait(0.1):
+                continue
+            statuses.append(client.post(f"{base}/execute/{name}", headers=headers).status_code)
+            time.sleep(0.01)
+threads = [threading.Thread(target=attack, args=(n,), daemon=True) for n in names]
+for thread in threads:
+    thread.start()
+for line in sys.stdin:
+    if line.strip() == "go":
+        go.set()
+    elif line.strip() == "pause":
+        go.clear()
+    else:
+        break
+stop.set()
+for thread in threads:
+    thread.join(30)
+print(json.dumps(statuses), flush=True)
+"""
+
+
+class Attackers:
+    """The ATTACKER process: `go()` and `pause()` its calls; `stop()` gives their statuses."""
+
+    def __init__(self, api: kit.Api, names: Iterable[str]):
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", ATTACKER, api.base, api.admin_key, *names],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _say(self, word: str) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(word + "\n")
+        self._process.stdin.flush()
+
+    def go(self) -> None:
+        self._say("go")
+
+    def pause(self) -> None:
+        self._say("pause")
+
+    def stop(self) -> list[int]:
+        out, _ = self._process.communicate("stop\n", timeout=60)
+        return [int(s) for s in json.loads(out)]
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
 @pytest.mark.timeout(600)
 def test_hostile_neighbours_in_the_pool_leave_a_benign_function_alone(release: Release, functions):
     """While shared functions on the same pool pod spin forever, allocate and recurse without
@@ -1137,17 +1205,6 @@ def test_hostile_neighbours_in_the_pool_leave_a_benign_function_alone(release: R
     cluster.apply(manifests, namespace=namespace)
     try:
         _wait_functions_ready(cluster, namespace, [benign, *attackers])
-        attacked = threading.Event()
-        stop = threading.Event()
-        attack_statuses: list[int] = []
-
-        def attack(name: str) -> None:
-            with httpx.Client(timeout=30) as client:
-                while not stop.is_set():
-                    if not attacked.wait(0.1):
-                        continue
-                    attack_statuses.append(api.execute(name, client=client).status_code)
-                    time.sleep(0.01)  # each tenant at the benign one's steady rate
 
         def benign_phase(seconds: float) -> tuple[list[float], list[str]]:
             samples: list[float] = []
@@ -1165,9 +1222,7 @@ def test_hostile_neighbours_in_the_pool_leave_a_benign_function_alone(release: R
                     time.sleep(0.01)  # a steady rate, about 80 a second
             return samples, failures
 
-        threads = [threading.Thread(target=attack, args=(n,), daemon=True) for n in attackers]
-        for thread in threads:
-            thread.start()
+        tenants = Attackers(api, attackers)
         quiet: list[float] = []
         hit: list[float] = []
         failures: list[str] = []
@@ -1177,17 +1232,16 @@ def test_hostile_neighbours_in_the_pool_leave_a_benign_function_alone(release: R
                 samples, failed = benign_phase(5)
                 quiet += samples
                 failures += failed
-                attacked.set()
+                tenants.go()
                 time.sleep(0.5)
                 samples, failed = benign_phase(5)
                 hit += samples
                 failures += failed
-                attacked.clear()
+                tenants.pause()
                 time.sleep(1.5)  # the last attack over (its timeout)
+            attack_statuses = tenants.stop()
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join(30)
+            tenants.kill()
         assert failures == [], failures
         assert attack_statuses, "no attack ran"
         assert set(attack_statuses) <= {500, 504}, Counter(attack_statuses)
