@@ -5,7 +5,10 @@ spends more time per request than the runtime does on a trivial function, so thi
 what the hop needs: one pool of kept-alive connections per runtime, a request written in one
 `write`, the response read by Content-Length or chunks. A failure before the request was written
 (no connection) is `RuntimeUnavailable(reached=False)`; once it was written the runtime may have
-run it, so a broken exchange is `reached=True` and the deadline `ExecutionTimeout`. The backends
+run it, so a broken exchange is `reached=True` and the deadline `ExecutionTimeout`. An idle
+connection is reused only within `IDLE_EXPIRY_S`, well inside the runtime's own keep-alive
+timeout (`vortex_runtime.settings.KEEP_ALIVE_S`): a request written just as the runtime closes an
+idle connection would be reset after it was sent, and fail although nothing ran. The backends
 build it; `forget` drops a departed runtime's pool.
 """
 
@@ -13,26 +16,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from vortex_api.errors import ExecutionTimeout, RuntimeUnavailable
 from vortex_api.transport import RuntimeReply
+from vortex_runtime.settings import KEEP_ALIVE_S
 
 _CONNECT_TIMEOUT_S = 2.0
 _MAX_HEAD = 1 << 20
 _MAX_IDLE = 256
+# Half the runtime's keep-alive timeout, so that a connection the client still takes for open is
+# one the runtime still keeps.
+IDLE_EXPIRY_S = KEEP_ALIVE_S / 2
 
 
 class _Connection:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("idle_since", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = 0.0
 
-    def usable(self) -> bool:
-        return not self.reader.at_eof() and not self.writer.is_closing()
+    def usable(self, now: float) -> bool:
+        return (
+            now - self.idle_since < IDLE_EXPIRY_S
+            and not self.reader.at_eof()
+            and not self.writer.is_closing()
+        )
 
     def close(self) -> None:
         self.writer.close()
@@ -101,9 +114,10 @@ class FastTransport:
         base, path = _split(url)
         pool = self._pool(base)
         conn = None
+        now = time.monotonic()
         while pool.idle:
             candidate = pool.idle.pop()
-            if candidate.usable():
+            if candidate.usable(now):
                 conn = candidate
                 break
             candidate.close()
@@ -135,7 +149,11 @@ class FastTransport:
             if not done and conn is not None:
                 conn.close()
         if keep and pool.alive and len(pool.idle) < _MAX_IDLE:
+            conn.idle_since = time.monotonic()
             pool.idle.append(conn)
+            # The most recent is reused first, so the oldest wait at the bottom: close expired ones.
+            while pool.idle[0].idle_since < conn.idle_since - IDLE_EXPIRY_S:
+                pool.idle.pop(0).close()
         else:
             conn.close()
         return reply

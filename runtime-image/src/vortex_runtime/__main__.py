@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from vortex_runtime import logs, records, sched, watchdog
-from vortex_runtime.settings import RuntimeSettings, get_settings
+from vortex_runtime.settings import KEEP_ALIVE_S, RuntimeSettings, get_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=shutdown_grace_s(settings),
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     )
 

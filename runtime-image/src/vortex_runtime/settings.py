@@ -41,6 +41,10 @@ class MinioSettings(BaseSettings):
 KV_NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # `VORTEX_ENV_<NAME>` variables become the function's `context.env.<NAME>`.
 ENV_PREFIX = "VORTEX_ENV_"
+# How long the runtime keeps an idle kept-alive connection open (uvicorn's default is 5 s). The
+# API's runtime client reuses one for at most half of this (`vortex_api.fasthttp.IDLE_EXPIRY_S`),
+# so it never writes a request onto a connection that the runtime is closing at that moment.
+KEEP_ALIVE_S = 60
 
 
 class RuntimeSettings(BaseSettings):

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from tests.unit.api.helpers import eventually
+from vortex_api import fasthttp
 from vortex_api.errors import ExecutionTimeout, RuntimeUnavailable
 from vortex_api.fasthttp import FastTransport
+from vortex_runtime.settings import KEEP_ALIVE_S
 
 Respond = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
 
@@ -129,6 +131,45 @@ async def test_idle_connection_closed_by_the_server_is_replaced(
     reply = await transport.post(server.url + "/a", [], b"", 5)
     assert reply.status == 200
     assert server.connections == 2
+
+
+async def test_connection_idle_past_its_expiry_is_not_reused(
+    server: Server, transport: FastTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runtime closes an idle connection after its keep-alive timeout; one written to just then
+    # is reset after the request was sent. The client gives up on idle ones well before.
+    monkeypatch.setattr(fasthttp, "IDLE_EXPIRY_S", 0.1)
+    await transport.post(server.url + "/a", [], b"", 5)
+    await transport.post(server.url + "/a", [], b"", 5)
+    assert server.connections == 1
+    await asyncio.sleep(0.15)
+    reply = await transport.post(server.url + "/a", [], b"", 5)
+    assert reply.status == 200
+    assert server.connections == 2
+    await eventually(lambda: server.closed == 1)
+
+
+async def test_expired_idle_connections_are_closed_when_another_returns(
+    server: Server, transport: FastTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def slow(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.05)
+        return await Server.json_ok(request, writer)
+
+    server.respond = slow
+    monkeypatch.setattr(fasthttp, "IDLE_EXPIRY_S", 0.2)
+    # Three connections at once, then one request at a time, which always reuses the freshest:
+    # the other two expire at the bottom of the pool, and a returning request closes them.
+    await asyncio.gather(*(transport.post(server.url + "/a", [], b"", 5) for _ in range(3)))
+    assert server.connections == 3
+    for _ in range(6):
+        await transport.post(server.url + "/a", [], b"", 5)
+    await eventually(lambda: server.closed == 2)
+    assert server.connections == 3
+
+
+def test_the_client_gives_up_on_idle_connections_before_the_runtime_does() -> None:
+    assert fasthttp.IDLE_EXPIRY_S <= KEEP_ALIVE_S / 2
 
 
 async def test_refused_connection_never_reached(transport: FastTransport) -> None:
