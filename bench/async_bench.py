@@ -13,17 +13,18 @@ prints:
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import httpx
 
 from bench import anchors
 from bench.e2e_bench import deploy, local_api
+from tests.e2e.kit import metric_sum
 
 CONNECTIONS = 16
 LATENCY_SAMPLES = 200
@@ -63,12 +64,6 @@ def _at(text: str) -> float:
 def succeeded_series(function_id: str) -> str:
     """The series counting a function's succeeded attempts, labels written out (for `metric_sum`)."""
     return f'vortex_async_attempts_total{{function="{function_id}",outcome="succeeded"}}'
-
-
-def _succeeded(client: httpx.Client, url: str, function_id: str) -> float:
-    text = client.get(url + "/metrics").text
-    found = re.search(re.escape(succeeded_series(function_id)) + r" ([0-9.e+]+)", text)
-    return float(found.group(1)) if found else 0.0
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -137,8 +132,13 @@ def main(duration_s: int = 10) -> None:
     # The bulkhead above the load, so that every request is work done (2xx).
     with local_api(VORTEX_MAX_WORKERS="64") as api, httpx.Client(timeout=30) as client:
         function_id = deploy(client, api.url, "return 42;")
+        where = urlsplit(api.url)
+        series = succeeded_series(function_id)
         figures = measure(
-            api.url, function_id, lambda: _succeeded(client, api.url, function_id), duration_s
+            api.url,
+            function_id,
+            lambda: metric_sum(str(where.hostname), series, where.port or 80),
+            duration_s,
         )
     for line in figures.lines():
         print(line)

@@ -1123,15 +1123,16 @@ ATTACKS = {
 ATTACKER = """
 import json, sys, threading, time
 import httpx
+from tests.e2e.kit import Api
 base, key, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+api = Api(base, key, key)
 go, stop, statuses = threading.Event(), threading.Event(), []
 def attack(name):
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     with httpx.Client(timeout=30) as client:
         while not stop.is_set():
             if not go.wait(0.1):
                 continue
-            statuses.append(client.post(f"{base}/execute/{name}", headers=headers).status_code)
+            statuses.append(api.execute(name, client=client).status_code)
             time.sleep(0.01)
 threads = [threading.Thread(target=attack, args=(n,), daemon=True) for n in names]
 for thread in threads:
@@ -1156,6 +1157,7 @@ class Attackers:
     def __init__(self, api: kit.Api, names: Iterable[str]):
         self._process = subprocess.Popen(
             [sys.executable, "-c", ATTACKER, api.base, api.admin_key, *names],
+            cwd=REPO_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
