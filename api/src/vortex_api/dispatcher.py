@@ -244,6 +244,7 @@ class Dispatcher:
             invocation_id=invocation.invocation_id,
             headers=[(str(k), str(v)) for k, v in request.get("headers", [])],
             attempt=attempt,
+            pin=str(request["version"]) if request.get("version") is not None else None,
         )
         error: dict[str, Any] | None = None
         try:

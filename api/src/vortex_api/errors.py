@@ -4,7 +4,7 @@
     ├── BadRequest            400  InvalidRequest, InvalidJSON, CompileError
     ├── Unauthorized          401  no or malformed Bearer token
     ├── Forbidden             403  a key that does not grant this action
-    ├── NotFound              404  FunctionNotFound, NotFound (no such route)
+    ├── NotFound              404  FunctionNotFound, VersionNotFound, NotFound (no such route)
     ├── MethodNotAllowed      405
     ├── Conflict              409  Conflict (the VortexFunction changed or exists)
     ├── FunctionNotRunnable   409  exists but cannot run: CompileError, CodeRefInvalid, StorageError
@@ -12,6 +12,7 @@
     ├── InternalError         500  a bug or an unexpected backend failure (never a traceback)
     ├── RuntimeUnavailable    502  the runtime could not be reached or broke the protocol
     ├── KubernetesUnavailable 502  KubernetesUnavailable, KubernetesForbidden (see `from_kube`)
+    ├── NotSupported          501  AsyncNotEnabled, NotSupported (not with this backend)
     ├── Unavailable           503  CapacityExceeded, NotReady, StorageUnavailable (Retry-After)
     └── ExecutionTimeout      504  the function ran past its timeout plus the grace
 
@@ -108,6 +109,12 @@ class FunctionNotFound(NotFound):
 
     def __init__(self, function_id: str) -> None:
         super().__init__(f"no function {function_id!r}")
+
+
+class VersionNotFound(NotFound):
+    """A version (or tag) the request names that the function does not keep."""
+
+    default_type = "VersionNotFound"
 
 
 class MethodNotAllowed(ApiError):
@@ -212,6 +219,13 @@ class AsyncNotEnabled(ApiError):
 
     status = 501
     default_type = "AsyncNotEnabled"
+
+
+class NotSupported(ApiError):
+    """This backend cannot do what was asked (the message says what can)."""
+
+    status = 501
+    default_type = "NotSupported"
 
 
 class KVUnavailable(Unavailable):

@@ -13,6 +13,7 @@ from vortex_api.errors import ApiError, ExecutionTimeout, NotReady, RuntimeUnava
 from vortex_api.functions import Function
 from vortex_api.gateway import Gateway
 from vortex_api.invoker import Invocation, InvocationResult
+from vortex_kube.versions import VERSION_HEADER
 
 _ERROR_OUTCOMES: dict[type[ApiError], str] = {
     ExecutionTimeout: "timeout",
@@ -22,9 +23,11 @@ _ERROR_OUTCOMES: dict[type[ApiError], str] = {
 
 
 async def run(gw: Gateway, function: Function, invocation: Invocation) -> InvocationResult:
-    """Run `invocation` on its backend and record it. An `ApiError` (the function could not be
-    run or answered in time) is recorded, carries the invocation id, and is raised again."""
+    """Run `invocation` on its backend and record it, on the version the invocation pins or
+    the function's traffic split chooses. An `ApiError` (the function could not be run or
+    answered in time) is recorded, carries the invocation id and version, and is raised again."""
     function_id = function.function_id
+    function = function.choose(invocation.pin)
     started = time.perf_counter()
     try:
         result = await gw.backend.invoke(function, invocation)
@@ -32,8 +35,11 @@ async def run(gw: Gateway, function: Function, invocation: Invocation) -> Invoca
         elapsed_s = time.perf_counter() - started
         gw.metrics.record(function_id, _ERROR_OUTCOMES.get(type(exc), "error"), elapsed_s, None)
         exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
+        if function.version is not None:
+            exc.headers.setdefault(VERSION_HEADER, str(function.version))
         accesslog.record(invocation, function_id, exc.status, elapsed_s)
         raise
+    result.version = function.version
     elapsed_s = time.perf_counter() - started
     gw.metrics.record(
         function_id,

@@ -7,6 +7,7 @@ execute path does no per-request formatting.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -19,8 +20,12 @@ from vortex_api.models import (
     FunctionStatusOut,
     KVOut,
     ScaleOut,
+    VersionList,
+    VersionOut,
 )
-from vortex_kube.contract import Isolation, RetrySpec
+from vortex_api.traffic import Split
+from vortex_kube.contract import Isolation, RetrySpec, parse_isolation
+from vortex_kube.versions import History, Traffic, Version
 from vortex_runtime.egress import to_json
 
 __all__ = ["Function", "Isolation"]
@@ -76,7 +81,16 @@ class Function:
     observed_generation: int = 0
     # Per-function bulkhead cap in this API process (None: the settings' default applies).
     inflight_cap: int | None = None
+    # Its versions (`vortex_kube.versions`): the number this object runs (None where versions
+    # are not kept), the kept history, the split, and one prepared `Function` per kept version
+    # (`with_versions`); `choose` picks among them per execution.
+    version: int | None = None
+    history: History = field(default_factory=History)
+    traffic: Traffic = field(default_factory=Traffic)
+    variants: dict[int, Function] = field(default_factory=dict)
+    split: Split | None = None
     # Precomputed by `prepare`, used on every invocation.
+    sends_env: bool = False
     runtime_headers: list[tuple[str, str]] = field(default_factory=list)
     affinity: int = 0
     route_key: bytes = b""  # its rendezvous key in the pool
@@ -101,10 +115,93 @@ class Function:
             headers.append(("x-vortex-env", json.dumps(self.env, separators=(",", ":"))))
         if send_env and self.code_sha256:
             headers.append(("x-vortex-code-sha256", self.code_sha256))
+        if self.version is not None:
+            headers.append(("x-vortex-version", str(self.version)))
+        self.sends_env = send_env
         self.runtime_headers = headers
         self.route_key = self.function_id.encode()
         self.affinity = zlib.crc32(self.route_key)
         return self
+
+    def execution_spec(self) -> dict[str, Any]:
+        """What a version of this function keeps of it: the VortexFunction spec's execution
+        fields (`vortex_kube.versions.EXECUTION_FIELDS`), camelCase, as set."""
+        spec: dict[str, Any] = {
+            "timeoutMs": self.timeout_ms,
+            "memoryMb": self.memory_mb,
+            "isolation": self.isolation,
+        }
+        if self.cpu_limit_ms:
+            spec["cpuLimitMs"] = self.cpu_limit_ms
+        if self.env:
+            spec["env"] = [{"name": k, "value": v} for k, v in sorted(self.env.items())]
+        if self.egress:
+            spec["egress"] = dict(self.egress)
+        if self.kv_namespace:
+            spec["kv"] = {"namespace": self.kv_namespace}
+        return spec
+
+    def at_version(self, version: Version) -> Function:
+        """This function as `version` runs it: its code and execution spec, the rest as now."""
+        spec = version.spec
+        kv = spec.get("kv")
+        return dataclasses.replace(
+            self,
+            code_sha256=version.code_sha256,
+            timeout_ms=int(spec.get("timeoutMs") or self.timeout_ms),
+            memory_mb=int(spec.get("memoryMb") or self.memory_mb),
+            cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
+            env={str(e["name"]): str(e.get("value", "")) for e in spec.get("env") or []},
+            egress=dict(spec["egress"]) if spec.get("egress") else None,
+            kv_namespace=str(kv["namespace"])
+            if isinstance(kv, dict) and kv.get("namespace")
+            else None,
+            isolation=parse_isolation(spec.get("isolation") or self.isolation),
+            version=version.number,
+            variants={},
+            split=None,
+        ).prepare(send_env=self.sends_env)
+
+    def with_versions(self, history: History, traffic: Traffic) -> Function:
+        """This function (its latest version) with the history and split it executes by."""
+        self.history, self.traffic = history, traffic
+        latest = history.latest
+        self.version = latest.number if latest else None
+        self.prepare(send_env=self.sends_env)
+        self.variants = {v.number: self.at_version(v) for v in history.versions}
+        if self.version is not None:
+            self.variants[self.version] = self
+        self.split = Split(history, traffic) if latest else None
+        return self
+
+    def choose(self, pin: str | None) -> Function:
+        """The version of one execution: the one `pin` (an X-Vortex-Version header) names, or
+        the split's next; this object itself where no versions are kept."""
+        split = self.split
+        if split is None:
+            return self
+        number = split.pinned(pin) if pin is not None else split.next()
+        return self.variants.get(number, self)
+
+    def versions_info(self) -> VersionList:
+        """The public document for `GET /functions/{id}/versions`."""
+        return VersionList(
+            function_id=self.function_id,
+            latest_version=self.version,
+            revision_history_limit=self.history.limit,
+            versions=[
+                VersionOut(
+                    version=v.number,
+                    code_sha256=v.code_sha256,
+                    spec=dict(v.spec),
+                    created_at=v.created_at,
+                    created_by=v.created_by,
+                    rollback_of=v.rollback_of,
+                )
+                for v in self.history.versions
+            ],
+            traffic=self.traffic.to_json(),
+        )
 
     def deadline_s(self, grace_ms: int) -> float:
         """How long the API waits for the runtime: the function's timeout plus the grace."""
@@ -133,6 +230,8 @@ class Function:
                 schedule=self.schedule,
                 time_zone=self.time_zone,
                 schedule_event=self.schedule_event,
+                revision_history_limit=self.history.limit,
+                traffic=self.traffic.to_json(),
             ),
             status=FunctionStatusOut(
                 phase=self.phase,
@@ -143,5 +242,6 @@ class Function:
                 last_schedule_time=self.last_schedule_time,
                 last_schedule_invocation=self.last_schedule_invocation,
                 conditions=list(self.conditions),
+                latest_version=self.version,
             ),
         )

@@ -38,6 +38,7 @@ class Invocation:
     invocation_id: str
     headers: list[tuple[str, str]]
     attempt: int = 1  # of an async invocation (context.attempt)
+    pin: str | None = None  # its X-Vortex-Version header: the version asked for, if any
 
     def runtime_headers(self, function: Function) -> list[tuple[str, str]]:
         headers = [
@@ -67,6 +68,7 @@ class InvocationResult:
     cold_start_s: float | None = None
     cpu_s: float | None = None  # CPU time the function used, where its runtime measured it
     fetches: str | None = None  # its fetch requests by outcome, "ok=2,denied=1"
+    version: int | None = None  # the function's version that ran, where versions are kept
 
 
 # runtime status -> (API status, outcome label)

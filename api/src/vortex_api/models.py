@@ -38,6 +38,7 @@ from vortex_kube.contract import (
     check_retry,
     check_schedule,
 )
+from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, MIN_HISTORY_LIMIT
 from vortex_runtime.egress import Outcome as FetchOutcome
 
 __all__ = ["ENV_NAME_PATTERN", "FUNCTION_NAME_PATTERN", "DeployRequest"]
@@ -221,6 +222,12 @@ class DeployRequest(BaseModel):
     schedule_event: dict[str, Any] | None = Field(
         default=None, description="the event of scheduled invocations (a JSON object)"
     )
+    revision_history_limit: int | None = Field(
+        default=None,
+        ge=MIN_HISTORY_LIMIT,
+        le=MAX_HISTORY_LIMIT,
+        description=f"versions kept, with their code (default {DEFAULT_HISTORY_LIMIT})",
+    )
 
     @model_validator(mode="after")
     def _scale_is_for_warm(self) -> DeployRequest:
@@ -270,6 +277,9 @@ class InvocationRecord(BaseModel):
     invocation_id: str
     function: str
     version: str | None = Field(description="the sha-256 of the code that ran")
+    function_version: int | None = Field(
+        default=None, description="the function's version that ran (its X-Vortex-Version)"
+    )
     started_at: str = Field(description="RFC 3339, UTC, milliseconds")
     duration_ms: float
     cpu_time_ms: float | None = None
@@ -348,6 +358,12 @@ class FunctionSpecOut(BaseModel):
     schedule: str | None = None
     time_zone: str | None = None
     schedule_event: Any = None
+    revision_history_limit: int = DEFAULT_HISTORY_LIMIT
+    traffic: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the split between versions (`{version | latest, percent, tag?}`); empty:"
+        " the latest version takes every execution",
+    )
 
 
 class FunctionStatusOut(BaseModel):
@@ -361,6 +377,7 @@ class FunctionStatusOut(BaseModel):
     last_schedule_time: str | None = None
     last_schedule_invocation: str | None = None
     conditions: list[dict[str, Any]] = Field(default_factory=list)
+    latest_version: int | None = None
 
 
 class FunctionInfo(BaseModel):
@@ -373,6 +390,47 @@ class FunctionInfo(BaseModel):
 
 class FunctionList(BaseModel):
     functions: list[FunctionInfo]
+
+
+class VersionOut(BaseModel):
+    """One immutable version of a function (`vortex_kube.versions.Version`)."""
+
+    version: int
+    code_sha256: str
+    spec: dict[str, Any] = Field(description="the execution fields of the spec (camelCase)")
+    created_at: str
+    created_by: str | None = None
+    rollback_of: int | None = Field(
+        default=None, description="the version whose code and spec a rollback took"
+    )
+
+
+class VersionList(BaseModel):
+    """`GET /functions/{id}/versions`: the kept versions, oldest first, and the split."""
+
+    function_id: str
+    latest_version: int | None
+    revision_history_limit: int
+    versions: list[VersionOut]
+    traffic: list[dict[str, Any]]
+
+
+class RollbackRequest(BaseModel):
+    """`POST /functions/{id}/rollback`: a new version with this version's code and spec."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: int = Field(ge=1, description="the kept version to roll back to")
+
+
+class TrafficRequest(BaseModel):
+    """`PUT /functions/{id}/traffic`: the new split (null or [] for all to the latest)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    traffic: list[dict[str, Any]] | None = Field(
+        description="`[{version: 3, percent: 90}, {latest: true, percent: 10, tag: canary}]`"
+    )
 
 
 class ErrorDetail(BaseModel):

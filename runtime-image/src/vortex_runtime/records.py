@@ -1,12 +1,14 @@
 """Invocation records: one JSON line per finished invocation, written where the API reads them.
 
-A record is `{invocation_id, function, version, started_at, duration_ms, cpu_time_ms?, status,
-error_type?, fetches?, logs}`: `version` is the code's sha-256 (or the code key when no hash was
-given), `started_at` is RFC 3339 in UTC with milliseconds (so records sort and compare as
-strings), `cpu_time_ms` is the CPU time of the function where it was measured, `status` is "ok"
-or "error", `error_type` names the error of a failed one, and `fetches` lists the function's
-`fetch` requests (`{method, host, status, ms, outcome}`, each redirect hop its own). `logs` are
-the function's console entries, capped as in the response.
+A record is `{invocation_id, function, version, function_version?, started_at, duration_ms,
+cpu_time_ms?, status, error_type?, fetches?, logs}`: `version` is the code's sha-256 (or the code
+key when no hash was given), `function_version` the API's version number of the function where
+it keeps versions (the `X-Vortex-Version` it answered with), `started_at` is RFC 3339 in UTC with
+milliseconds (so records sort and compare as strings), `cpu_time_ms` is the CPU time of the
+function where it was measured, `status` is "ok" or "error", `error_type` names the error of a
+failed one, and `fetches` lists the function's `fetch` requests (`{method, host, status, ms,
+outcome}`, each redirect hop its own). `logs` are the function's console entries, capped as in
+the response.
 
 server.py calls `RecordWriter.write` once per answered invocation; __main__.py builds the writer
 from the settings. In the cluster records go to stdout, one line each, so `kubectl logs` and the
@@ -62,14 +64,18 @@ def encode(
     logs_json: bytes,
     cpu_ms: float | None = None,
     fetches: list[dict[str, Any]] | None = None,
+    function_version: int | None = None,
 ) -> bytes:
     """One record as a JSON line; `logs_json` is the logs already encoded (for the response)."""
     dumps = json.dumps
     head = (
         f'{{"invocation_id":{dumps(invocation_id)},"function":{dumps(function)},'
-        f'"version":{dumps(version)},"started_at":"{rfc3339(started_at)}",'
-        f'"duration_ms":{round(duration_ms, 3)},'
+        f'"version":{dumps(version)},'
     )
+    if function_version is not None:
+        head += f'"function_version":{int(function_version)},'
+    head += f'"started_at":"{rfc3339(started_at)}","duration_ms":{round(duration_ms, 3)},'
+
     if cpu_ms is not None:
         head += f'"cpu_time_ms":{round(cpu_ms, 3)},'
     if error_type is None:

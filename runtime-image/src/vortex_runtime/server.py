@@ -39,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
 MAX_ATTEMPT = 100  # contract.MAX_MAX_ATTEMPTS: the most attempts an async invocation gets
+MAX_VERSION = 999_999_999  # the API's version numbers (X-Vortex-Version), only recorded
 # What an unexpected exception is answered with; the exception itself goes to the log only.
 _INTERNAL = "The runtime failed unexpectedly; the failure is in its log"
 _HOP_BY_HOP = {
@@ -183,6 +184,7 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
         sha256=headers.get("x-vortex-code-sha256"),
         env=env,
         function_name=headers.get("x-vortex-function"),
+        function_version=_int_header(headers, "x-vortex-version", 1, MAX_VERSION),
     )
 
 
@@ -217,6 +219,7 @@ def create_app(
                 logs_json,
                 cpu_ms,
                 request.fetch.log if request.fetch is not None else None,
+                request.function_version,
             )
         )
 

@@ -39,6 +39,7 @@ class InvokeRequest:
     sha256: str | None = None
     env: dict[str, str] | None = None
     function_name: str | None = None
+    function_version: int | None = None  # the API's version number of the function, if kept
     # Set by the service: the invocation's fetch calls, whose log goes in its record.
     fetch: fetch.FetchCalls | None = None
 

@@ -47,7 +47,10 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         "schedule": None,
         "time_zone": None,
         "schedule_event": None,
+        "revision_history_limit": 10,
+        "traffic": [],
     }
+    assert doc["status"]["latest_version"] == 1
     assert doc["status"]["phase"] == "Ready"
     assert doc["status"]["ready"] is True
     assert doc["created_at"]
@@ -75,16 +78,21 @@ async def test_delete_removes_function_and_unused_code(
     assert (await client.get("/functions")).json() == {"functions": []}
 
 
-async def test_redeploy_by_name_replaces_code(
+async def test_redeploy_by_name_replaces_code_and_keeps_the_old_as_a_version(
     client: httpx.AsyncClient, deploy: Callable[..., Any], settings: Settings
 ) -> None:
     first = await deploy("return 1;", name="fn")
     second = await deploy("return 2;", name="fn")
 
     assert second.created_at == first.created_at
-    assert not (settings.data_dir / "code" / f"{first.code_sha256}.js").exists()
+    assert (settings.data_dir / "code" / f"{first.code_sha256}.js").exists()  # version 1
     doc = (await client.get("/functions/fn")).json()
     assert doc["code_sha256"] == second.code_sha256
+    assert doc["status"]["latest_version"] == 2
+
+    await deploy("return 3;", name="fn", revision_history_limit=1)
+    assert not (settings.data_dir / "code" / f"{first.code_sha256}.js").exists()
+    assert not (settings.data_dir / "code" / f"{second.code_sha256}.js").exists()
 
 
 async def test_functions_survive_a_restart(

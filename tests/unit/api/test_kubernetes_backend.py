@@ -66,7 +66,23 @@ async def test_deploy_creates_a_vortexfunction(
         "last_schedule_time": None,
         "last_schedule_invocation": None,
         "conditions": [],
+        "latest_version": None,  # the cluster keeps no versions yet
     }
+
+
+async def test_versions_are_refused_with_a_clear_error_for_now(
+    k8s_client: httpx.AsyncClient,
+) -> None:
+    await deploy(k8s_client, name="v")
+    for method, path, body in (
+        ("POST", "/functions/v/rollback", {"version": 1}),
+        ("PUT", "/functions/v/traffic", {"traffic": None}),
+        ("POST", "/deploy", {"code": "return 1;", "name": "v", "revision_history_limit": 3}),
+    ):
+        response = await k8s_client.request(method, path, json=body)
+        assert response.status_code == 501, response.text
+        assert response.json()["error"]["type"] == "NotSupported"
+        assert "local mode only" in response.json()["error"]["message"]
 
 
 async def test_deploy_without_name_uses_a_uuid(

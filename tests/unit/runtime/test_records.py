@@ -34,6 +34,13 @@ def test_a_record_line_parses_back_with_every_field() -> None:
     }
 
 
+def test_a_record_carries_the_function_version_it_was_given() -> None:
+    line = encode("id-1", "hello", "ab" * 32, 0.0, 1.0, None, b"[]", function_version=12)
+    record = parse_line(line.rstrip(b"\n"))
+    assert record is not None
+    assert (record["version"], record["function_version"]) == ("ab" * 32, 12)
+
+
 def test_a_failed_invocation_names_its_error_type() -> None:
     record = parse_line(encode("id-2", "f", None, 0.0, 5.0, "Timeout", b"[]"))
     assert record is not None
@@ -208,8 +215,15 @@ async def test_a_many_function_runtime_records_the_name_and_hash_it_was_sent(
     client = await client_for(store_dir=store, prewarm_isolates=0, writer=writer)
     headers = {"x-vortex-function": "alpha", "x-vortex-code-sha256": sha}
     assert (await client.post(f"/invoke/{sha}.js", headers=headers)).status_code == 200
+    versioned = {**headers, "x-vortex-version": "7"}
+    assert (await client.post(f"/invoke/{sha}.js", headers=versioned)).status_code == 200
     writer.flush()
-    record = parse_line((tmp_path / "records-1.jsonl").read_bytes().rstrip(b"\n"))
+    lines = (tmp_path / "records-1.jsonl").read_bytes().splitlines()
+    record, second = (parse_line(line) for line in lines)
     assert record is not None
+    assert second is not None
     assert (record["function"], record["version"], record["status"]) == ("alpha", sha, "ok")
+    assert "function_version" not in record
     assert json.dumps(record["logs"]) == "[]"
+    # the API's version number of the function, where it keeps versions
+    assert (second["version"], second["function_version"]) == (sha, 7)

@@ -15,6 +15,7 @@ from vortex_api.invoker import Invocation, InvocationResult
 from vortex_api.models import DeployRequest
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeReply
+from vortex_kube.versions import Traffic
 
 
 class Backend(Protocol):
@@ -40,6 +41,14 @@ class Backend(Protocol):
 
     async def delete(self, function_id: str) -> None:
         """Remove a function, or raise `FunctionNotFound`."""
+
+    async def rollback(self, function_id: str, number: int) -> Function:
+        """Make a new version with version `number`'s code and execution spec, taking all the
+        traffic; `VersionNotFound` if it is not kept."""
+
+    async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
+        """Split the function's executions between its versions (`BadRequest` if the split
+        names a version that is not kept)."""
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         """Run one invocation of `function`."""

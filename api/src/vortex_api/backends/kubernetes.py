@@ -29,6 +29,7 @@ from vortex_api.errors import (
     FunctionNotRunnable,
     InternalError,
     NotReady,
+    NotSupported,
     StorageUnavailable,
     from_kube,
 )
@@ -62,8 +63,12 @@ from vortex_kube.contract import (
     env_not_pooled,
 )
 from vortex_kube.errors import Conflict, KubeError
+from vortex_kube.versions import Traffic
 
 log = logging.getLogger("vortex_api.kubernetes")
+# Versions of a VortexFunction are to be kept by the operator (status.versions); until then the
+# cluster runs the latest spec, and only local mode keeps versions.
+_NO_VERSIONS = "versions, rollback and traffic splits are kept in local mode only for now"
 
 _SYNC_TIMEOUT_S = 30.0
 
@@ -249,6 +254,8 @@ class KubernetesBackend:
         return self.kube
 
     async def deploy(self, request: DeployRequest) -> Function:
+        if request.revision_history_limit is not None:
+            raise NotSupported(_NO_VERSIONS)
         kube = self._client()
         name = request.name or str(uuid.uuid4())
         try:
@@ -323,6 +330,12 @@ class KubernetesBackend:
         self.functions.pop(function_id, None)
         if not found:
             raise FunctionNotFound(function_id)
+
+    async def rollback(self, function_id: str, number: int) -> Function:
+        raise NotSupported(_NO_VERSIONS)
+
+    async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
+        raise NotSupported(_NO_VERSIONS)
 
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
         return await self.invoker.kv(POOL_GROUP, function, request)  # MinIO, from any pool pod

@@ -10,6 +10,8 @@ Kubernetes. Built by `backends.make_backend`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +21,7 @@ from typing import Any
 from vortex_api.backends.local_records import LocalRecords
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
-from vortex_api.errors import BadRequest, FunctionNotFound
+from vortex_api.errors import BadRequest, FunctionNotFound, VersionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
@@ -29,6 +31,9 @@ from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeReply, RuntimeTransport
 from vortex_kube.contract import DEFAULT_ISOLATION, RetrySpec, parse_isolation
+from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, History, Traffic, VersionError
+
+log = logging.getLogger("vortex_api.local")
 
 
 def _record(function: Function) -> dict[str, Any]:
@@ -51,11 +56,14 @@ def _record(function: Function) -> dict[str, Any]:
         "schedule_event": function.schedule_event,
         "schedule_since": function.schedule_since,
         "created_at": function.created_at,
+        "revision_history_limit": function.history.limit,
+        "versions": function.history.to_json(),
+        "traffic": function.traffic.to_json(),
     }
 
 
 def _from_record(record: dict[str, Any], settings: Settings) -> Function:
-    return Function(
+    function = Function(
         function_id=str(record["function_id"]),
         code_sha256=record.get("code_sha256"),
         timeout_ms=int(record.get("timeout_ms") or settings.default_timeout_ms),
@@ -76,6 +84,23 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
         schedule_since=float(record.get("schedule_since") or 0.0),
         created_at=record.get("created_at"),
     ).prepare(send_env=True)
+    limit = int(record.get("revision_history_limit") or DEFAULT_HISTORY_LIMIT)
+    history = History.from_json(record.get("versions"), limit)
+    try:
+        traffic = Traffic.parse(record.get("traffic"))
+        traffic.check(history.numbers())
+    except VersionError as exc:
+        log.warning("function %s: ignoring its traffic: %s", function.function_id, exc)
+        traffic = Traffic()
+    if history.latest is None and function.code_sha256:  # a record from before versions
+        history = history.record(
+            function.code_sha256, function.execution_spec(), _now(), traffic, created_by="api"
+        )
+    return function.with_versions(history, traffic)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 class LocalBackend:
@@ -143,6 +168,8 @@ class LocalBackend:
         async with self._lock:
             sha256 = await asyncio.to_thread(self.store.put_code, request.code)
             previous = self.functions.get(function_id)
+            history = previous.history if previous else History()
+            traffic = previous.traffic if previous else Traffic()
             function = Function(
                 function_id=function_id,
                 code_sha256=sha256,
@@ -162,13 +189,64 @@ class LocalBackend:
                 time_zone=request.time_zone,
                 schedule_event=request.schedule_event,
                 schedule_since=time.time() if request.schedule else 0.0,
-                created_at=(previous.created_at if previous else datetime.now(UTC).isoformat()),
+                created_at=(previous.created_at if previous else _now()),
             ).prepare(send_env=True)
-            await asyncio.to_thread(self.store.save, function_id, _record(function))
-            self.functions[function_id] = function
-            if previous and previous.code_sha256 != sha256:
-                self._collect(previous.code_sha256)
+            history = history.record(
+                sha256,
+                function.execution_spec(),
+                _now(),
+                traffic,
+                created_by="api",
+                limit=request.revision_history_limit or history.limit,
+            )
+            await self._put(function.with_versions(history, traffic), previous)
         await self._warm(function)
+        return function
+
+    async def _put(self, function: Function, previous: Function | None) -> None:
+        """Save a function's new record (under the lock), then drop the code no version of any
+        function keeps any more."""
+        await asyncio.to_thread(self.store.save, function.function_id, _record(function))
+        self.functions[function.function_id] = function
+        if previous is not None:
+            self._collect(previous.history.code_in_use() | {previous.code_sha256 or ""})
+
+    async def rollback(self, function_id: str, number: int) -> Function:
+        async with self._lock:
+            current = await self.resolve(function_id)
+            version = current.history.get(number)
+            if version is None:
+                raise VersionNotFound(
+                    f"function {function_id!r} keeps no version {number}"
+                    f" (kept: {', '.join(map(str, current.history.numbers()))})"
+                )
+            # All traffic to the new version: a rollback is what runs from now on.
+            traffic = Traffic()
+            history = current.history.record(
+                version.code_sha256,
+                version.spec,
+                _now(),
+                traffic,
+                created_by="api",
+                rollback_of=number,
+            )
+            function = current.at_version(version).with_versions(history, traffic)
+            await self._put(function, current)
+        await self._warm(function)
+        return function
+
+    async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
+        async with self._lock:
+            current = await self.resolve(function_id)
+            try:
+                traffic.check(current.history.numbers())
+            except VersionError as exc:
+                raise BadRequest(str(exc)) from None
+            history = current.history.pruned(traffic)
+            function = dataclasses.replace(current, variants={}, split=None)
+            await self._put(function.with_versions(history, traffic), current)
+        for version in function.variants.values():
+            await self._warm(version)
         return function
 
     async def _warm(self, function: Function) -> None:
@@ -191,12 +269,17 @@ class LocalBackend:
             if function is None:
                 raise FunctionNotFound(function_id)
             self.store.remove(function_id)
-            self._collect(function.code_sha256)
+            self._collect(function.history.code_in_use() | {function.code_sha256 or ""})
 
-    def _collect(self, sha256: str | None) -> None:
-        """Remove a code file no function uses any more."""
-        if sha256 and all(f.code_sha256 != sha256 for f in self.functions.values()):
-            self.store.remove_code(sha256)
+    def _collect(self, candidates: set[str]) -> None:
+        """Remove the code files among `candidates` that no kept version of any function uses."""
+        in_use: set[str] = set()
+        for function in self.functions.values():
+            in_use |= function.history.code_in_use()
+            in_use.add(function.code_sha256 or "")
+        for sha256 in candidates - in_use:
+            if sha256:
+                self.store.remove_code(sha256)
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         key = self.store.code_key(function.code_sha256 or "")

@@ -8,9 +8,10 @@ code that cannot be checked in time a 413 `PayloadTooLarge`.
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from vortex_api.codecheck import check_code
@@ -23,6 +24,15 @@ router = APIRouter(tags=["functions"])
 
 _BODY_SCHEMA = DeployRequest.model_json_schema()
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def parse_body(model: type[Body], raw: bytes) -> Body:
+    """A request body as `model`, or a 400 (`InvalidJSON` for what is not JSON at all)."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
 
 
 def _invalid(exc: ValidationError) -> BadRequest:
@@ -50,10 +60,7 @@ async def deploy(request: Request) -> Response:
     gw = gateway(request)
     gw.auth.require_admin(request.headers.get("authorization"))
     settings = gw.settings
-    try:
-        body = DeployRequest.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    body = parse_body(DeployRequest, await request.body())
     if len(body.code.encode()) > settings.max_code_bytes:
         raise PayloadTooLarge(f"the code is over {settings.max_code_bytes} bytes")
     if body.timeout_ms is not None and body.timeout_ms > settings.max_timeout_ms:

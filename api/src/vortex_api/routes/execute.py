@@ -96,6 +96,7 @@ async def accept(
         query=scope["query_string"].decode("latin-1"),
         invocation_id=invocation_id,
         headers=_forwarded_headers(scope["headers"]),
+        pin=request.headers.get("x-vortex-version"),
     )
     return function, invocation
 
@@ -115,6 +116,8 @@ async def _execute(function_id: str, request: Request) -> Response:
     finally:
         bulkhead.leave(function_id, cap)
     headers = {"x-vortex-invocation-id": invocation.invocation_id}
+    if result.version is not None:
+        headers["x-vortex-version"] = str(result.version)
     if result.retry_after is not None:
         headers["retry-after"] = result.retry_after
     return Response(result.body, status_code=result.status, headers=headers, media_type=JSON_TYPE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -71,16 +72,20 @@ async def enqueue(function_id: str, request: Request) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
         raise BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    stored_request: dict[str, Any] = {
+        "method": invocation.method,
+        "path": invocation.path,
+        "query": invocation.query,
+        "headers": invocation.headers,
+    }
+    if invocation.pin is not None:
+        function.choose(invocation.pin)  # a version it does not keep is refused now, not later
+        stored_request["version"] = invocation.pin
     new = AsyncInvocation(
         invocation_id=invocation.invocation_id,
         function=function.function_id,
         event=invocation.body,
-        request={
-            "method": invocation.method,
-            "path": invocation.path,
-            "query": invocation.query,
-            "headers": invocation.headers,
-        },
+        request=stored_request,
         created_at=time.time(),
         idempotency_key=key,
     )
