@@ -1,4 +1,5 @@
-"""`vortex`, the command line of the Vortex HTTP API (deploy, invoke, list, get, delete, init, dev).
+"""`vortex`, the command line of the Vortex HTTP API (deploy, invoke, list, get, delete, versions,
+rollback, traffic, init, dev).
 
 The console script `vortex` (api/pyproject.toml) and `python -m vortex_cli` call `main.main`. The
 CLI speaks HTTP only: it imports nothing of `vortex_api`, and of `vortex_kube` only the pure

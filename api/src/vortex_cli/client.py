@@ -30,11 +30,15 @@ Records = list[dict[str, Any]]  # (a name of its own: `Client.list` shadows `lis
 
 
 class Invocation:
-    """A successful `/execute` answer: the function's output, logs and time."""
+    """A successful `/execute` answer: the function's output, logs and time, and the version
+    that ran (its `X-Vortex-Version` header)."""
 
-    def __init__(self, document: dict[str, Any], invocation_id: str | None) -> None:
+    def __init__(
+        self, document: dict[str, Any], invocation_id: str | None, version: str | None = None
+    ) -> None:
         self.document = document
         self.invocation_id = invocation_id
+        self.version = version
 
     @property
     def output(self) -> Any:
@@ -111,18 +115,35 @@ class Client:
         body = json.dumps(request).encode()
         return str(self._document(self._send("POST", "/deploy", content=body))["function_id"])
 
-    def execute(self, function_id: str, event: bytes | None) -> Invocation:
-        """`POST /execute/{id}` with `event` as the body, sent as given (None: no body)."""
+    def execute(
+        self, function_id: str, event: bytes | None, version: str | None = None
+    ) -> Invocation:
+        """`POST /execute/{id}` with `event` as the body, sent as given (None: no body);
+        `version` (a tag or a number) is sent as `X-Vortex-Version`."""
         response = self._send(
-            "POST", f"/execute/{_segment(function_id)}", content=event, timeout=EXECUTE_TIMEOUT_S
+            "POST",
+            f"/execute/{_segment(function_id)}",
+            content=event,
+            timeout=EXECUTE_TIMEOUT_S,
+            headers=_pin(version),
         )
-        return Invocation(self._document(response), response.headers.get("x-vortex-invocation-id"))
+        return Invocation(
+            self._document(response),
+            response.headers.get("x-vortex-invocation-id"),
+            response.headers.get("x-vortex-version"),
+        )
 
     def enqueue(
-        self, function_id: str, event: bytes | None, idempotency_key: str | None = None
+        self,
+        function_id: str,
+        event: bytes | None,
+        idempotency_key: str | None = None,
+        version: str | None = None,
     ) -> dict[str, Any]:
         """`POST /async/{id}`: `{invocation_id, status}` once it is queued."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        headers = _pin(version)
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         path = f"/async/{_segment(function_id)}"
         return self._document(self._send("POST", path, content=event, headers=headers))
 
@@ -154,6 +175,23 @@ class Client:
         """`DELETE /functions/{id}` (`?purge=kv`: its KV data too)."""
         params = {"purge": "kv"} if purge_kv else None
         self._send("DELETE", f"/functions/{_segment(function_id)}", params=params)
+
+    def versions(self, function_id: str) -> dict[str, Any]:
+        """`GET /functions/{id}/versions`: the kept versions, oldest first, and the split."""
+        return self._document(self._send("GET", f"/functions/{_segment(function_id)}/versions"))
+
+    def rollback(self, function_id: str, version: int) -> dict[str, Any]:
+        """`POST /functions/{id}/rollback`: a new version with `version`'s code and spec, taking
+        all the traffic; the versions as after it."""
+        path = f"/functions/{_segment(function_id)}/rollback"
+        body = json.dumps({"version": version}).encode()
+        return self._document(self._send("POST", path, content=body))
+
+    def set_traffic(self, function_id: str, traffic: Records | None) -> dict[str, Any]:
+        """`PUT /functions/{id}/traffic` (None: all to the latest); the versions as after it."""
+        path = f"/functions/{_segment(function_id)}/traffic"
+        body = json.dumps({"traffic": traffic}).encode()
+        return self._document(self._send("PUT", path, content=body))
 
     def kv_list(self, function_id: str, prefix: str, limit: int, cursor: str) -> dict[str, Any]:
         """`GET /functions/{id}/kv`: a page of keys."""
@@ -209,6 +247,10 @@ class Client:
 def _segment(function_id: str) -> str:
     # A name with a slash or a dot segment must not reach another route.
     return quote(function_id, safe="").replace(".", "%2E")
+
+
+def _pin(version: str | None) -> dict[str, str]:
+    return {"X-Vortex-Version": version} if version else {}
 
 
 def _kv_path(function_id: str, key: str | None = None) -> str:

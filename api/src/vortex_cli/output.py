@@ -122,6 +122,51 @@ def dead_letter_row(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+VERSION_COLUMNS = ("VERSION", "TRAFFIC", "CODE", "CREATED", "BY", "NOTE")
+
+
+def _share(target: dict[str, Any]) -> str:
+    tag = target.get("tag")
+    return f"{target.get('percent', '')}%" + (f" {tag}" if tag else "")
+
+
+def version_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The rows of `vortex versions` (see `VERSION_COLUMNS`), oldest first: each kept version
+    with its share of the traffic (`80%`, `20% canary`; the latest takes 100% of no split)."""
+    latest = doc.get("latest_version")
+    traffic = doc.get("traffic") or []
+    shares: dict[Any, list[str]] = {} if traffic else {latest: ["100%"]}
+    for target in traffic:
+        number = latest if target.get("latest") else target.get("version")
+        shares.setdefault(number, []).append(_share(target))
+    rows = []
+    for version in doc.get("versions") or []:
+        number = version.get("version")
+        rollback_of = version.get("rollback_of")
+        rows.append(
+            [
+                str(number),
+                ", ".join(shares.get(number, [])),
+                str(version.get("code_sha256") or "")[:12],
+                str(version.get("created_at") or ""),
+                str(version.get("created_by") or ""),
+                f"rollback of {rollback_of}" if rollback_of is not None else "",
+            ]
+        )
+    return rows
+
+
+def traffic_line(doc: dict[str, Any]) -> str:
+    """A function's split on one line, as `vortex traffic` prints it: `fn: 1 80%, 3 20% (canary)`
+    (`latest` for the entry that follows the latest version)."""
+    parts = []
+    for target in doc.get("traffic") or [{"latest": True, "percent": 100}]:
+        where = "latest" if target.get("latest") else str(target.get("version", ""))
+        tag = target.get("tag")
+        parts.append(f"{where} {target.get('percent', '')}%" + (f" ({tag})" if tag else ""))
+    return f"{doc.get('function_id', '')}: {', '.join(parts)}"
+
+
 def function_fields(info: dict[str, Any]) -> list[tuple[str, str]]:
     """The fields of one function in `vortex get`, in order."""
     spec = info.get("spec") or {}

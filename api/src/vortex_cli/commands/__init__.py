@@ -6,7 +6,17 @@ error becomes its line and exit code.
 
 from __future__ import annotations
 
-from vortex_cli.commands import deploy, dev, functions, init, invocations, invoke, kv, logs
+from vortex_cli.commands import (
+    deploy,
+    dev,
+    functions,
+    init,
+    invocations,
+    invoke,
+    kv,
+    logs,
+    versions,
+)
 
 COMMANDS = [
     deploy.deploy,
@@ -17,6 +27,9 @@ COMMANDS = [
     functions.list_functions,
     functions.get,
     functions.delete,
+    versions.versions,
+    versions.rollback,
+    versions.traffic,
     logs.logs,
     kv.kv,
     init.init,

@@ -1,5 +1,6 @@
 """`vortex invoke NAME`: run a function once; its output to stdout, its console logs to stderr.
 `--async` queues it instead (POST /async) and prints its id; `--wait` then waits for its end.
+`--version` pins the version that runs (a tag of the traffic split, or a number).
 
 The event is `--data` (a JSON value, `@file`, or `-` for stdin) or a lone `-` argument (stdin).
 It is checked to be JSON and then sent as it was written. A function that throws, times out or
@@ -39,6 +40,11 @@ from vortex_cli.output import to_json
 @click.option(
     "--idempotency-key", metavar="KEY", help="with --async: one invocation per KEY (24 h)"
 )
+@click.option(
+    "--version",
+    metavar="TAG|N",
+    help="run this version: a tag of the traffic split or a version number (X-Vortex-Version)",
+)
 @api_command
 def invoke(
     session: Session,
@@ -48,6 +54,7 @@ def invoke(
     queued: bool,
     wait: bool,
     idempotency_key: str | None,
+    version: str | None,
 ) -> None:
     """Invoke the function NAME and print its output as JSON.
 
@@ -67,13 +74,13 @@ def invoke(
     event = read_event(data)
     out = session.out
     if queued:
-        accepted = session.client.enqueue(name, event, idempotency_key)
+        accepted = session.client.enqueue(name, event, idempotency_key, version)
         if wait:
             _wait(session, str(accepted["invocation_id"]))
         else:
             out.result(accepted, str(accepted["invocation_id"]))
         return
-    invocation = session.client.execute(name, event)
+    invocation = session.client.execute(name, event, version)
     if out.json:
         out.document(invocation.document)
         return
