@@ -12,7 +12,7 @@
     ├── InternalError         500  a bug or an unexpected backend failure (never a traceback)
     ├── RuntimeUnavailable    502  the runtime could not be reached or broke the protocol
     ├── KubernetesUnavailable 502  KubernetesUnavailable, KubernetesForbidden (see `from_kube`)
-    ├── NotSupported          501  AsyncNotEnabled, NotSupported (not with this backend)
+    ├── AsyncNotEnabled       501  this install has no queue for async invocations
     ├── Unavailable           503  CapacityExceeded, NotReady, StorageUnavailable (Retry-After)
     └── ExecutionTimeout      504  the function ran past its timeout plus the grace
 
@@ -219,13 +219,6 @@ class AsyncNotEnabled(ApiError):
 
     status = 501
     default_type = "AsyncNotEnabled"
-
-
-class NotSupported(ApiError):
-    """This backend cannot do what was asked (the message says what can)."""
-
-    status = 501
-    default_type = "NotSupported"
 
 
 class KVUnavailable(Unavailable):

@@ -24,7 +24,7 @@ from vortex_api.models import (
     VersionOut,
 )
 from vortex_api.traffic import Split
-from vortex_kube.contract import Isolation, RetrySpec, parse_isolation
+from vortex_kube.contract import Isolation, RetrySpec, code_key, parse_isolation
 from vortex_kube.versions import History, Traffic, Version
 from vortex_runtime.egress import to_json
 
@@ -157,6 +157,8 @@ class Function:
             if isinstance(kv, dict) and kv.get("namespace")
             else None,
             isolation=parse_isolation(spec.get("isolation") or self.isolation),
+            # In the cluster the pool loads code by object key: the version's own.
+            code_object=code_key(version.code_sha256) if self.code_object else None,
             version=version.number,
             variants={},
             split=None,

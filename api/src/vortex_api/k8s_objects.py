@@ -29,6 +29,7 @@ from vortex_kube.contract import (
     function_of_child,
 )
 from vortex_kube.podspec import RuntimeCode, one_shot_pod_spec
+from vortex_kube.versions import History, Traffic, VersionError
 
 
 def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "schedule": request.schedule,
         "timeZone": request.time_zone,
         "scheduleEvent": request.schedule_event,
+        "revisionHistoryLimit": request.revision_history_limit,
     }
 
 
@@ -64,8 +66,12 @@ def function_body(
 
 
 def function_patch(request: DeployRequest, settings: Settings) -> dict[str, Any]:
-    """A merge patch replacing the spec fields the API sets (nulls remove old values)."""
-    return {"spec": {**function_spec(request, settings), "codeRef": None}}
+    """A merge patch replacing the spec fields the API sets (nulls remove old values; the
+    history limit and the traffic split stay as they are unless given)."""
+    spec = function_spec(request, settings)
+    if spec["revisionHistoryLimit"] is None:
+        del spec["revisionHistoryLimit"]
+    return {"spec": {**spec, "codeRef": None}}
 
 
 # CodeStored=False reasons (the operator's) that no wait can heal, and the one that can.
@@ -101,7 +107,8 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
     replicas = spec.get("replicas")
     ready_replicas = status.get("readyReplicas")
     isolation = contract.parse_isolation(spec.get("isolation"))
-    parsed = contract.FunctionSpec.parse(spec).scale
+    parsed_spec = contract.FunctionSpec.parse(spec)
+    parsed = parsed_spec.scale
     cap = None
     if concurrency:
         pods = 1 if isolation == "shared" else max(1, int(ready_replicas or replicas or 1))
@@ -122,7 +129,7 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
             target_concurrency=parsed.target_concurrency,
         )
     observed = status.get("observedConcurrency")
-    return Function(
+    function = Function(
         function_id=str(meta.get("name")),
         timeout_ms=int(spec.get("timeoutMs") or settings.default_timeout_ms),
         memory_mb=int(spec.get("memoryMb") or settings.default_memory_mb),
@@ -160,6 +167,29 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
         generation=int(meta.get("generation") or 0),
         observed_generation=int(status.get("observedGeneration") or 0),
     ).prepare(send_env=isolation == "shared")
+    return _with_versions(function, parsed_spec, status)
+
+
+def _with_versions(
+    function: Function, spec: contract.FunctionSpec, status: dict[str, Any]
+) -> Function:
+    """The function with the versions the operator keeps (`status.versions`). The pool serves
+    any kept version by its code object, so a shared function follows `spec.traffic`; warm
+    and one-shot pods run only the code they were made with, the latest version."""
+    history = History.from_json(status.get("versions"), spec.revision_history_limit)
+    latest = history.latest
+    if latest is None or latest.code_sha256 != function.code_sha256:
+        return function  # not recorded yet, or recorded for a newer spec than is served
+    traffic = spec.traffic
+    try:
+        traffic.check(history.numbers())
+    except VersionError:
+        traffic = Traffic()  # the operator says why in an event; all to the latest
+    if function.isolation != "shared":
+        function.with_versions(History((latest,), history.limit), Traffic())
+        function.history = history
+        return function
+    return function.with_versions(history, traffic)
 
 
 # The routing group of the shared pool's pods: a name no function can have.

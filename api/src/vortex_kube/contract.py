@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vortex_kube.cron import Schedule, zone
+from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, Traffic, VersionError
 from vortex_runtime import egress as egress_rules
 
 GROUP = "vortex.dev"
@@ -27,6 +28,24 @@ API_VERSION = f"{GROUP}/{VERSION}"
 CHILD_PREFIX = "vf-"
 CODE_PREFIX = "functions/"
 CODE_ANNOTATION = "vortex.dev/code-sha256"
+# Set by the API's rollback with the spec it patches: "<version> <code sha-256>". While the
+# function's code is still that hash, the operator records the change as a rollback to that
+# version (`rollback_of`), a new version even where code and spec equal the latest's.
+ROLLBACK_ANNOTATION = "vortex.dev/rollback"
+
+
+def rollback_annotation(number: int, sha256: str) -> str:
+    return f"{number} {sha256}"
+
+
+def parse_rollback(value: object) -> tuple[int, str] | None:
+    """The (version, code hash) of a ROLLBACK_ANNOTATION value, or None if it is not one."""
+    parts = str(value).split() if isinstance(value, str) else []
+    if len(parts) == 2 and parts[0].isdigit() and len(parts[1]) == 64:
+        return int(parts[0]), parts[1]
+    return None
+
+
 FUNCTION_LABEL = "vortex.dev/function"
 ISOLATION_LABEL = "vortex.dev/isolation"
 INVOCATION_LABEL = "vortex.dev/invocation"
@@ -403,6 +422,11 @@ class FunctionSpec:
     schedule: str | None = None  # spec.schedule (five-field cron), in spec.timeZone
     time_zone: str | None = None
     schedule_event: Any = None  # spec.scheduleEvent: the event of each scheduled invocation
+    # spec.revisionHistoryLimit and spec.traffic (vortex_kube.versions); a split that does not
+    # parse counts as none, and `traffic_error` says why.
+    revision_history_limit: int = DEFAULT_HISTORY_LIMIT
+    traffic: Traffic = field(default_factory=Traffic)
+    traffic_error: str | None = None
     # Which fields the object itself set (the rest are defaults), by spec key.
     given: frozenset[str] = frozenset()
 
@@ -424,6 +448,11 @@ class FunctionSpec:
         isolation = parse_isolation(spec.get("isolation"))
         concurrency = int(spec.get("concurrency") or DEFAULT_CONCURRENCY)
         scale = spec.get("scale")
+        traffic, traffic_error = Traffic(), None
+        try:
+            traffic = Traffic.parse(spec.get("traffic"))
+        except VersionError as exc:
+            traffic_error = str(exc)
         return cls(
             code=spec.get("code") if isinstance(spec.get("code"), str) else None,
             code_ref=code_ref,
@@ -444,5 +473,8 @@ class FunctionSpec:
             schedule=str(spec["schedule"]) if spec.get("schedule") else None,
             time_zone=str(spec["timeZone"]) if spec.get("timeZone") else None,
             schedule_event=spec.get("scheduleEvent"),
+            revision_history_limit=int(spec.get("revisionHistoryLimit") or DEFAULT_HISTORY_LIMIT),
+            traffic=traffic,
+            traffic_error=traffic_error,
             given=frozenset(k for k, v in spec.items() if v is not None),
         )

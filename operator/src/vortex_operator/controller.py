@@ -21,9 +21,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from vortex_kube.contract import MAX_CODE_BYTES, FunctionSpec, code_key, sha_of_key
+from vortex_kube.contract import (
+    MAX_CODE_BYTES,
+    ROLLBACK_ANNOTATION,
+    FunctionSpec,
+    code_key,
+    parse_rollback,
+    sha_of_key,
+)
+from vortex_kube.versions import History, VersionError
 from vortex_operator import manifests, metrics
-from vortex_operator.conditions import utc_now
+from vortex_operator.conditions import timestamp, utc_now
 from vortex_operator.errors import (
     CodeSourceError,
     KubeError,
@@ -42,8 +50,10 @@ from vortex_operator.reconcile import (
     function_status,
     had_children,
     needs_reapply,
+    next_versions,
     recorded_version,
     retry_delay,
+    spec_manager,
     status_patch,
 )
 from vortex_operator.scaler import Scaled
@@ -86,6 +96,7 @@ class FunctionState:
     outcome: CodeOutcome | None = None
     serving: str | None = None
     code_objects: list[str] = field(default_factory=list)
+    history: History = field(default_factory=History)
     deployment: DeploymentView | None = None
     recorded: dict[str, str | int] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -102,6 +113,7 @@ class FunctionState:
             outcome=CodeOutcome.from_status(status),
             serving=serving,
             code_objects=[str(k) for k in status.get("codeObjects") or []],
+            history=History.from_json(status.get("versions")),
         )
 
 
@@ -232,8 +244,24 @@ class Controller:
                     self.events.normal(ref, "CodeStored", f"stored {code_key(sha)}")
 
             previous = state.serving
+            metadata = body.get("metadata") or {}
+            state.history = next_versions(
+                state.history,
+                sha,
+                spec,
+                body.get("spec") or {},
+                now=timestamp(self.clock()),
+                manager=spec_manager(metadata),
+                rollback=parse_rollback(
+                    (metadata.get("annotations") or {}).get(ROLLBACK_ANNOTATION)
+                ),
+            )
+            self._check_traffic(state)
             state.code_objects, dropped = code_history(
-                state.code_objects, code_key(sha), self.settings.code_history
+                state.code_objects,
+                code_key(sha),
+                self.settings.code_history,
+                [code_key(s) for s in state.history.code_in_use()],
             )
             state.serving = sha
             state.outcome = CodeOutcome.stored_as(sha)
@@ -247,6 +275,21 @@ class Controller:
                 was = f" (was {previous[:12]})" if previous else ""
                 self.events.normal(ref, "CodeDeployed", f"deploying code {sha[:12]}{was}")
         await self._collect(ref, dropped, referenced)
+
+    def _check_traffic(self, state: FunctionState) -> None:
+        """Say once per spec generation why its traffic split cannot be followed (the API then
+        sends every execution to the latest version)."""
+        spec = state.spec
+        problem = spec.traffic_error
+        if problem is None:
+            try:
+                spec.traffic.check(state.history.numbers())
+            except VersionError as exc:
+                problem = str(exc)
+        if problem is None and spec.traffic.targets and spec.isolation != "shared":
+            problem = "traffic splits are for shared functions; this one runs only its latest"
+        if problem is not None and state.generation != state.ref.generation:
+            self.events.warning(state.ref, "TrafficInvalid", f"{problem}: all to the latest")
 
     async def _code(self, ref: FunctionRef, spec: FunctionSpec) -> str:
         if spec.code is not None:
@@ -347,6 +390,7 @@ class Controller:
             outcome=state.outcome,
             serving=state.serving,
             code_objects=state.code_objects,
+            history=state.history,
             deployment=state.deployment,
             previous=state.status,
             now=self.clock(),

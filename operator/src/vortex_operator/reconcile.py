@@ -29,6 +29,7 @@ from vortex_kube.contract import (
     code_key,
     env_not_pooled,
 )
+from vortex_kube.versions import History, execution_spec
 from vortex_operator import conditions as cond
 from vortex_operator.model import FunctionRef
 
@@ -255,6 +256,7 @@ def function_status(
     previous: dict[str, Any],
     now: datetime,
     cluster_domain: str = "cluster.local",
+    history: History | None = None,
 ) -> dict[str, Any]:
     """The full status stanza.
 
@@ -290,6 +292,9 @@ def function_status(
         "codeObjects": list(code_objects),
         "compileError": None,
     }
+    if history is not None and history.latest is not None:
+        status["versions"] = history.to_json()
+        status["latestVersion"] = history.latest.number
     if outcome is not None and outcome.kind == "compile_error":
         status["compileError"] = {
             "line": outcome.line,
@@ -372,10 +377,64 @@ def recorded_version(kind: str, obj: dict[str, Any]) -> str | int | None:
     return str(version) if version else None
 
 
-def code_history(previous: Iterable[str], current: str, keep: int) -> tuple[list[str], list[str]]:
-    """(objects to remember, objects dropped): the current one first, then `keep` older ones."""
+def code_history(
+    previous: Iterable[str], current: str, keep: int, versions: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
+    """(objects to remember, objects dropped): the current one first, then `keep` older ones,
+    then those of kept versions (`versions`), which are never dropped."""
     older = [k for k in previous if k != current]
-    return [current, *older[:keep]], older[keep:]
+    kept = [current, *older[:keep]]
+    pinned = set(versions)
+    kept += [k for k in sorted(pinned) if k not in kept]
+    return kept, [k for k in older[keep:] if k not in pinned]
+
+
+def spec_manager(metadata: dict[str, Any]) -> str | None:
+    """Who changed the spec last: the field manager of the newest managedFields entry that is not
+    the status subresource's (kubectl-client-side-apply, vortex-api, ...)."""
+    entries = [
+        e
+        for e in metadata.get("managedFields") or []
+        if isinstance(e, dict) and e.get("subresource") != "status" and e.get("manager")
+    ]
+    if not entries:
+        return None
+    return str(max(entries, key=lambda e: str(e.get("time") or ""))["manager"])
+
+
+def next_versions(
+    history: History,
+    sha256: str,
+    spec: FunctionSpec,
+    raw_spec: dict[str, Any],
+    *,
+    now: str,
+    manager: str | None,
+    rollback: tuple[int, str] | None,
+) -> History:
+    """The versions after a reconcile that stored `sha256` for this spec: a new one when the
+    code or an execution field changed, pruned to the spec's limit. `rollback` is the
+    ROLLBACK_ANNOTATION's (version, code hash): while the code is still that hash, the change
+    is a rollback to that version, made a new version once even if nothing else changed."""
+    fields = execution_spec(raw_spec)
+    rollback_of = None
+    latest = history.latest
+    if rollback is not None and rollback[1] == sha256:
+        done = (
+            latest is not None
+            and latest.same_as(sha256, fields)
+            and (latest.rollback_of == rollback[0] or latest.number == rollback[0])
+        )
+        rollback_of = None if done else rollback[0]
+    return history.record(
+        sha256,
+        fields,
+        now,
+        spec.traffic,
+        created_by=manager,
+        rollback_of=rollback_of,
+        limit=spec.revision_history_limit,
+    )
 
 
 def deletable(objects: Iterable[str], referenced: Iterable[str]) -> list[str]:

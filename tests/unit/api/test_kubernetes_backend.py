@@ -66,23 +66,113 @@ async def test_deploy_creates_a_vortexfunction(
         "last_schedule_time": None,
         "last_schedule_invocation": None,
         "conditions": [],
-        "latest_version": None,  # the cluster keeps no versions yet
+        "latest_version": None,  # until the operator records version 1
     }
 
 
-async def test_versions_are_refused_with_a_clear_error_for_now(
-    k8s_client: httpx.AsyncClient,
+OLD = "cd" * 32
+
+
+def _versions_status(isolation_spec: str = "shared") -> dict[str, object]:
+    spec = {"timeoutMs": 1000, "memoryMb": 128, "isolation": isolation_spec}
+    return ready_status(
+        latestVersion=2,
+        versions=[
+            {"version": 1, "codeSha256": OLD, "spec": spec, "createdAt": "2026-01-01T00:00:00Z"},
+            {
+                "version": 2,
+                "codeSha256": "ab" * 32,
+                "spec": {**spec, "timeoutMs": 5000},
+                "createdAt": "2026-01-01T00:00:01Z",
+                "createdBy": "vortex-api",
+            },
+        ],
+    )
+
+
+async def test_a_shared_function_splits_and_rolls_back_by_the_operators_versions(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
 ) -> None:
     await deploy(k8s_client, name="v")
-    for method, path, body in (
-        ("POST", "/functions/v/rollback", {"version": 1}),
-        ("PUT", "/functions/v/traffic", {"traffic": None}),
-        ("POST", "/deploy", {"code": "return 1;", "name": "v", "revision_history_limit": 3}),
-    ):
-        response = await k8s_client.request(method, path, json=body)
-        assert response.status_code == 501, response.text
-        assert response.json()["error"]["type"] == "NotSupported"
-        assert "local mode only" in response.json()["error"]["message"]
+    await fake_kube.patch(FUNCTIONS, "v", _versions_status())
+    await eventually(lambda: k8s_backend.functions["v"].version == 2)
+
+    doc = (await k8s_client.get("/functions/v/versions")).json()
+    assert [(v["version"], v["created_by"]) for v in doc["versions"]] == [
+        (1, None),
+        (2, "vortex-api"),
+    ]
+    split = [{"version": 1, "percent": 50}, {"latest": True, "percent": 50, "tag": "new"}]
+    response = await k8s_client.put("/functions/v/traffic", json={"traffic": split})
+    assert response.status_code == 200, response.text
+    assert fake_kube.objects[FUNCTIONS]["v"]["spec"]["traffic"] == split
+    assert response.json()["traffic"] == split
+    function = k8s_backend.functions["v"]
+    old = function.choose("1")
+    # the pool loads each version by its own code object, with its own limits
+    assert (old.code_object, old.timeout_ms) == (f"functions/{OLD}.js", 1000)
+    assert ("x-vortex-code-sha256", OLD) in old.runtime_headers
+    assert function.choose("new") is function
+    assert {function.choose(None).version for _ in range(4)} == {1, 2}
+    bad = await k8s_client.put(
+        "/functions/v/traffic", json={"traffic": [{"version": 9, "percent": 100}]}
+    )
+    assert bad.status_code == 400
+    assert "version 9" in bad.json()["error"]["message"]
+
+    async def operator_records_version_3() -> None:
+        await eventually(lambda: "codeRef" in fake_kube.objects[FUNCTIONS]["v"]["spec"])
+        status = _versions_status()
+        versions = status["status"]["versions"]  # type: ignore[index]
+        versions.append(
+            {"version": 3, "codeSha256": OLD, "spec": versions[0]["spec"], "rollbackOf": 1}
+        )
+        status["status"].update(latestVersion=3, codeSha256=OLD, codeObject=f"functions/{OLD}.js")  # type: ignore[attr-defined]
+        await fake_kube.patch(FUNCTIONS, "v", status)
+
+    rolled, _ = await asyncio.gather(
+        k8s_client.post("/functions/v/rollback", json={"version": 1}), operator_records_version_3()
+    )
+    assert rolled.status_code == 200, rolled.text
+    assert rolled.json()["latest_version"] == 3
+    obj = fake_kube.objects[FUNCTIONS]["v"]
+    assert "code" not in obj["spec"]
+    assert obj["spec"]["codeRef"] == {
+        "s3": {"bucket": "vortex-functions", "key": f"functions/{OLD}.js"}
+    }
+    assert obj["spec"]["timeoutMs"] == 1000
+    assert "traffic" not in obj["spec"]
+    assert obj["metadata"]["annotations"]["vortex.dev/rollback"] == f"1 {OLD}"
+
+    missing = await k8s_client.post("/functions/v/rollback", json={"version": 7})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "VersionNotFound"
+
+
+async def test_a_warm_function_runs_only_its_latest_version(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    await deploy(k8s_client, name="w", isolation="warm")
+    await fake_kube.patch(FUNCTIONS, "w", _versions_status("warm"))
+    await eventually(lambda: k8s_backend.functions["w"].version == 2)
+    split = [{"version": 1, "percent": 50}, {"latest": True, "percent": 50}]
+    refused = await k8s_client.put("/functions/w/traffic", json={"traffic": split})
+    assert refused.status_code == 400
+    assert "shared functions" in refused.json()["error"]["message"]
+    pinned = await k8s_client.post("/execute/w", headers={"X-Vortex-Version": "1"})
+    assert pinned.status_code == 404
+    assert pinned.json()["error"]["type"] == "VersionNotFound"
+    versions = (await k8s_client.get("/functions/w/versions")).json()["versions"]
+    assert [v["version"] for v in versions] == [1, 2]  # shown, though only 2 runs
+
+
+async def test_a_redeploy_keeps_the_history_limit_unless_given(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube
+) -> None:
+    await deploy(k8s_client, name="h", revision_history_limit=3)
+    assert fake_kube.objects[FUNCTIONS]["h"]["spec"]["revisionHistoryLimit"] == 3
+    await deploy(k8s_client, name="h", code="return 2;")
+    assert fake_kube.objects[FUNCTIONS]["h"]["spec"]["revisionHistoryLimit"] == 3
 
 
 async def test_deploy_without_name_uses_a_uuid(

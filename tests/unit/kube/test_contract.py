@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vortex_kube import contract
+from vortex_kube import contract, versions
 from vortex_kube.contract import FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,6 +26,11 @@ NUMBERS: dict[str, tuple[int, int, int]] = {
         contract.MAX_CONCURRENCY,
     ),
     "replicas": (contract.DEFAULT_REPLICAS, contract.MIN_REPLICAS, contract.MAX_REPLICAS),
+    "revisionHistoryLimit": (
+        versions.DEFAULT_HISTORY_LIMIT,
+        versions.MIN_HISTORY_LIMIT,
+        versions.MAX_HISTORY_LIMIT,
+    ),
 }
 SCALE = SPEC["scale"]["properties"]
 SCALE_NUMBERS: dict[str, tuple[int, int, int]] = {
@@ -52,6 +57,18 @@ def test_names_equal_the_crd() -> None:
 def test_numeric_defaults_and_bounds_equal_the_crd(prop: str, bounds: tuple[int, int, int]) -> None:
     crd = SPEC[prop]
     assert (crd["default"], crd["minimum"], crd["maximum"]) == bounds
+
+
+def test_the_traffic_split_has_the_crds_shape() -> None:
+    traffic = SPEC["traffic"]
+    assert traffic["maxItems"] == versions.MAX_TRAFFIC_TARGETS
+    entry = traffic["items"]["properties"]
+    assert set(entry) == {"version", "latest", "percent", "tag"}
+    assert entry["tag"]["pattern"] == versions.TAG_PATTERN
+    assert (entry["percent"]["minimum"], entry["percent"]["maximum"]) == (0, 100)
+    parsed = FunctionSpec.parse({"traffic": [{"latest": True, "percent": 100}]})
+    assert parsed.traffic == versions.Traffic.parse([{"latest": True, "percent": 100}])
+    assert FunctionSpec.parse({}).revision_history_limit == versions.DEFAULT_HISTORY_LIMIT
 
 
 def test_the_cpu_limit_has_the_crds_bounds_and_no_default() -> None:

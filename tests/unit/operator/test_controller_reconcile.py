@@ -156,13 +156,82 @@ async def test_old_code_objects_beyond_the_history_are_collected_unless_shared(
     keys = [f"functions/{sha256_hex(v.encode())}.js" for v in versions]
     shared = keys[0]
     for generation, code in enumerate(versions, start=1):
-        await controller.reconcile(
-            function(code=code, generation=generation), referenced=lambda: {shared}
-        )
-    # history 2: the current object and two older ones are kept; key 1 is collected; key 0
-    # is referenced by another function.
+        body = function(code=code, generation=generation, revisionHistoryLimit=1)
+        await controller.reconcile(body, referenced=lambda: {shared})
+    # history 2 (and one version kept): the current object and two older ones are kept; key 1
+    # is collected; key 0 is referenced by another function.
     assert store.deleted == [keys[1]]
     assert set(store.objects) == {keys[0], keys[2], keys[3], keys[4]}
+
+
+async def test_the_code_of_every_kept_version_stays(
+    controller: Controller, store: FakeStore, kube: FakeKube
+) -> None:
+    codes = [f"return {n};" for n in range(6)]
+    keys = [f"functions/{sha256_hex(c.encode())}.js" for c in codes]
+    for generation, code in enumerate(codes, start=1):
+        body = function(code=code, generation=generation, revisionHistoryLimit=5)
+        await controller.reconcile(body, referenced=set)
+    status = kube.statuses[("fns", "hello")]
+    assert status["latestVersion"] == 6
+    assert [v["version"] for v in status["versions"]] == [2, 3, 4, 5, 6]
+    # five versions outlast the code history of 2: only the first object went
+    assert store.deleted == [keys[0]]
+    assert set(store.objects) == set(keys[1:])
+    assert set(status["codeObjects"]) == set(keys[1:])
+
+
+async def test_each_change_of_code_or_execution_spec_is_a_version(
+    controller: Controller, kube: FakeKube
+) -> None:
+    await controller.reconcile(function(code="return 1;", generation=1))
+    await controller.reconcile(function(code="return 1;", generation=2, replicas=3))
+    await controller.reconcile(function(code="return 1;", generation=3, memoryMb=256))
+    body = function(code="return 2;", generation=4, memoryMb=256)
+    body["metadata"]["managedFields"] = [
+        {
+            "manager": "kubectl-client-side-apply",
+            "operation": "Update",
+            "time": "2026-01-01T00:00:02Z",
+        },
+        {
+            "manager": "vortex-operator",
+            "operation": "Update",
+            "subresource": "status",
+            "time": "2026-01-01T00:00:03Z",
+        },
+        {"manager": "vortex-api", "operation": "Update", "time": "2026-01-01T00:00:01Z"},
+    ]
+    await controller.reconcile(body)
+    versions = kube.statuses[("fns", "hello")]["versions"]
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert versions[1]["spec"] == {"memoryMb": 256, "isolation": "warm"}
+    assert versions[2]["codeSha256"] == sha256_hex(b"return 2;")
+    assert versions[2]["createdBy"] == "kubectl-client-side-apply"
+    assert all(v["createdAt"].endswith("Z") for v in versions)
+
+
+async def test_a_rollback_annotation_makes_one_new_version(
+    controller: Controller, kube: FakeKube
+) -> None:
+    one = sha256_hex(b"return 1;")
+    await controller.reconcile(function(code="return 1;", generation=1))
+    await controller.reconcile(function(code="return 2;", generation=2))
+    rolled = function(code="return 1;", generation=3)
+    rolled["metadata"]["annotations"] = {"vortex.dev/rollback": f"1 {one}"}
+    await controller.reconcile(rolled)
+    await controller.reconcile(rolled)  # a resync: no second rollback
+    later = function(code="return 3;", generation=4)
+    later["metadata"]["annotations"] = {"vortex.dev/rollback": f"1 {one}"}  # left behind
+    await controller.reconcile(later)
+    versions = kube.statuses[("fns", "hello")]["versions"]
+    assert [(v["version"], v.get("rollbackOf")) for v in versions] == [
+        (1, None),
+        (2, None),
+        (3, 1),
+        (4, None),
+    ]
+    assert versions[2]["codeSha256"] == one
 
 
 async def test_api_errors_while_applying_are_retried(

@@ -25,12 +25,13 @@ from typing import Any
 
 from vortex_api.errors import (
     ApiError,
+    BadRequest,
     FunctionNotFound,
     FunctionNotRunnable,
     InternalError,
     NotReady,
-    NotSupported,
     StorageUnavailable,
+    VersionNotFound,
     from_kube,
 )
 from vortex_api.fasthttp import FastTransport
@@ -59,16 +60,16 @@ from vortex_kube.contract import (
     FUNCTION_LABEL,
     KIND,
     NAME_LABEL,
+    ROLLBACK_ANNOTATION,
     SERVICE_NAME_LABEL,
+    code_key,
     env_not_pooled,
+    rollback_annotation,
 )
 from vortex_kube.errors import Conflict, KubeError
-from vortex_kube.versions import Traffic
+from vortex_kube.versions import EXECUTION_FIELDS, Traffic, VersionError
 
 log = logging.getLogger("vortex_api.kubernetes")
-# Versions of a VortexFunction are to be kept by the operator (status.versions); until then the
-# cluster runs the latest spec, and only local mode keeps versions.
-_NO_VERSIONS = "versions, rollback and traffic splits are kept in local mode only for now"
 
 _SYNC_TIMEOUT_S = 30.0
 
@@ -254,8 +255,6 @@ class KubernetesBackend:
         return self.kube
 
     async def deploy(self, request: DeployRequest) -> Function:
-        if request.revision_history_limit is not None:
-            raise NotSupported(_NO_VERSIONS)
         kube = self._client()
         name = request.name or str(uuid.uuid4())
         try:
@@ -332,10 +331,66 @@ class KubernetesBackend:
             raise FunctionNotFound(function_id)
 
     async def rollback(self, function_id: str, number: int) -> Function:
-        raise NotSupported(_NO_VERSIONS)
+        """Patch the spec back to version `number`'s code (by its kept code object) and
+        execution fields, with all traffic to it; the operator records the new version (the
+        annotation tells it of which) and the answer waits for that, within the deploy wait."""
+        current = await self.resolve(function_id)
+        version = current.history.get(number)
+        if version is None:
+            kept = ", ".join(map(str, current.history.numbers())) or "none"
+            raise VersionNotFound(
+                f"function {function_id!r} keeps no version {number} (kept: {kept})"
+            )
+        fields = {f: version.spec.get(f) for f in EXECUTION_FIELDS}
+        patch = {
+            "metadata": {
+                "annotations": {
+                    ROLLBACK_ANNOTATION: rollback_annotation(number, version.code_sha256)
+                }
+            },
+            "spec": {
+                **fields,
+                "code": None,
+                "codeRef": {
+                    "s3": {
+                        "bucket": self.settings.minio.bucket,
+                        "key": code_key(version.code_sha256),
+                    }
+                },
+                "traffic": None,
+            },
+        }
+        function = await self._patch(function_id, patch)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.deploy_wait_s
+        was = current.version or 0
+        while (function.version or 0) <= was and (remaining := deadline - loop.time()) > 0:
+            await self._wait_changed(function_id, remaining)
+            function = self.functions.get(function_id, function)
+        return function
 
     async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
-        raise NotSupported(_NO_VERSIONS)
+        current = await self.resolve(function_id)
+        if traffic.targets and current.isolation != "shared":
+            raise BadRequest(
+                f"traffic splits are for shared functions for now; {function_id!r} is"
+                f" {current.isolation} and runs its latest version only"
+            )
+        try:
+            traffic.check(current.history.numbers())
+        except VersionError as exc:
+            raise BadRequest(str(exc)) from None
+        return await self._patch(function_id, {"spec": {"traffic": traffic.to_json() or None}})
+
+    async def _patch(self, function_id: str, patch: dict[str, Any]) -> Function:
+        try:
+            obj = await self._client().merge_patch(KIND, self.namespace, function_id, patch)
+        except KubeError as exc:
+            raise from_kube(exc, function_id) from exc
+        function = self._store(obj)
+        if function is None:
+            raise InternalError("the Kubernetes API returned a malformed VortexFunction")
+        return function
 
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
         return await self.invoker.kv(POOL_GROUP, function, request)  # MinIO, from any pool pod
