@@ -11,6 +11,7 @@ The tests run in file order and build on each other (the uninstall comes last).
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import math
 import re
@@ -1259,6 +1260,158 @@ def test_hostile_neighbours_in_the_pool_leave_a_benign_function_alone(release: R
         )
     finally:
         _delete_labelled(cluster, namespace, "e2e=hostile")
+
+
+# -- versions ------------------------------------------------------------------------------------
+
+# Lists the code objects in the code bucket, from inside the operator's pod (its MinIO keys).
+LIST_CODE = """
+import json
+from minio import Minio
+from vortex_runtime.settings import get_minio_settings
+m = get_minio_settings()
+client = Minio(m.endpoint, access_key=m.access_key.get_secret_value(),
+               secret_key=m.secret_key.get_secret_value(), secure=m.secure)
+print(json.dumps([o.object_name for o in client.list_objects(m.bucket, prefix="functions/")]))
+"""
+
+
+def _code_objects_in_minio(release: Release) -> set[str]:
+    cluster, namespace = release.cluster, release.namespace
+    pod = kit.pods(cluster, namespace, "app.kubernetes.io/component=operator")[0]
+    out = cluster.kubectl(
+        "exec", pod["metadata"]["name"], "--", "python3", "-c", LIST_CODE, namespace=namespace
+    ).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def _versioned(code_n: int) -> str:
+    return f"return {{v: {code_n}}};"
+
+
+def _deploy_version(release: Release, name: str, n: int, **fields: Any) -> None:
+    response = release.api.deploy({"name": name, "code": _versioned(n), **fields})
+    assert response.status_code == 201, response.text
+
+
+def _latest_version(release: Release, name: str) -> int | None:
+    status = release.cluster.get_json("vf", name, namespace=release.namespace).get("status", {})
+    value = status.get("latestVersion")
+    return int(value) if value is not None else None
+
+
+def _admin_call(release: Release, method: str, path: str, body: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {release.api.admin_key}"}
+    return httpx.request(
+        method, f"{release.api.base}{path}", json=body, headers=headers, timeout=60
+    )
+
+
+def _calls(release: Release, name: str, count: int, **headers: str) -> list[httpx.Response]:
+    def call(client: httpx.Client) -> httpx.Response:
+        return client.post(
+            f"{release.api.base}/execute/{name}",
+            headers={"Authorization": f"Bearer {release.api.admin_key}", **headers},
+            timeout=30,
+        )
+
+    clients = [httpx.Client() for _ in range(8)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda i: call(clients[i % 8]), range(count)))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_versions_split_pin_roll_back_and_keep_their_code_on_the_cluster(release: Release):
+    """Three deploys of a shared function split 80/20 over 2,000 calls through the API Service,
+    a tag pinned meanwhile, a rollback under steady load with no failed call, and a history
+    limit of 3 after 6 deploys leaving 3 code objects in MinIO."""
+    cluster, namespace = release.cluster, release.namespace
+    try:
+        for n in (1, 2, 3):
+            _deploy_version(release, "vers", n, concurrency=16)  # above the 8 callers
+            cluster.wait_for(
+                f"vers at version {n}", lambda n=n: _latest_version(release, "vers") == n, 60
+            )
+        split = [{"version": 1, "percent": 80}, {"version": 3, "percent": 20, "tag": "canary"}]
+        response = _admin_call(release, "PUT", "/functions/vers/traffic", {"traffic": split})
+        assert response.status_code == 200, response.text
+        time.sleep(1)  # the other API replica sees the spec through its watch
+
+        responses = _calls(release, "vers", 2000)
+        assert Counter(r.status_code for r in responses) == {200: 2000}
+        seen: Counter[int] = Counter()
+        for r in responses:
+            version = int(r.headers["x-vortex-version"])
+            assert r.json()["output"] == {"v": version}
+            seen[version] += 1
+        assert set(seen) == {1, 3}, seen
+        share = seen[1] / 2000
+        assert abs(share - 0.80) <= 0.03, seen
+        pinned = _calls(release, "vers", 100, **{"X-Vortex-Version": "canary"})
+        assert {(r.status_code, r.json()["output"]["v"]) for r in pinned} == {(200, 3)}
+
+        # a rollback under steady load
+        results: list[tuple[float, int, Any]] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(timeout=30) as client:
+                while not stop.is_set():
+                    sent = time.monotonic()
+                    r = release.api.execute("vers", client=client)
+                    output = r.json().get("output") if r.status_code == 200 else r.text[:200]
+                    results.append((sent, r.status_code, output))
+
+        threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        rolled = _admin_call(release, "POST", "/functions/vers/rollback", {"version": 1})
+        answered = time.monotonic()
+        time.sleep(3)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        assert rolled.status_code == 200, rolled.text
+        assert rolled.json()["latest_version"] == 4
+        assert rolled.json()["versions"][-1]["rollback_of"] == 1
+        failed = [(s, o) for _, s, o in results if s != 200]
+        assert failed == [], failed[:5]
+        settled = [o for t, _, o in results if t > answered + 1]
+        assert settled
+        assert all(o == {"v": 1} for o in settled), Counter(map(str, settled))
+        late = sum(1 for t, _, o in results if answered < t <= answered + 1 and o != {"v": 1})
+
+        # the history limit and the code objects left in MinIO
+        for n in range(1, 7):
+            _deploy_version(release, "hist", 100 + n, revision_history_limit=3)
+            cluster.wait_for(
+                f"hist at version {n}", lambda n=n: _latest_version(release, "hist") == n, 60
+            )
+        status = cluster.get_json("vf", "hist", namespace=namespace)["status"]
+        assert [v["version"] for v in status["versions"]] == [4, 5, 6]
+        assert [v.get("createdBy") for v in status["versions"]] == ["vortex-api"] * 3
+        mine = {
+            f"functions/{hashlib.sha256(_versioned(100 + n).encode()).hexdigest()}.js"
+            for n in range(1, 7)
+        }
+        kept = {f"functions/{v['codeSha256']}.js" for v in status["versions"]}
+
+        def three_left() -> bool:
+            return _code_objects_in_minio(release) & mine == kept
+
+        cluster.wait_for("3 code objects of hist left in MinIO", three_left, timeout=60, interval=2)
+        record_figure(
+            "versions",
+            f"80/20 split over 2,000 calls: {share:.1%} to v1; rollback under load:"
+            f" {len(results)} calls, 0 failed, {late} answered by v3 in the second after;"
+            f" revisionHistoryLimit 3 after 6 deploys: 3 code objects in MinIO",
+        )
+    finally:
+        cluster.kubectl("delete", "vf", "vers", "hist", "--ignore-not-found", namespace=namespace)
 
 
 # -- upgrade -------------------------------------------------------------------------------------

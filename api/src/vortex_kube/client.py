@@ -246,9 +246,12 @@ class KubeApi:
             response.release()
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """POST; `Conflict` if the name is taken."""
+        """POST; `Conflict` if the name is taken. The object's fields are this manager's (what
+        `managedFields`, and so a version's `createdBy`, name)."""
         meta = obj["metadata"]
-        return await self._request("POST", path_of(obj["kind"], meta["namespace"]), obj) or obj
+        path = path_of(obj["kind"], meta["namespace"])
+        query = [("fieldManager", self.field_manager)]
+        return await self._request("POST", path, obj, query=query) or obj
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a whole object (forced); returns the object as stored.

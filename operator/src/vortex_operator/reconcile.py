@@ -390,12 +390,16 @@ def code_history(
 
 
 def spec_manager(metadata: dict[str, Any]) -> str | None:
-    """Who changed the spec last: the field manager of the newest managedFields entry that is not
-    the status subresource's (kubectl-client-side-apply, vortex-api, ...)."""
+    """Who changed the spec last: the field manager of the newest managedFields entry that owns
+    spec fields (kubectl-client-side-apply, vortex-api, ...; kopf's own entries hold only
+    metadata, and the status subresource's only status)."""
     entries = [
         e
         for e in metadata.get("managedFields") or []
-        if isinstance(e, dict) and e.get("subresource") != "status" and e.get("manager")
+        if isinstance(e, dict)
+        and e.get("manager")
+        and e.get("subresource") != "status"
+        and "f:spec" in (e.get("fieldsV1") or {})
     ]
     if not entries:
         return None

@@ -188,19 +188,21 @@ async def test_each_change_of_code_or_execution_spec_is_a_version(
     await controller.reconcile(function(code="return 1;", generation=2, replicas=3))
     await controller.reconcile(function(code="return 1;", generation=3, memoryMb=256))
     body = function(code="return 2;", generation=4, memoryMb=256)
+    spec_fields = {"f:spec": {"f:code": {}}}
     body["metadata"]["managedFields"] = [
         {
             "manager": "kubectl-client-side-apply",
-            "operation": "Update",
             "time": "2026-01-01T00:00:02Z",
+            "fieldsV1": spec_fields,
         },
         {
             "manager": "vortex-operator",
-            "operation": "Update",
             "subresource": "status",
             "time": "2026-01-01T00:00:03Z",
+            "fieldsV1": {"f:status": {}},
         },
-        {"manager": "vortex-api", "operation": "Update", "time": "2026-01-01T00:00:01Z"},
+        {"manager": "kopf", "time": "2026-01-01T00:00:04Z", "fieldsV1": {"f:metadata": {}}},
+        {"manager": "vortex-api", "time": "2026-01-01T00:00:01Z", "fieldsV1": spec_fields},
     ]
     await controller.reconcile(body)
     versions = kube.statuses[("fns", "hello")]["versions"]
