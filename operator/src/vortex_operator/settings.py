@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     storage_timeout_s: float = Field(default=5.0, gt=0)
     # How long deletion may wait for MinIO before the finalizer is released anyway.
     delete_timeout_s: float = Field(default=30.0, ge=0)
-    # Old code objects kept per function (for rollbacks) besides the current one.
+    # Old code objects kept per function besides the current one, on top of every kept version's.
     code_history: int = Field(default=2, ge=0, le=20)
 
     # NetworkPolicy egress peers (JSON lists of NetworkPolicyPeer). MinIO: derived from the endpoint
