@@ -25,6 +25,7 @@ from vortex_api.models import (
 )
 from vortex_api.traffic import Split
 from vortex_kube.contract import Isolation, RetrySpec, code_key, parse_isolation
+from vortex_kube.rollout import Rollout, RolloutSpec
 from vortex_kube.versions import History, Traffic, Version
 from vortex_runtime.egress import to_json
 
@@ -89,6 +90,9 @@ class Function:
     traffic: Traffic = field(default_factory=Traffic)
     variants: dict[int, Function] = field(default_factory=dict)
     split: Split | None = None
+    # spec.rollout, and where the rollout of its latest version stands (vortex_kube.rollout).
+    rollout_spec: RolloutSpec | None = None
+    rollout: Rollout | None = None
     # Precomputed by `prepare`, used on every invocation.
     sends_env: bool = False
     runtime_headers: list[tuple[str, str]] = field(default_factory=list)
@@ -203,6 +207,7 @@ class Function:
                 for v in self.history.versions
             ],
             traffic=self.traffic.to_json(),
+            rollout=self.rollout.to_json() if self.rollout else None,
         )
 
     def deadline_s(self, grace_ms: int) -> float:
@@ -233,6 +238,7 @@ class Function:
                 time_zone=self.time_zone,
                 schedule_event=self.schedule_event,
                 revision_history_limit=self.history.limit,
+                rollout=self.rollout_spec.to_json() if self.rollout_spec else None,
                 traffic=self.traffic.to_json(),
             ),
             status=FunctionStatusOut(

@@ -38,6 +38,7 @@ from vortex_kube.contract import (
     check_retry,
     check_schedule,
 )
+from vortex_kube.rollout import RolloutSpec
 from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, MIN_HISTORY_LIMIT
 from vortex_runtime.egress import Outcome as FetchOutcome
 
@@ -228,6 +229,13 @@ class DeployRequest(BaseModel):
         le=MAX_HISTORY_LIMIT,
         description=f"versions kept, with their code (default {DEFAULT_HISTORY_LIMIT})",
     )
+    rollout: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "progressive rollout of each new version (`spec.rollout`): steps (percents ending at"
+            " 100), interval (60s), maxErrorRate (0.05)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _scale_is_for_warm(self) -> DeployRequest:
@@ -235,6 +243,8 @@ class DeployRequest(BaseModel):
             raise ValueError("scale applies to isolation warm only")
         if self.retry is not None:
             check_retry(self.retry)
+        if self.rollout is not None:
+            RolloutSpec.parse(self.rollout)
         if self.schedule is not None:
             check_schedule(self.schedule, self.time_zone)
         elif self.time_zone is not None or self.schedule_event is not None:
@@ -359,6 +369,7 @@ class FunctionSpecOut(BaseModel):
     time_zone: str | None = None
     schedule_event: Any = None
     revision_history_limit: int = DEFAULT_HISTORY_LIMIT
+    rollout: dict[str, Any] | None = None
     traffic: list[dict[str, Any]] = Field(
         default_factory=list,
         description="the split between versions (`{version | latest, percent, tag?}`); empty:"
@@ -413,6 +424,11 @@ class VersionList(BaseModel):
     revision_history_limit: int
     versions: list[VersionOut]
     traffic: list[dict[str, Any]]
+    rollout: dict[str, Any] | None = Field(
+        default=None,
+        description="the progressive rollout of the latest version: {version, stable, percent,"
+        " phase (Progressing, Complete, RolledBack), reason, ...}",
+    )
 
 
 class RollbackRequest(BaseModel):

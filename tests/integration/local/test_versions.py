@@ -143,3 +143,93 @@ def test_a_history_limit_of_3_keeps_3_code_objects(api: ApiProcess) -> None:
         )
         assert pinned.status_code == 200
         assert pinned.json()["output"]["v"] == 100 + version["version"]
+
+
+FLAKY = """
+globalThis.calls = (globalThis.calls || 0) + 1;
+if (globalThis.calls % 10 < 3) throw new Error("the new version fails 3 calls in 10");
+return {v: 2};
+"""
+
+
+class _Load:
+    """Calls one function steadily from a thread while the block runs; keeps what answered."""
+
+    def __init__(self, api: ApiProcess, name: str) -> None:
+        self.api, self.name = api, name
+        self.answers: list[tuple[int, str | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.api.url, timeout=30) as client:
+            while not self._stop.is_set():
+                r = client.post(f"/execute/{self.name}")
+                self.answers.append((r.status_code, r.headers.get("x-vortex-version")))
+                time.sleep(0.002)
+
+    def __enter__(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def _rollout_phase(api: ApiProcess, name: str) -> dict[str, object]:
+    doc = httpx.get(f"{api.url}/functions/{name}/versions").json()
+    rollout: dict[str, object] = doc["rollout"]
+    return rollout
+
+
+def _until_settled(api: ApiProcess, name: str, timeout_s: float) -> tuple[dict[str, object], float]:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        rollout = _rollout_phase(api, name)
+        if rollout["phase"] != "Progressing":
+            return rollout, time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"still progressing after {timeout_s} s: {_rollout_phase(api, name)}")
+
+
+ROLLOUT = {"steps": [10, 50, 100], "interval": "2s", "maxErrorRate": 0.05}
+
+
+def test_a_rollout_whose_new_version_throws_on_30_percent_is_rolled_back(api: ApiProcess) -> None:
+    _deploy(api, "canary", 1)
+    with _Load(api, "canary") as load:
+        time.sleep(0.3)
+        response = httpx.post(
+            f"{api.url}/deploy",
+            json={"name": "canary", "code": FLAKY, "rollout": ROLLOUT},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        rollout, took = _until_settled(api, "canary", timeout_s=10)
+        time.sleep(0.5)
+    assert rollout["phase"] == "RolledBack", rollout
+    assert took <= 2 * 2.0 + 0.5, took  # within two intervals
+    assert "all traffic back to version 1" in str(rollout["reason"])
+    info = httpx.get(f"{api.url}/functions/canary").json()
+    assert info["status"]["conditions"][0]["reason"] == "RolledBack"
+    failed_v2 = sum(1 for s, v in load.answers if v == "2" and s == 500)
+    assert failed_v2 > 0
+    # the stable version answers everything after the rollback, and never failed
+    assert all(s == 200 for s, v in load.answers if v == "1")
+    assert httpx.post(f"{api.url}/execute/canary").headers["x-vortex-version"] == "1"
+
+
+def test_a_healthy_rollout_reaches_100_percent(api: ApiProcess) -> None:
+    _deploy(api, "healthy", 1)
+    with _Load(api, "healthy") as load:
+        time.sleep(0.3)
+        _deploy(api, "healthy", 2, rollout=ROLLOUT)
+        rollout, took = _until_settled(api, "healthy", timeout_s=15)
+    assert rollout["phase"] == "Complete", rollout
+    assert took <= 3 * 2.0 + 0.5, took  # two steps after the first, an interval each
+    assert [s for s, _ in load.answers if s != 200] == []
+    assert {v for _, v in load.answers} == {"1", "2"}
+    doc = httpx.get(f"{api.url}/functions/healthy/versions").json()
+    assert doc["traffic"] == []
+    assert httpx.post(f"{api.url}/execute/healthy").json()["output"]["v"] == 2

@@ -48,6 +48,7 @@ async def test_list_and_get(client: httpx.AsyncClient, deploy: Callable[..., Any
         "time_zone": None,
         "schedule_event": None,
         "revision_history_limit": 10,
+        "rollout": None,
         "traffic": [],
     }
     assert doc["status"]["latest_version"] == 1

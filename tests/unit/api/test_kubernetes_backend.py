@@ -166,6 +166,13 @@ async def test_a_warm_function_runs_only_its_latest_version(
     assert [v["version"] for v in versions] == [1, 2]  # shown, though only 2 runs
 
 
+async def test_a_rollout_is_refused_on_the_cluster_for_now(k8s_client: httpx.AsyncClient) -> None:
+    body = {"code": "return 1;", "name": "r", "rollout": {"steps": [100]}}
+    response = await k8s_client.post("/deploy", json=body)
+    assert response.status_code == 400
+    assert "local mode only" in response.json()["error"]["message"]
+
+
 async def test_a_redeploy_keeps_the_history_limit_unless_given(
     k8s_client: httpx.AsyncClient, fake_kube: FakeKube
 ) -> None:

@@ -3,6 +3,7 @@ kept to the history limit with their code, and kept across a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -277,3 +278,77 @@ async def test_a_record_from_before_versions_becomes_version_1(
     assert restored.history.numbers() == [1]
     assert restored.history.versions[0].code_sha256 == fn.code_sha256
     assert ("x-vortex-version", "1") in restored.runtime_headers
+
+
+async def test_a_rollout_whose_new_version_fails_goes_back_and_says_why(
+    client: httpx.AsyncClient, deploy: Callable[..., Any], runtime: FakeRuntime
+) -> None:
+    await deploy("return 1;", name="fn")
+    rollout = {"steps": [10, 50, 100], "interval": "1s", "maxErrorRate": 0.05}
+    bad = await deploy("return 2;", name="fn", rollout=rollout)
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        if _sha_of(request) == bad.code_sha256:
+            calls += 1
+            if calls % 3 == 0:
+                return httpx.Response(
+                    500, json={"error": {"type": "FunctionError", "message": "boom"}}
+                )
+        return ok(_sha_of(request))
+
+    runtime.handler = handler
+    doc = await _versions(client, "fn")
+    assert doc["rollout"]["phase"] == "Progressing"
+    assert doc["traffic"] == [
+        {"version": 1, "percent": 90},
+        {"version": 2, "percent": 10, "tag": "canary"},
+    ]
+    seen: Counter[str] = Counter()
+    async with asyncio.timeout(5):
+        while (await _versions(client, "fn"))["rollout"]["phase"] == "Progressing":
+            answer = await client.post("/execute/fn")
+            seen[answer.headers["x-vortex-version"]] += 1
+            await asyncio.sleep(0.002)
+    doc = await _versions(client, "fn")
+    assert doc["rollout"]["phase"] == "RolledBack"
+    assert "over maxErrorRate 5.0%" in doc["rollout"]["reason"]
+    assert doc["traffic"] == [{"version": 1, "percent": 100}]
+    condition = (await client.get("/functions/fn")).json()["status"]["conditions"][0]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "Rollout",
+        "False",
+        "RolledBack",
+    )
+    assert seen["2"] > 0
+    for _ in range(20):
+        assert (await client.post("/execute/fn")).headers["x-vortex-version"] == "1"
+
+
+async def test_a_healthy_rollout_reaches_all_traffic(
+    client: httpx.AsyncClient, deploy: Callable[..., Any]
+) -> None:
+    await deploy("return 1;", name="fn")
+    await deploy("return 2;", name="fn", rollout={"steps": [50, 100], "interval": "1s"})
+    percents = set()
+    async with asyncio.timeout(5):
+        while (doc := await _versions(client, "fn"))["rollout"]["phase"] == "Progressing":
+            percents.add(doc["rollout"]["percent"])
+            assert (await client.post("/execute/fn")).status_code == 200
+            await asyncio.sleep(0.005)
+    assert doc["rollout"]["phase"] == "Complete"
+    assert percents == {50}
+    assert doc["traffic"] == []
+    assert (await client.post("/execute/fn")).headers["x-vortex-version"] == "2"
+    # the next deploy rolls out from version 2
+    await deploy("return 3;", name="fn", rollout={"steps": [50, 100], "interval": "1s"})
+    doc = await _versions(client, "fn")
+    assert (doc["rollout"]["stable"], doc["rollout"]["version"]) == (2, 3)
+
+
+async def test_a_bad_rollout_is_refused_at_deploy(client: httpx.AsyncClient) -> None:
+    body = {"code": "return 1;", "name": "fn", "rollout": {"steps": [10, 50]}}
+    response = await client.post("/deploy", json=body)
+    assert response.status_code == 400
+    assert "rising percents ending at 100" in response.json()["error"]["message"]

@@ -255,6 +255,11 @@ class KubernetesBackend:
         return self.kube
 
     async def deploy(self, request: DeployRequest) -> Function:
+        if request.rollout is not None:
+            raise BadRequest(
+                "rollout: progressive rollouts run in local mode only for now; on the cluster,"
+                " shift traffic with PUT /functions/{id}/traffic"
+            )
         kube = self._client()
         name = request.name or str(uuid.uuid4())
         try:

@@ -10,6 +10,7 @@ Kubernetes. Built by `backends.make_backend`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -21,19 +22,22 @@ from typing import Any
 from vortex_api.backends.local_records import LocalRecords
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
-from vortex_api.errors import BadRequest, FunctionNotFound, VersionNotFound
+from vortex_api.errors import BadRequest, ExecutionTimeout, FunctionNotFound, VersionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
 from vortex_api.invoker import Invocation, InvocationResult, Invoker
 from vortex_api.models import DeployRequest
+from vortex_api.rollouts import Tally
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeReply, RuntimeTransport
 from vortex_kube.contract import DEFAULT_ISOLATION, RetrySpec, parse_isolation
-from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, History, Traffic, VersionError
+from vortex_kube.rollout import Rollout, RolloutSpec
+from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, History, Target, Traffic, VersionError
 
 log = logging.getLogger("vortex_api.local")
+ROLLOUT_TICK_S = 0.25  # how often rollouts in progress are looked at
 
 
 def _record(function: Function) -> dict[str, Any]:
@@ -59,6 +63,9 @@ def _record(function: Function) -> dict[str, Any]:
         "revision_history_limit": function.history.limit,
         "versions": function.history.to_json(),
         "traffic": function.traffic.to_json(),
+        "rollout_spec": function.rollout_spec.to_json() if function.rollout_spec else None,
+        "rollout": function.rollout.to_json() if function.rollout else None,
+        "conditions": function.conditions,
     }
 
 
@@ -83,7 +90,13 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
         schedule_event=record.get("schedule_event"),
         schedule_since=float(record.get("schedule_since") or 0.0),
         created_at=record.get("created_at"),
+        conditions=list(record.get("conditions") or []),
     ).prepare(send_env=True)
+    try:
+        function.rollout_spec = RolloutSpec.parse(record.get("rollout_spec"))
+        function.rollout = Rollout.from_json(record.get("rollout"))
+    except (VersionError, KeyError, TypeError, ValueError) as exc:
+        log.warning("function %s: ignoring its rollout: %s", function.function_id, exc)
     limit = int(record.get("revision_history_limit") or DEFAULT_HISTORY_LIMIT)
     history = History.from_json(record.get("versions"), limit)
     try:
@@ -101,6 +114,42 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _rollout_base(
+    previous: Function | None, spec: RolloutSpec | None
+) -> tuple[Rollout | None, int | None]:
+    """(the rollout that stands if no version is made, the stable version a new version would
+    be rolled out from, or None for no rollout)."""
+    if previous is None:
+        return None, None
+    standing = previous.rollout if spec is not None else None
+    if spec is None or previous.version is None:
+        return standing, None
+    if standing is not None and standing.phase != "Complete":
+        return standing, standing.stable  # what had all the traffic before
+    return standing, previous.version
+
+
+def _rollout_conditions(
+    rollout: Rollout | None, previous: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The `Rollout` condition local mode shows: Unknown while it progresses, True once
+    Complete, False when rolled back, with the reason."""
+    if rollout is None:
+        return []
+    status = {"Progressing": "Unknown", "Complete": "True", "RolledBack": "False"}[rollout.phase]
+    old = next((c for c in previous or [] if c.get("type") == "Rollout"), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == status else _now()
+    return [
+        {
+            "type": "Rollout",
+            "status": status,
+            "reason": rollout.phase,
+            "message": rollout.reason,
+            "lastTransitionTime": since,
+        }
+    ]
 
 
 class LocalBackend:
@@ -144,6 +193,8 @@ class LocalBackend:
         )
         self.functions: dict[str, Function] = {}
         self._lock = asyncio.Lock()
+        self.tally = Tally()  # executions per version, for rollouts
+        self._rollouts: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.store.open()
@@ -153,8 +204,13 @@ class LocalBackend:
                 self.functions[function.function_id] = function
         if self.supervise:
             await self.supervisor.start()
+        self._rollouts = asyncio.ensure_future(self._drive_rollouts())
 
     async def stop(self) -> None:
+        if self._rollouts is not None:
+            self._rollouts.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rollouts
         await self.supervisor.stop()
         await self.transport.aclose()
 
@@ -170,6 +226,10 @@ class LocalBackend:
             previous = self.functions.get(function_id)
             history = previous.history if previous else History()
             traffic = previous.traffic if previous else Traffic()
+            rollout_spec = RolloutSpec.parse(request.rollout)
+            rollout, stable = _rollout_base(previous, rollout_spec)
+            if stable is not None:  # keep the stable version whatever the limit
+                traffic = Traffic((Target(100, version=stable),))
             function = Function(
                 function_id=function_id,
                 code_sha256=sha256,
@@ -190,7 +250,9 @@ class LocalBackend:
                 schedule_event=request.schedule_event,
                 schedule_since=time.time() if request.schedule else 0.0,
                 created_at=(previous.created_at if previous else _now()),
+                rollout_spec=rollout_spec,
             ).prepare(send_env=True)
+            before = history.latest
             history = history.record(
                 sha256,
                 function.execution_spec(),
@@ -199,7 +261,18 @@ class LocalBackend:
                 created_by="api",
                 limit=request.revision_history_limit or history.limit,
             )
-            await self._put(function.with_versions(history, traffic), previous)
+            latest = history.latest
+            made = latest is not None and latest != before
+            if rollout_spec is not None and stable is not None and latest is not None and made:
+                rollout = Rollout.start(rollout_spec, latest.number, stable, time.time())
+                log.info("function %s: rollout: %s", function_id, rollout.reason)
+            elif previous is not None:
+                traffic = previous.traffic
+            function.rollout = rollout
+            function.conditions = _rollout_conditions(rollout)
+            if rollout is not None:
+                traffic = rollout.traffic()
+            await self._put(function.with_versions(history.pruned(traffic), traffic), previous)
         await self._warm(function)
         return function
 
@@ -230,8 +303,9 @@ class LocalBackend:
                 created_by="api",
                 rollback_of=number,
             )
-            function = current.at_version(version).with_versions(history, traffic)
-            await self._put(function, current)
+            function = current.at_version(version)
+            function.rollout, function.conditions = None, []
+            await self._put(function.with_versions(history, traffic), current)
         await self._warm(function)
         return function
 
@@ -243,7 +317,10 @@ class LocalBackend:
             except VersionError as exc:
                 raise BadRequest(str(exc)) from None
             history = current.history.pruned(traffic)
-            function = dataclasses.replace(current, variants={}, split=None)
+            # A split set by hand ends a rollout in progress.
+            function = dataclasses.replace(
+                current, variants={}, split=None, rollout=None, conditions=[]
+            )
             await self._put(function.with_versions(history, traffic), current)
         for version in function.variants.values():
             await self._warm(version)
@@ -283,7 +360,49 @@ class LocalBackend:
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         key = self.store.code_key(function.code_sha256 or "")
-        return await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)
+        try:
+            result = await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)
+        except ExecutionTimeout:
+            self.tally.count(function.function_id, function.version, "timeout")
+            raise
+        self.tally.count(function.function_id, function.version, result.outcome)
+        return result
+
+    async def _drive_rollouts(self) -> None:
+        """Every ROLLOUT_TICK_S, move each rollout in progress along (vortex_kube.rollout)."""
+        while True:
+            await asyncio.sleep(ROLLOUT_TICK_S)
+            for function in list(self.functions.values()):
+                rollout, spec = function.rollout, function.rollout_spec
+                if rollout is None or spec is None or rollout.phase != "Progressing":
+                    continue
+                calls, errors = self.tally.of(function.function_id, rollout.version)
+                after = rollout.advance(spec, time.time(), calls, errors)
+                if after != rollout:
+                    try:
+                        await self._move_rollout(function.function_id, rollout, after)
+                    except OSError as exc:  # the data dir: try again at the next tick
+                        log.warning("rollout of %s not saved: %s", function.function_id, exc)
+
+    async def _move_rollout(self, function_id: str, before: Rollout, after: Rollout) -> None:
+        async with self._lock:
+            current = self.functions.get(function_id)
+            if current is None or current.rollout != before:
+                return  # changed meanwhile: a deploy, a split or a rollback
+            traffic = after.traffic()
+            function = dataclasses.replace(
+                current,
+                variants={},
+                split=None,
+                rollout=after,
+                conditions=_rollout_conditions(after, current.conditions),
+            )
+            await self._put(
+                function.with_versions(current.history.pruned(traffic), traffic), current
+            )
+        if after.phase != before.phase or after.percent != before.percent:
+            level = logging.WARNING if after.phase == "RolledBack" else logging.INFO
+            log.log(level, "function %s: rollout %s: %s", function_id, after.phase, after.reason)
 
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
         return await self.invoker.kv(GROUP, function, request)
