@@ -1385,6 +1385,17 @@ def test_versions_split_pin_roll_back_and_keep_their_code_on_the_cluster(release
         assert all(o == {"v": 1} for o in settled), Counter(map(str, settled))
         late = sum(1 for t, _, o in results if answered < t <= answered + 1 and o != {"v": 1})
 
+        # a one-shot pod is made for the version chosen at dispatch
+        for n in (1, 2):
+            _deploy_version(release, "podv", n, isolation="pod")
+            cluster.wait_for(
+                f"podv at version {n}", lambda n=n: _latest_version(release, "podv") == n, 60
+            )
+        headers = {"Authorization": f"Bearer {release.api.admin_key}", "X-Vortex-Version": "1"}
+        one = httpx.post(f"{release.api.base}/execute/podv", headers=headers, timeout=60)
+        assert one.status_code == 200, one.text
+        assert (one.json()["output"], one.headers["x-vortex-version"]) == ({"v": 1}, "1")
+
         # the history limit and the code objects left in MinIO
         for n in range(1, 7):
             _deploy_version(release, "hist", 100 + n, revision_history_limit=3)
@@ -1411,7 +1422,9 @@ def test_versions_split_pin_roll_back_and_keep_their_code_on_the_cluster(release
             f" revisionHistoryLimit 3 after 6 deploys: 3 code objects in MinIO",
         )
     finally:
-        cluster.kubectl("delete", "vf", "vers", "hist", "--ignore-not-found", namespace=namespace)
+        cluster.kubectl(
+            "delete", "vf", "vers", "hist", "podv", "--ignore-not-found", namespace=namespace
+        )
 
 
 # -- upgrade -------------------------------------------------------------------------------------

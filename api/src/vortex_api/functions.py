@@ -156,6 +156,7 @@ class Function:
             memory_mb=int(spec.get("memoryMb") or self.memory_mb),
             cpu_limit_ms=int(spec["cpuLimitMs"]) if spec.get("cpuLimitMs") else None,
             env={str(e["name"]): str(e.get("value", "")) for e in spec.get("env") or []},
+            env_spec=[dict(e) for e in spec.get("env") or []],  # as one-shot pods take it
             egress=dict(spec["egress"]) if spec.get("egress") else None,
             kv_namespace=str(kv["namespace"])
             if isinstance(kv, dict) and kv.get("namespace")

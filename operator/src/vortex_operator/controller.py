@@ -286,8 +286,8 @@ class Controller:
                 spec.traffic.check(state.history.numbers())
             except VersionError as exc:
                 problem = str(exc)
-        if problem is None and spec.traffic.targets and spec.isolation != "shared":
-            problem = "traffic splits are for shared functions; this one runs only its latest"
+        if problem is None and spec.traffic.targets and spec.isolation == "warm":
+            problem = "traffic splits are for shared and pod functions; warm pods run the latest"
         if problem is not None and state.generation != state.ref.generation:
             self.events.warning(state.ref, "TrafficInvalid", f"{problem}: all to the latest")
 

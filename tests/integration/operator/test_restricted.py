@@ -87,8 +87,16 @@ def test_a_new_function_that_does_not_compile_says_so_at_once(restricted: Stack)
     restricted.apply_function("broken", {"code": "const a = 1;\nreturn a +;\n"})
     restricted.wait_condition("broken", "Ready", "False", reason="CompileError", generation=1)
     header, row = restricted.kubectl("get", "vf", "broken").stdout.strip().split("\n")[:2]
-    assert header.split()[:6] == ["NAME", "READY", "ISOLATION", "REPLICAS", "CODE", "REASON"]
-    assert "CompileError" in row.split()
+    assert header.split()[:7] == [
+        "NAME",
+        "READY",
+        "ISOLATION",
+        "REPLICAS",
+        "CODE",
+        "REASON",
+        "VERSION",
+    ]
+    assert "CompileError" in row.split()  # and no version: nothing was ever stored
 
     # Before, this waited for a runtime that could never start, then answered 503 NotReady.
     response = restricted.execute("broken")

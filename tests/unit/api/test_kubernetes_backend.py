@@ -158,12 +158,28 @@ async def test_a_warm_function_runs_only_its_latest_version(
     split = [{"version": 1, "percent": 50}, {"latest": True, "percent": 50}]
     refused = await k8s_client.put("/functions/w/traffic", json={"traffic": split})
     assert refused.status_code == 400
-    assert "shared functions" in refused.json()["error"]["message"]
+    assert "warm, and its pods run its latest version only" in refused.json()["error"]["message"]
     pinned = await k8s_client.post("/execute/w", headers={"X-Vortex-Version": "1"})
     assert pinned.status_code == 404
     assert pinned.json()["error"]["type"] == "VersionNotFound"
     versions = (await k8s_client.get("/functions/w/versions")).json()["versions"]
     assert [v["version"] for v in versions] == [1, 2]  # shown, though only 2 runs
+
+
+async def test_a_pod_function_runs_the_version_chosen_at_dispatch(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    await deploy(k8s_client, name="p", isolation="pod")
+    await fake_kube.patch(FUNCTIONS, "p", _versions_status("pod"))
+    await eventually(lambda: k8s_backend.functions["p"].version == 2)
+    split = [{"version": 1, "percent": 100}]
+    assert (
+        await k8s_client.put("/functions/p/traffic", json={"traffic": split})
+    ).status_code == 200
+    await eventually(lambda: k8s_backend.functions["p"].traffic.targets != ())
+    old = k8s_backend.functions["p"].choose(None)
+    assert (old.version, old.code_object, old.timeout_ms) == (1, f"functions/{OLD}.js", 1000)
+    assert ("x-vortex-version", "1") in old.runtime_headers
 
 
 async def test_a_rollout_is_refused_on_the_cluster_for_now(k8s_client: httpx.AsyncClient) -> None:

@@ -376,10 +376,10 @@ class KubernetesBackend:
 
     async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
         current = await self.resolve(function_id)
-        if traffic.targets and current.isolation != "shared":
+        if traffic.targets and current.isolation == "warm":
             raise BadRequest(
-                f"traffic splits are for shared functions for now; {function_id!r} is"
-                f" {current.isolation} and runs its latest version only"
+                f"traffic splits are for shared and pod functions for now; {function_id!r} is"
+                " warm, and its pods run its latest version only"
             )
         try:
             traffic.check(current.history.numbers())
