@@ -1427,6 +1427,94 @@ def test_versions_split_pin_roll_back_and_keep_their_code_on_the_cluster(release
         )
 
 
+FLAKY_VERSION = """
+globalThis.calls = (globalThis.calls || 0) + 1;
+if (globalThis.calls % 10 < 3) throw new Error("the new version fails 3 calls in 10");
+return {v: 2};
+"""
+ROLLOUT_INTERVAL_S = 6.0
+
+
+def _rollout(release: Release, name: str) -> dict[str, Any]:
+    status = release.cluster.get_json("vf", name, namespace=release.namespace).get("status", {})
+    rollout: dict[str, Any] = status.get("rollout") or {}
+    return rollout
+
+
+def test_progressive_rollouts_on_the_cluster_go_back_on_errors_and_through_when_healthy(
+    release: Release,
+):
+    """A shared function's new version that throws on 30% of calls is rolled back by the operator
+    within two intervals, on the counts the API replicas report; a healthy one reaches 100%."""
+    cluster, namespace, api = release.cluster, release.namespace, release.api
+    rollout = {"steps": [10, 50, 100], "interval": f"{ROLLOUT_INTERVAL_S:g}s"}
+    figures: list[str] = []
+    try:
+        for name, code, expected in (
+            ("rolled", FLAKY_VERSION, "RolledBack"),
+            ("healthy", _versioned(2), "Complete"),
+        ):
+            _deploy_version(release, name, 1, concurrency=16)
+            cluster.wait_for(f"{name} v1", lambda n=name: _latest_version(release, n) == 1, 60)
+            stop = threading.Event()
+            answers: list[tuple[int, str | None]] = []
+
+            def load(fn: str, stop: threading.Event, answers: list[tuple[int, str | None]]) -> None:
+                with httpx.Client(timeout=30) as client:
+                    while not stop.is_set():
+                        r = api.execute(fn, client=client)
+                        answers.append((r.status_code, r.headers.get("x-vortex-version")))
+
+            threads = [
+                threading.Thread(target=load, args=(name, stop, answers), daemon=True)
+                for _ in range(4)
+            ]
+            for thread in threads:
+                thread.start()
+            try:
+                response = api.deploy(
+                    {"name": name, "code": code, "concurrency": 16, "rollout": rollout}
+                )
+                assert response.status_code == 201, response.text
+                started = time.monotonic()
+                cluster.wait_for(
+                    f"{name}'s rollout {expected}",
+                    lambda n=name: _rollout(release, n).get("phase") not in (None, "Progressing"),
+                    timeout=ROLLOUT_INTERVAL_S * 4 + 20,
+                    interval=0.5,
+                )
+                took = time.monotonic() - started
+                time.sleep(1)
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(30)
+            final = _rollout(release, name)
+            assert final["phase"] == expected, final
+            by_version = Counter(v for _, v in answers)
+            assert by_version["2"] > 0, by_version
+            assert all(s == 200 for s, v in answers if v == "1"), Counter(answers)
+            events = cluster.get_json("events", namespace=namespace)["items"]
+            reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == name}
+            if expected == "RolledBack":
+                assert took <= 2 * ROLLOUT_INTERVAL_S + 5, took  # two intervals and two ticks
+                assert "RolledBack" in reasons, reasons
+                after = api.execute(name)
+                assert after.headers["x-vortex-version"] == "1"
+            else:
+                assert [s for s, _ in answers if s != 200] == []
+                assert "RolloutStep" in reasons, reasons
+                assert api.execute(name).json()["output"] == {"v": 2}
+            figures.append(f"{name} {final['phase']} after {took:.1f} s ({final['reason']})")
+        record_figure(
+            "rollouts", f"interval {ROLLOUT_INTERVAL_S:g} s, steps 10/50/100: " + "; ".join(figures)
+        )
+    finally:
+        cluster.kubectl(
+            "delete", "vf", "rolled", "healthy", "--ignore-not-found", namespace=namespace
+        )
+
+
 # -- upgrade -------------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from vortex_kube.contract import (
     function_of_child,
 )
 from vortex_kube.podspec import RuntimeCode, one_shot_pod_spec
+from vortex_kube.rollout import Rollout
 from vortex_kube.versions import History, Traffic, VersionError
 
 
@@ -53,6 +54,7 @@ def function_spec(request: DeployRequest, settings: Settings) -> dict[str, Any]:
         "timeZone": request.time_zone,
         "scheduleEvent": request.schedule_event,
         "revisionHistoryLimit": request.revision_history_limit,
+        "rollout": request.rollout,
     }
 
 
@@ -67,10 +69,11 @@ def function_body(
 
 def function_patch(request: DeployRequest, settings: Settings) -> dict[str, Any]:
     """A merge patch replacing the spec fields the API sets (nulls remove old values; the
-    history limit and the traffic split stay as they are unless given)."""
+    history limit, the rollout and the traffic split stay as they are unless given)."""
     spec = function_spec(request, settings)
-    if spec["revisionHistoryLimit"] is None:
-        del spec["revisionHistoryLimit"]
+    for kept in ("revisionHistoryLimit", "rollout"):
+        if spec[kept] is None:
+            del spec[kept]
     return {"spec": {**spec, "codeRef": None}}
 
 
@@ -182,6 +185,9 @@ def _with_versions(
     if latest is None or latest.code_sha256 != function.code_sha256:
         return function  # not recorded yet, or recorded for a newer spec than is served
     traffic = spec.traffic
+    rollout = _standing_rollout(status, latest.number)
+    if not traffic.targets and rollout is not None:
+        traffic = rollout.traffic()  # a split set in the spec wins over the rollout's
     try:
         traffic.check(history.numbers())
     except VersionError:
@@ -191,6 +197,18 @@ def _with_versions(
         function.history = history
         return function
     return function.with_versions(history, traffic)
+
+
+def _standing_rollout(status: dict[str, Any], latest: int) -> Rollout | None:
+    """The operator's rollout of the latest version, while it holds traffic (in progress, or
+    rolled back until the next version)."""
+    try:
+        rollout = Rollout.from_json(status.get("rollout"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if rollout is None or rollout.version != latest or rollout.phase == "Complete":
+        return None
+    return rollout
 
 
 # The routing group of the shared pool's pods: a name no function can have.

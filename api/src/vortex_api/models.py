@@ -317,6 +317,10 @@ class HealthResponse(BaseModel):
 class FunctionLoadOut(BaseModel):
     inflight: int = Field(description="executions in flight now")
     inflight_seconds: float = Field(description="their integral over time since `instance` began")
+    versions: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="per version number: [executions, failures] since `instance` began",
+    )
 
 
 class ConcurrencyReport(BaseModel):

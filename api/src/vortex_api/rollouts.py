@@ -1,10 +1,11 @@
 """Executions and failures per function version, as a progressive rollout judges a new version.
 
-`Tally.count` is called by the local backend for every execution it ran (with the version that
-ran and how it ended); `Tally.of` gives a version's totals, which only grow, to
-`vortex_kube.rollout.Rollout.advance`. What counts as a failure is the rollout contract's
-(`COUNTED_OUTCOMES`: the function threw, ran out of memory, or timed out), not a busy or
-unreachable runtime.
+`Tally.count` is called by both backends for every execution they ran (with the version that
+ran and how it ended); a version's totals only grow. Local mode hands them to
+`vortex_kube.rollout.Rollout.advance` itself; in the cluster `by_function` goes out in the load
+report (`GET /internal/concurrency`), summed by the operator over the replicas. What counts as a
+failure is the rollout contract's (`COUNTED_OUTCOMES`: the function threw, ran out of memory, or
+timed out), not a busy or unreachable runtime.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class Tally:
         """(executions, failures) of one version so far."""
         calls, errors = self._counts.get((function_id, version), (0, 0))
         return calls, errors
+
+    def by_function(self) -> dict[str, dict[int, tuple[int, int]]]:
+        """Every count, by function and version (the load report's `versions`)."""
+        out: dict[str, dict[int, tuple[int, int]]] = {}
+        for (function_id, version), (calls, errors) in self._counts.items():
+            out.setdefault(function_id, {})[version] = (calls, errors)
+        return out
 
     def forget(self, function_id: str) -> None:
         for key in [k for k in self._counts if k[0] == function_id]:

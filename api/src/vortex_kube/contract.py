@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from vortex_kube.cron import Schedule, zone
+from vortex_kube.rollout import RolloutSpec
 from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, Traffic, VersionError
 from vortex_runtime import egress as egress_rules
 
@@ -427,6 +428,8 @@ class FunctionSpec:
     revision_history_limit: int = DEFAULT_HISTORY_LIMIT
     traffic: Traffic = field(default_factory=Traffic)
     traffic_error: str | None = None
+    # spec.rollout (vortex_kube.rollout); one that does not parse counts as none.
+    rollout: RolloutSpec | None = None
     # Which fields the object itself set (the rest are defaults), by spec key.
     given: frozenset[str] = frozenset()
 
@@ -453,6 +456,10 @@ class FunctionSpec:
             traffic = Traffic.parse(spec.get("traffic"))
         except VersionError as exc:
             traffic_error = str(exc)
+        try:
+            rollout = RolloutSpec.parse(spec.get("rollout"))
+        except VersionError:
+            rollout = None
         return cls(
             code=spec.get("code") if isinstance(spec.get("code"), str) else None,
             code_ref=code_ref,
@@ -476,5 +483,6 @@ class FunctionSpec:
             revision_history_limit=int(spec.get("revisionHistoryLimit") or DEFAULT_HISTORY_LIMIT),
             traffic=traffic,
             traffic_error=traffic_error,
+            rollout=rollout,
             given=frozenset(k for k, v in spec.items() if v is not None),
         )

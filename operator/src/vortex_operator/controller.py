@@ -29,6 +29,7 @@ from vortex_kube.contract import (
     parse_rollback,
     sha_of_key,
 )
+from vortex_kube.rollout import Rollout
 from vortex_kube.versions import History, VersionError
 from vortex_operator import manifests, metrics
 from vortex_operator.conditions import timestamp, utc_now
@@ -50,6 +51,7 @@ from vortex_operator.reconcile import (
     function_status,
     had_children,
     needs_reapply,
+    next_rollout,
     next_versions,
     recorded_version,
     retry_delay,
@@ -97,6 +99,7 @@ class FunctionState:
     serving: str | None = None
     code_objects: list[str] = field(default_factory=list)
     history: History = field(default_factory=History)
+    rollout: Rollout | None = None
     deployment: DeploymentView | None = None
     recorded: dict[str, str | int] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -114,6 +117,7 @@ class FunctionState:
             serving=serving,
             code_objects=[str(k) for k in status.get("codeObjects") or []],
             history=History.from_json(status.get("versions")),
+            rollout=_rollout_of(status),
         )
 
 
@@ -245,6 +249,7 @@ class Controller:
 
             previous = state.serving
             metadata = body.get("metadata") or {}
+            before = state.history
             state.history = next_versions(
                 state.history,
                 sha,
@@ -256,6 +261,11 @@ class Controller:
                     (metadata.get("annotations") or {}).get(ROLLBACK_ANNOTATION)
                 ),
             )
+            state.rollout = next_rollout(
+                before, state.history, spec, state.rollout, self.clock().timestamp()
+            )
+            if state.rollout is not None and state.rollout != _rollout_of(state.status):
+                self.events.normal(ref, "RolloutStarted", state.rollout.reason)
             self._check_traffic(state)
             state.code_objects, dropped = code_history(
                 state.code_objects,
@@ -275,6 +285,38 @@ class Controller:
                 was = f" (was {previous[:12]})" if previous else ""
                 self.events.normal(ref, "CodeDeployed", f"deploying code {sha[:12]}{was}")
         await self._collect(ref, dropped, referenced)
+
+    def rollouts(self) -> list[tuple[FunctionRef, Rollout]]:
+        """The rollouts in progress, for the autoscaler's loop to move along."""
+        return [
+            (state.ref, state.rollout)
+            for state in self.states.values()
+            if state.rollout is not None
+            and state.rollout.phase == "Progressing"
+            and state.spec.rollout is not None
+        ]
+
+    async def move_rollout(
+        self, ref: FunctionRef, now: float, calls: int, errors: int
+    ) -> tuple[bool, str, str] | None:
+        """Judge one rollout in progress on its new version's counts (summed over the API
+        replicas) and write where it stands. The Event to post, as (warning, reason, message),
+        when it moved: the caller posts it (the autoscaler's loop, outside kopf's handlers)."""
+        state = self.states.get(ref.key)
+        if state is None or state.rollout is None or state.spec.rollout is None:
+            return None
+        async with state.lock:
+            before = state.rollout
+            after = before.advance(state.spec.rollout, now, calls, errors)
+            if after == before:
+                return None
+            state.rollout = after
+            await self._publish(state)
+        if after.phase == "RolledBack":
+            return True, "RolledBack", after.reason
+        if after.phase != before.phase or after.percent != before.percent:
+            return False, "RolloutStep", after.reason
+        return None
 
     def _check_traffic(self, state: FunctionState) -> None:
         """Say once per spec generation why its traffic split cannot be followed (the API then
@@ -391,6 +433,7 @@ class Controller:
             serving=state.serving,
             code_objects=state.code_objects,
             history=state.history,
+            rollout=state.rollout,
             deployment=state.deployment,
             previous=state.status,
             now=self.clock(),
@@ -510,3 +553,10 @@ def _ready(status: dict[str, Any]) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
+
+
+def _rollout_of(status: dict[str, Any]) -> Rollout | None:
+    try:
+        return Rollout.from_json(status.get("rollout"))
+    except (KeyError, TypeError, ValueError):
+        return None

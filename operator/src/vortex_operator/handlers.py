@@ -49,6 +49,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ApiEvents(memo.kube),
         functions=controller.autoscaled,
         shared=controller.shared,
+        rollouts=controller,
     )
     memo.tasks = []
     source = None

@@ -3,7 +3,9 @@
 `ApiLoadSource.queue_tick` (called by `cron.Ticker`) posts a tick to `POST /internal/ticks/{name}`
 of one ready API replica (the next one if it fails), which queues it on the async queue.
 
-Where the autoscaler reads the load: `GET /internal/concurrency` of every API replica.
+Where the autoscaler reads the load: `GET /internal/concurrency` of every API replica. The same
+reports carry each function version's executions and failures, which the controller's
+rollouts are judged by (`version_counts`).
 
 `ApiLoadSource.read` (called by `scaler.Autoscaler` each tick) finds the API pods from the
 EndpointSlices of the API Service, asks each one for its report (admin key) and turns the reports
@@ -34,6 +36,9 @@ TICK_TIMEOUT_S = 10.0
 
 # (namespace, function name) -> executions in flight, averaged over the tick.
 Loads = dict[tuple[str, str], float]
+# (namespace, function name, version) -> (executions, failures) so far, summed over the replicas
+# that answered (each counts since it started): what a rollout judges a new version by.
+VersionCounts = dict[tuple[str, str, int], tuple[int, int]]
 
 
 class SliceApi(Protocol):
@@ -73,13 +78,20 @@ class LoadAverager:
     """Turns successive reports of the replicas into average loads (pure)."""
 
     previous: dict[str, _Reading] = field(default_factory=dict)
+    counts: VersionCounts = field(default_factory=dict)  # of the last reports absorbed
 
     def absorb(self, reports: dict[str, dict[str, Any]]) -> Loads:
         """The summed loads of these reports (address -> `ConcurrencyReport` as JSON)."""
         loads: Loads = {}
+        counts: VersionCounts = {}
         for address, report in reports.items():
             namespace = str(report.get("namespace") or "default")
             functions = report.get("functions") or {}
+            for fid, load in functions.items():
+                for number, (calls, errors) in (load.get("versions") or {}).items():
+                    key3 = (namespace, fid, int(number))
+                    had = counts.get(key3, (0, 0))
+                    counts[key3] = (had[0] + int(calls), had[1] + int(errors))
             reading = _Reading(
                 instance=str(report.get("instance")),
                 at=float(report.get("at") or 0.0),
@@ -103,6 +115,7 @@ class LoadAverager:
             self.previous[address] = reading
         for gone in set(self.previous) - set(reports):
             del self.previous[gone]
+        self.counts = counts
         return loads
 
 
@@ -171,6 +184,10 @@ class ApiLoadSource:
         answers = await asyncio.gather(*(self._report(a) for a in addresses))
         reports = {a: r for a, r in zip(addresses, answers, strict=True) if r is not None}
         return self.averager.absorb(reports)
+
+    def version_counts(self) -> VersionCounts:
+        """Executions and failures per function version in the reports of the last `read`."""
+        return self.averager.counts
 
 
 def api_source(settings: Settings, kube: SliceApi) -> ApiLoadSource | None:

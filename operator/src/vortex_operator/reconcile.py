@@ -29,6 +29,7 @@ from vortex_kube.contract import (
     code_key,
     env_not_pooled,
 )
+from vortex_kube.rollout import Rollout
 from vortex_kube.versions import History, execution_spec
 from vortex_operator import conditions as cond
 from vortex_operator.model import FunctionRef
@@ -257,6 +258,7 @@ def function_status(
     now: datetime,
     cluster_domain: str = "cluster.local",
     history: History | None = None,
+    rollout: Rollout | None = None,
 ) -> dict[str, Any]:
     """The full status stanza.
 
@@ -281,7 +283,13 @@ def function_status(
     else:
         available, ready = _warm_conditions(spec, outcome, serving, deployment)
 
-    merged = cond.merge(previous.get("conditions"), [code, available, ready], generation, now)
+    desired_conditions = [code, available, ready]
+    kept = [c for c in previous.get("conditions") or [] if isinstance(c, dict)]
+    if rollout is not None:
+        desired_conditions.append(rollout_condition(rollout))
+    else:  # no rollout (any more): no condition about one
+        kept = [c for c in kept if c.get("type") != ROLLOUT]
+    merged = cond.merge(kept, desired_conditions, generation, now)
     status: dict[str, Any] = {
         "phase": _phase(outcome, ready, serving),
         "observedGeneration": generation,
@@ -295,6 +303,7 @@ def function_status(
     if history is not None and history.latest is not None:
         status["versions"] = history.to_json()
         status["latestVersion"] = history.latest.number
+    status["rollout"] = rollout.to_json() if rollout is not None else None
     if outcome is not None and outcome.kind == "compile_error":
         status["compileError"] = {
             "line": outcome.line,
@@ -387,6 +396,37 @@ def code_history(
     pinned = set(versions)
     kept += [k for k in sorted(pinned) if k not in kept]
     return kept, [k for k in older[keep:] if k not in pinned]
+
+
+ROLLOUT = "Rollout"
+_ROLLOUT_STATUS = {"Progressing": cond.UNKNOWN, "Complete": cond.TRUE, "RolledBack": cond.FALSE}
+
+
+def rollout_condition(rollout: Rollout) -> cond.Condition:
+    """`Rollout`: Unknown while it progresses, True once Complete, False when rolled back."""
+    return cond.Condition(ROLLOUT, _ROLLOUT_STATUS[rollout.phase], rollout.phase, rollout.reason)
+
+
+def next_rollout(
+    before: History,
+    after: History,
+    spec: FunctionSpec,
+    standing: Rollout | None,
+    now: float,
+) -> Rollout | None:
+    """The rollout after a reconcile: a new one from the stable version when a version was made
+    and the spec asks for rollouts (the stable one: what had all the traffic, the standing
+    rollout's stable version unless that one completed); none after a rollback; otherwise the
+    standing one."""
+    latest, previous = after.latest, before.latest
+    if spec.rollout is None or latest is None or previous is None or latest == previous:
+        return standing
+    if latest.rollback_of is not None:
+        return None  # a rollback takes all the traffic at once, and ends any rollout
+    stable = standing.stable if standing and standing.phase != "Complete" else previous.number
+    if after.get(stable) is None:
+        return standing  # pruned (a history limit of 1): nothing to roll out from
+    return Rollout.start(spec.rollout, latest.number, stable, now)
 
 
 def spec_manager(metadata: dict[str, Any]) -> str | None:

@@ -27,11 +27,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from vortex_kube.contract import KIND, ScaleSpec
+from vortex_kube.rollout import Rollout
 from vortex_operator.autoscale import Decision, Policy, Scaler
 from vortex_operator.conditions import utc_now
 from vortex_operator.errors import KubeError
 from vortex_operator.events import EventSink
-from vortex_operator.loadsource import ApiLoadSource, Loads, SliceApi, api_source
+from vortex_operator.loadsource import ApiLoadSource, Loads, SliceApi, VersionCounts, api_source
 from vortex_operator.model import FunctionRef
 from vortex_operator.reconcile import DeploymentView
 from vortex_operator.settings import Settings
@@ -56,6 +57,18 @@ class ScaleKube(Protocol):
 
 class LoadSource(Protocol):
     async def read(self) -> Loads: ...
+
+    def version_counts(self) -> VersionCounts: ...
+
+
+class Rollouts(Protocol):
+    """The controller's rollouts in progress (`Controller.rollouts`, `move_rollout`)."""
+
+    def rollouts(self) -> list[tuple[FunctionRef, Rollout]]: ...
+
+    async def move_rollout(
+        self, ref: FunctionRef, now: float, calls: int, errors: int
+    ) -> tuple[bool, str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,7 @@ class Autoscaler:
         functions: Callable[[], Iterable[Scaled]],
         shared: Callable[[], set[tuple[str, str]]] = set,
         pool: PoolScale | None = None,
+        rollouts: Rollouts | None = None,
         policy: Policy | None = None,
         interval_s: float = 2.0,
         status_every_s: float = 10.0,
@@ -99,6 +113,7 @@ class Autoscaler:
         self.functions = functions
         self.shared = shared
         self.pool = pool
+        self.rollouts = rollouts
         self.policy = policy or Policy()
         self.interval_s = interval_s
         self.status_every_s = status_every_s
@@ -147,6 +162,8 @@ class Autoscaler:
             shared = self.shared()
             load = sum(value for key, value in loads.items() if key in shared)
             await self._pool(self.pool, now, load)
+        if self.rollouts is not None:
+            await self._rollouts(self.rollouts)
         for gone in set(self.scalers) - seen:
             self.scalers.pop(gone, None)
             self.asked.pop(gone, None)
@@ -179,6 +196,19 @@ class Autoscaler:
         if await self.kube.patch_status(*key, status) is not None:
             self.reported[key] = (now, status["observedConcurrency"])
 
+    async def _rollouts(self, rollouts: Rollouts) -> None:
+        """Move each rollout in progress along, on the versions' counts the reports carried."""
+        counts = self.source.version_counts()
+        now = self.wall().timestamp()
+        for ref, rollout in rollouts.rollouts():
+            calls, errors = counts.get((ref.namespace, ref.name, rollout.version), (0, 0))
+            event = await rollouts.move_rollout(ref, now, calls, errors)
+            if event is not None:
+                warning, reason, message = event
+                post = self.events.warning if warning else self.events.normal
+                post(ref, reason, message)
+                log.info("%s/%s rollout: %s", ref.namespace, ref.name, message)
+
     async def _pool(self, pool: PoolScale, now: float, load: float) -> None:
         obj = await self.kube.get("Deployment", pool.namespace, pool.deployment)
         if obj is None:
@@ -209,6 +239,7 @@ def from_settings(
     *,
     functions: Callable[[], Iterable[Scaled]],
     shared: Callable[[], set[tuple[str, str]]],
+    rollouts: Rollouts | None = None,
 ) -> tuple[Autoscaler, ApiLoadSource] | None:
     """The autoscaler the settings ask for (and its load source, to close), or None if off."""
     if not settings.autoscale or not settings.api_service:
@@ -231,6 +262,7 @@ def from_settings(
         functions=functions,
         shared=shared,
         pool=pool,
+        rollouts=rollouts,
         interval_s=settings.autoscale_interval_s,
     )
     return autoscaler, source

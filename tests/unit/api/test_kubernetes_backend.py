@@ -11,6 +11,7 @@ from tests.unit.api.helpers import eventually
 from tests.unit.api.kube_fixtures import FUNCTIONS, SLICES, endpoint_slice
 from tests.unit.fake_kube import FakeKube
 from vortex_api.backends.kubernetes import KubernetesBackend
+from vortex_api.k8s_objects import POOL_GROUP
 
 
 def ready_status(**extra: object) -> dict[str, object]:
@@ -182,11 +183,65 @@ async def test_a_pod_function_runs_the_version_chosen_at_dispatch(
     assert ("x-vortex-version", "1") in old.runtime_headers
 
 
-async def test_a_rollout_is_refused_on_the_cluster_for_now(k8s_client: httpx.AsyncClient) -> None:
-    body = {"code": "return 1;", "name": "r", "rollout": {"steps": [100]}}
-    response = await k8s_client.post("/deploy", json=body)
-    assert response.status_code == 400
-    assert "local mode only" in response.json()["error"]["message"]
+async def test_the_operators_rollout_splits_until_the_spec_sets_a_split(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    rollout = {"steps": [10, 100], "interval": "30s"}
+    await deploy(k8s_client, name="r", rollout=rollout)
+    assert fake_kube.objects[FUNCTIONS]["r"]["spec"]["rollout"] == rollout
+    status = _versions_status()
+    status["status"]["rollout"] = {  # type: ignore[index]
+        "version": 2,
+        "stable": 1,
+        "step": 0,
+        "percent": 10,
+        "since": 0.0,
+        "phase": "Progressing",
+        "reason": "version 2 at 10%",
+    }
+    await fake_kube.patch(FUNCTIONS, "r", status)
+    await eventually(lambda: k8s_backend.functions["r"].version == 2)
+    function = k8s_backend.functions["r"]
+    assert [function.choose(None).version for _ in range(10)].count(2) == 1
+    assert function.choose("canary").version == 2
+    doc = (await k8s_client.get("/functions/r/versions")).json()
+    assert doc["traffic"] == [
+        {"version": 1, "percent": 90},
+        {"version": 2, "percent": 10, "tag": "canary"},
+    ]
+    # a redeploy without rollout keeps it; a split set by hand wins over it
+    await deploy(k8s_client, name="r", code="return 2;")
+    assert fake_kube.objects[FUNCTIONS]["r"]["spec"]["rollout"] == rollout
+    split = [{"latest": True, "percent": 100}]
+    assert (
+        await k8s_client.put("/functions/r/traffic", json={"traffic": split})
+    ).status_code == 200
+    assert {k8s_backend.functions["r"].choose(None).version for _ in range(5)} == {2}
+
+
+async def test_the_load_report_carries_each_versions_executions_and_failures(
+    k8s_client: httpx.AsyncClient,
+    fake_kube: FakeKube,
+    k8s_backend: KubernetesBackend,
+    runtime: FakeRuntime,
+) -> None:
+    await deploy(k8s_client, name="c")
+    await fake_kube.patch(FUNCTIONS, "c", _versions_status())
+    await eventually(lambda: k8s_backend.functions["c"].version == 2)
+    k8s_backend.table.add(POOL_GROUP, "http://pool-0")
+    failing = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        failing["n"] += 1
+        if failing["n"] % 2:
+            return httpx.Response(500, json={"error": {"type": "FunctionError", "message": "x"}})
+        return ok(1)
+
+    runtime.handler = handler
+    for _ in range(4):
+        await k8s_client.post("/execute/c", headers={"X-Vortex-Version": "1"})
+    report = (await k8s_client.get("/internal/concurrency")).json()
+    assert report["functions"]["c"]["versions"] == {"1": [4, 2]}
 
 
 async def test_a_redeploy_keeps_the_history_limit_unless_given(

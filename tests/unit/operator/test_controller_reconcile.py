@@ -374,3 +374,62 @@ async def test_conditions_keep_transition_time_until_status_flips(
     await controller.reconcile(function(code="return (;", generation=3))
     third = condition(kube.statuses[("fns", "hello")], "CodeStored")
     assert third["lastTransitionTime"] != first
+
+
+ROLLOUT = {"steps": [10, 50, 100], "interval": "60s", "maxErrorRate": 0.05}
+
+
+async def test_a_new_version_with_a_rollout_starts_from_the_stable_one_and_is_judged(
+    controller: Controller, kube: FakeKube, events: RecordedEvents, clock: Clock
+) -> None:
+    await controller.reconcile(function(code="return 1;", generation=1, isolation="shared"))
+    body = function(code="return 2;", generation=2, isolation="shared", rollout=ROLLOUT)
+    await controller.reconcile(body)
+    status = kube.statuses[("fns", "hello")]
+    assert status["rollout"]["phase"] == "Progressing"
+    assert (status["rollout"]["version"], status["rollout"]["stable"]) == (2, 1)
+    assert status["rollout"]["percent"] == 10
+    rollout_condition = next(c for c in status["conditions"] if c["type"] == "Rollout")
+    assert rollout_condition["status"] == "Unknown"
+    assert [r.version for _, r in controller.rollouts()] == [2]
+    await controller.reconcile(body)  # a resync starts nothing new
+    assert kube.statuses[("fns", "hello")]["rollout"]["since"] == status["rollout"]["since"]
+
+    ref = controller.rollouts()[0][0]
+    start = status["rollout"]["since"]
+    assert await controller.move_rollout(ref, start + 30, 10, 5) is None  # not an interval yet
+    moved = await controller.move_rollout(ref, start + 60, 10, 0)
+    assert moved == (False, "RolloutStep", "version 2 at 50% (0.0% errors before)")
+    back = await controller.move_rollout(ref, start + 120, 110, 31)
+    assert back is not None
+    assert back[:2] == (True, "RolledBack")
+    status = kube.statuses[("fns", "hello")]
+    assert status["rollout"]["phase"] == "RolledBack"
+    assert "31 of 100 executions" in status["rollout"]["reason"]
+    rollout_condition = next(c for c in status["conditions"] if c["type"] == "Rollout")
+    assert (rollout_condition["status"], rollout_condition["reason"]) == ("False", "RolledBack")
+    assert controller.rollouts() == []
+
+    # the next version rolls out from the stable one again, not from the one rolled back
+    await controller.reconcile(
+        function(code="return 3;", generation=3, isolation="shared", rollout=ROLLOUT)
+    )
+    again = kube.statuses[("fns", "hello")]["rollout"]
+    assert (again["version"], again["stable"], again["phase"]) == (3, 1, "Progressing")
+
+
+async def test_a_rollback_ends_a_rollout_and_takes_all_traffic(
+    controller: Controller, kube: FakeKube
+) -> None:
+    one = sha256_hex(b"return 1;")
+    await controller.reconcile(function(code="return 1;", generation=1, isolation="shared"))
+    await controller.reconcile(
+        function(code="return 2;", generation=2, isolation="shared", rollout=ROLLOUT)
+    )
+    rolled = function(code="return 1;", generation=3, isolation="shared", rollout=ROLLOUT)
+    rolled["metadata"]["annotations"] = {"vortex.dev/rollback": f"1 {one}"}
+    await controller.reconcile(rolled)
+    status = kube.statuses[("fns", "hello")]
+    assert status["latestVersion"] == 3
+    assert "rollout" not in status or status["rollout"] is None
+    assert controller.rollouts() == []

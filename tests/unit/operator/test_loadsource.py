@@ -58,6 +58,18 @@ def test_replicas_add_up_and_a_restarted_one_starts_over() -> None:
     assert loads == {("fns", "hot"): pytest.approx(1.0 + 4)}
 
 
+def test_version_counts_add_up_over_the_replicas() -> None:
+    averager = LoadAverager()
+    one = report("i1", 10.0, hot=(1, 0.0))
+    one["functions"]["hot"]["versions"] = {"1": [10, 1], "2": [3, 3]}
+    two = report("j1", 10.0, hot=(0, 0.0))
+    two["functions"]["hot"]["versions"] = {"2": [5, 0]}
+    averager.absorb({"a": one, "b": two})
+    assert averager.counts == {("fns", "hot", 1): (10, 1), ("fns", "hot", 2): (8, 3)}
+    averager.absorb({"a": report("i1", 11.0, hot=(0, 0.0))})  # reports without counts
+    assert averager.counts == {}
+
+
 def test_a_silent_replica_is_left_out() -> None:
     averager = LoadAverager()
     averager.absorb({"a": report("i1", 10.0), "b": report("j1", 10.0)})

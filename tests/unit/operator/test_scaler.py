@@ -10,9 +10,10 @@ from tests.unit.fake_kube import FakeKube
 from tests.unit.operator.conftest import function
 from vortex_kube.client import KubeApi
 from vortex_kube.contract import ScaleSpec
+from vortex_kube.rollout import Rollout, RolloutSpec
 from vortex_operator.controller import Controller
 from vortex_operator.events import RecordedEvents
-from vortex_operator.loadsource import Loads
+from vortex_operator.loadsource import Loads, VersionCounts
 from vortex_operator.model import FunctionRef
 from vortex_operator.scaler import Autoscaler, PoolScale, Scaled, from_settings
 from vortex_operator.settings import Settings
@@ -24,9 +25,13 @@ SCALE = ScaleSpec(min_replicas=1, max_replicas=10, target_concurrency=5)
 class Loaded:
     def __init__(self) -> None:
         self.loads: Loads = {}
+        self.counts: VersionCounts = {}
 
     async def read(self) -> Loads:
         return dict(self.loads)
+
+    def version_counts(self) -> VersionCounts:
+        return dict(self.counts)
 
 
 class Ticks:
@@ -194,3 +199,29 @@ async def test_the_controller_hands_over_warm_functions_with_scale_once_they_ser
     assert (hot.ref.name, hot.replicas, hot.ready) == ("hot", 2, 0)
     assert hot.scale.max_replicas == 4
     assert controller.shared() == {("fns", "pooled")}
+
+
+class Rollouts:
+    def __init__(self) -> None:
+        self.rollout = Rollout.start(RolloutSpec(), version=2, stable=1, now=0.0)
+        self.seen: list[tuple[FunctionRef, float, int, int]] = []
+
+    def rollouts(self) -> list[tuple[FunctionRef, Rollout]]:
+        return [(REF, self.rollout)]
+
+    async def move_rollout(
+        self, ref: FunctionRef, now: float, calls: int, errors: int
+    ) -> tuple[bool, str, str] | None:
+        self.seen.append((ref, now, calls, errors))
+        return True, "RolledBack", "version 2 failed"
+
+
+async def test_each_tick_moves_rollouts_on_the_reported_counts(
+    kube_api: KubeApi, events: RecordedEvents
+) -> None:
+    rollouts = Rollouts()
+    scaler, source, _ = make(kube_api, {"replicas": 1, "ready": 1}, events, rollouts=rollouts)
+    source.counts = {("fns", "hot", 2): (40, 12), ("fns", "hot", 1): (400, 0)}
+    await scaler.tick()
+    assert [(ref, calls, errors) for ref, _, calls, errors in rollouts.seen] == [(REF, 40, 12)]
+    assert ("Warning", "fns/hot", "RolledBack", "version 2 failed") in events.items

@@ -53,6 +53,10 @@ class Backend(Protocol):
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         """Run one invocation of `function`."""
 
+    def version_counts(self) -> dict[str, dict[int, tuple[int, int]]]:
+        """(executions, failures) per function and version that this process ran, since it
+        started (what rollouts judge a new version by)."""
+
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
         """One operation on `function`'s keyspace (`vortex_runtime.kv.admin`), by a runtime."""
 

@@ -26,6 +26,7 @@ from typing import Any
 from vortex_api.errors import (
     ApiError,
     BadRequest,
+    ExecutionTimeout,
     FunctionNotFound,
     FunctionNotRunnable,
     InternalError,
@@ -50,6 +51,7 @@ from vortex_api.k8s_objects import (
 from vortex_api.models import DeployRequest
 from vortex_api.pod_records import PodRecords
 from vortex_api.pod_runner import PodRunner
+from vortex_api.rollouts import Tally
 from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeReply, RuntimeTransport
@@ -93,6 +95,7 @@ class KubernetesBackend:
         self.namespace = settings.namespace
         self.table = EndpointTable(on_remove=self.transport.forget)
         self.functions: dict[str, Function] = {}
+        self.tally = Tally()  # executions per version, reported for the operator's rollouts
         self.invoker = Invoker(
             self.transport,
             self.table,
@@ -255,11 +258,6 @@ class KubernetesBackend:
         return self.kube
 
     async def deploy(self, request: DeployRequest) -> Function:
-        if request.rollout is not None:
-            raise BadRequest(
-                "rollout: progressive rollouts run in local mode only for now; on the cluster,"
-                " shift traffic with PUT /functions/{id}/traffic"
-            )
         kube = self._client()
         name = request.name or str(uuid.uuid4())
         try:
@@ -400,7 +398,19 @@ class KubernetesBackend:
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
         return await self.invoker.kv(POOL_GROUP, function, request)  # MinIO, from any pool pod
 
+    def version_counts(self) -> dict[str, dict[int, tuple[int, int]]]:
+        return self.tally.by_function()
+
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
+        try:
+            result = await self._invoke(function, invocation)
+        except ExecutionTimeout:
+            self.tally.count(function.function_id, function.version, "timeout")
+            raise
+        self.tally.count(function.function_id, function.version, result.outcome)
+        return result
+
+    async def _invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         if function.blocked is not None:
             raise self._not_runnable(function.function_id, *function.blocked)
         if function.isolation == "pod":

@@ -368,6 +368,9 @@ class LocalBackend:
         self.tally.count(function.function_id, function.version, result.outcome)
         return result
 
+    def version_counts(self) -> dict[str, dict[int, tuple[int, int]]]:
+        return self.tally.by_function()
+
     async def _drive_rollouts(self) -> None:
         """Every ROLLOUT_TICK_S, move each rollout in progress along (vortex_kube.rollout)."""
         while True:

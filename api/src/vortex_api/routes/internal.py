@@ -1,4 +1,5 @@
-"""`GET /internal/concurrency`: the executions in flight per function on this replica.
+"""`GET /internal/concurrency`: the executions in flight per function on this replica, and the
+executions and failures of each version it ran (for the operator's rollouts).
 
 The operator's autoscaler reads it from every API pod (admin key) each tick; see
 `bulkhead.Bulkhead.loads` for why it carries integrals rather than only the counts.
@@ -22,12 +23,18 @@ async def concurrency(request: Request) -> ConcurrencyReport:
     gw = gateway(request)
     gw.auth.require_admin(request.headers.get("authorization"))
     now, loads = gw.bulkhead.loads()
+    counts = gw.backend.version_counts()
+    functions = {
+        fid: FunctionLoadOut(
+            inflight=count,
+            inflight_seconds=total,
+            versions={str(n): list(c) for n, c in counts.get(fid, {}).items()},
+        )
+        for fid, (count, total) in loads.items()
+    }
+    for fid in counts.keys() - functions.keys():  # executions seen but no longer in the bulkhead
+        versions = {str(n): list(c) for n, c in counts[fid].items()}
+        functions[fid] = FunctionLoadOut(inflight=0, inflight_seconds=0.0, versions=versions)
     return ConcurrencyReport(
-        instance=gw.bulkhead.instance,
-        at=now,
-        namespace=gw.settings.namespace,
-        functions={
-            fid: FunctionLoadOut(inflight=count, inflight_seconds=total)
-            for fid, (count, total) in loads.items()
-        },
+        instance=gw.bulkhead.instance, at=now, namespace=gw.settings.namespace, functions=functions
     )
