@@ -1396,6 +1396,22 @@ def test_versions_split_pin_roll_back_and_keep_their_code_on_the_cluster(release
         assert one.status_code == 200, one.text
         assert (one.json()["output"], one.headers["x-vortex-version"]) == ({"v": 1}, "1")
 
+        # a warm function: the latest on its pods, an older version in the pool
+        for n in (1, 2):
+            _deploy_version(release, "warmv", n, isolation="warm", concurrency=16)
+        _wait_functions_ready(cluster, namespace, ["warmv"])
+        cluster.wait_for("warmv at version 2", lambda: _latest_version(release, "warmv") == 2, 120)
+        split = [{"version": 1, "percent": 50}, {"latest": True, "percent": 50}]
+        response = _admin_call(release, "PUT", "/functions/warmv/traffic", {"traffic": split})
+        assert response.status_code == 200, response.text
+        time.sleep(1)
+        warm_answers = _calls(release, "warmv", 200)
+        assert Counter(r.status_code for r in warm_answers) == {200: 200}
+        assert {(r.headers["x-vortex-version"], r.json()["output"]["v"]) for r in warm_answers} == {
+            ("1", 1),
+            ("2", 2),
+        }
+
         # the history limit and the code objects left in MinIO
         for n in range(1, 7):
             _deploy_version(release, "hist", 100 + n, revision_history_limit=3)
@@ -1423,7 +1439,14 @@ def test_versions_split_pin_roll_back_and_keep_their_code_on_the_cluster(release
         )
     finally:
         cluster.kubectl(
-            "delete", "vf", "vers", "hist", "podv", "--ignore-not-found", namespace=namespace
+            "delete",
+            "vf",
+            "vers",
+            "hist",
+            "podv",
+            "warmv",
+            "--ignore-not-found",
+            namespace=namespace,
         )
 
 

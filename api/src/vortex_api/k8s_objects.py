@@ -176,10 +176,10 @@ def function_from_object(obj: dict[str, Any], settings: Settings) -> Function:
 def _with_versions(
     function: Function, spec: contract.FunctionSpec, status: dict[str, Any]
 ) -> Function:
-    """The function with the versions the operator keeps (`status.versions`). The pool serves
-    any kept version by its code object, and a one-shot pod is made for the version chosen at
-    dispatch, so shared and pod functions follow `spec.traffic`; warm pods run only the code
-    they were made with, the latest version."""
+    """The function with the versions the operator keeps (`status.versions`), following
+    `spec.traffic`. The pool serves any kept version by its code object, and a one-shot pod is
+    made for the version chosen at dispatch. Warm pods run the code they were made with, the
+    latest version; a warm function's other versions run in the pool (`KubernetesBackend`)."""
     history = History.from_json(status.get("versions"), spec.revision_history_limit)
     latest = history.latest
     if latest is None or latest.code_sha256 != function.code_sha256:
@@ -192,10 +192,6 @@ def _with_versions(
         traffic.check(history.numbers())
     except VersionError:
         traffic = Traffic()  # the operator says why in an event; all to the latest
-    if function.isolation == "warm":
-        function.with_versions(History((latest,), history.limit), Traffic())
-        function.history = history
-        return function
     return function.with_versions(history, traffic)
 
 

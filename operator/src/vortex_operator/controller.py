@@ -328,8 +328,6 @@ class Controller:
                 spec.traffic.check(state.history.numbers())
             except VersionError as exc:
                 problem = str(exc)
-        if problem is None and spec.traffic.targets and spec.isolation == "warm":
-            problem = "traffic splits are for shared and pod functions; warm pods run the latest"
         if problem is not None and state.generation != state.ref.generation:
             self.events.warning(state.ref, "TrafficInvalid", f"{problem}: all to the latest")
 

@@ -150,21 +150,50 @@ async def test_a_shared_function_splits_and_rolls_back_by_the_operators_versions
     assert missing.json()["error"]["type"] == "VersionNotFound"
 
 
-async def test_a_warm_function_runs_only_its_latest_version(
-    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+async def test_a_warm_functions_older_versions_run_in_the_pool(
+    k8s_client: httpx.AsyncClient,
+    fake_kube: FakeKube,
+    k8s_backend: KubernetesBackend,
+    runtime: FakeRuntime,
 ) -> None:
     await deploy(k8s_client, name="w", isolation="warm")
     await fake_kube.patch(FUNCTIONS, "w", _versions_status("warm"))
     await eventually(lambda: k8s_backend.functions["w"].version == 2)
+    k8s_backend.table.add("w", "http://warm-0")
+    k8s_backend.table.add(POOL_GROUP, "http://pool-0")
     split = [{"version": 1, "percent": 50}, {"latest": True, "percent": 50}]
-    refused = await k8s_client.put("/functions/w/traffic", json={"traffic": split})
-    assert refused.status_code == 400
-    assert "warm, and its pods run its latest version only" in refused.json()["error"]["message"]
+    assert (
+        await k8s_client.put("/functions/w/traffic", json={"traffic": split})
+    ).status_code == 200
+    runtime.handler = lambda request: ok(f"{request.url.host} {request.url.path}")
+    outputs = {}
+    for _ in range(4):
+        answer = await k8s_client.post("/execute/w")
+        assert answer.status_code == 200, answer.text
+        outputs[answer.headers["x-vortex-version"]] = answer.json()["output"]
+    # the latest on its warm pods, the older one in the pool by its own code object
+    assert outputs == {"1": f"pool-0 /invoke/functions/{OLD}.js", "2": "warm-0 /invoke"}
     pinned = await k8s_client.post("/execute/w", headers={"X-Vortex-Version": "1"})
-    assert pinned.status_code == 404
-    assert pinned.json()["error"]["type"] == "VersionNotFound"
-    versions = (await k8s_client.get("/functions/w/versions")).json()["versions"]
-    assert [v["version"] for v in versions] == [1, 2]  # shown, though only 2 runs
+    assert pinned.json()["output"] == f"pool-0 /invoke/functions/{OLD}.js"
+    assert ("x-vortex-code-sha256", OLD) in runtime.requests[-1].headers.items()
+
+
+async def test_a_warm_version_the_pool_cannot_run_is_refused_in_a_split(
+    k8s_client: httpx.AsyncClient, fake_kube: FakeKube, k8s_backend: KubernetesBackend
+) -> None:
+    await deploy(k8s_client, name="s", isolation="warm")
+    status = _versions_status("warm")
+    secret_env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "t"}}}]
+    status["status"]["versions"][0]["spec"]["env"] = secret_env  # type: ignore[index]
+    await fake_kube.patch(FUNCTIONS, "s", status)
+    await eventually(lambda: k8s_backend.functions["s"].version == 2)
+    split = [{"version": 1, "percent": 50}, {"latest": True, "percent": 50}]
+    refused = await k8s_client.put("/functions/s/traffic", json={"traffic": split})
+    assert refused.status_code == 400
+    assert "would run in the pool" in refused.json()["error"]["message"]
+    pinned = await k8s_client.post("/execute/s", headers={"X-Vortex-Version": "1"})
+    assert pinned.status_code == 409
+    assert pinned.json()["error"]["type"] == "EnvNotPooled"
 
 
 async def test_a_pod_function_runs_the_version_chosen_at_dispatch(

@@ -58,6 +58,7 @@ from vortex_api.transport import RuntimeReply, RuntimeTransport
 from vortex_kube.client import KubeApi
 from vortex_kube.contract import (
     API,
+    ENV_NOT_POOLED,
     FUNCTION_APP,
     FUNCTION_LABEL,
     KIND,
@@ -374,15 +375,19 @@ class KubernetesBackend:
 
     async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
         current = await self.resolve(function_id)
-        if traffic.targets and current.isolation == "warm":
-            raise BadRequest(
-                f"traffic splits are for shared and pod functions for now; {function_id!r} is"
-                " warm, and its pods run its latest version only"
-            )
         try:
             traffic.check(current.history.numbers())
         except VersionError as exc:
             raise BadRequest(str(exc)) from None
+        if current.isolation == "warm" and current.version is not None:
+            for number in traffic.used(current.version) - {current.version}:
+                older = current.variants.get(number)
+                unpooled = env_not_pooled(older.env_spec) if older else None
+                if unpooled is not None:
+                    raise BadRequest(
+                        f"traffic: version {number} of warm function {function_id!r} would run"
+                        f" in the pool (its pods run the latest version), which cannot: {unpooled}"
+                    )
         return await self._patch(function_id, {"spec": {"traffic": traffic.to_json() or None}})
 
     async def _patch(self, function_id: str, patch: dict[str, Any]) -> Function:
@@ -413,6 +418,17 @@ class KubernetesBackend:
     async def _invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         if function.blocked is not None:
             raise self._not_runnable(function.function_id, *function.blocked)
+        if function.isolation == "warm" and _older_version(function):
+            # Its warm pods run the latest version's code: an older one of the split runs in
+            # the pool, with its own code object, limits and env sent along.
+            unpooled = env_not_pooled(function.env_spec)
+            if unpooled is not None:
+                raise FunctionNotRunnable(
+                    f"version {function.version} of {function.function_id!r} cannot run: its"
+                    f" warm pods run the latest version, and the pool cannot: {unpooled}",
+                    error_type=ENV_NOT_POOLED,
+                )
+            return await self._invoke_pooled(_as_pooled(function), invocation)
         if function.isolation == "pod":
             assert self.pods is not None
             return await self.pods.run(function, invocation)
@@ -524,6 +540,12 @@ def _newly_pooled(before: Function | None, after: Function) -> bool:
         and _pooled_code(after)
         and (before is None or before.code_object != after.code_object)
     )
+
+
+def _older_version(function: Function) -> bool:
+    """Whether this is a version other than the latest (a variant of the split)."""
+    latest = function.history.latest
+    return latest is not None and function.version is not None and function.version != latest.number
 
 
 def _as_pooled(function: Function) -> Function:
