@@ -23,9 +23,10 @@ _ERROR_OUTCOMES: dict[type[ApiError], str] = {
 
 
 async def run(gw: Gateway, function: Function, invocation: Invocation) -> InvocationResult:
-    """Run `invocation` on its backend and record it, on the version the invocation pins or
-    the function's traffic split chooses. An `ApiError` (the function could not be run or
-    answered in time) is recorded, carries the invocation id and version, and is raised again."""
+    """Run `invocation` on its backend and record it (metrics, access line, and the version's
+    count in the backend's tally), on the version the invocation pins or the function's traffic
+    split chooses. An `ApiError` (the function could not be run or answered in time) is
+    recorded, carries the invocation id and version, and is raised again."""
     function_id = function.function_id
     function = function.choose(invocation.pin)
     started = time.perf_counter()
@@ -33,6 +34,8 @@ async def run(gw: Gateway, function: Function, invocation: Invocation) -> Invoca
         result = await gw.backend.invoke(function, invocation)
     except ApiError as exc:
         elapsed_s = time.perf_counter() - started
+        if isinstance(exc, ExecutionTimeout):  # what a rollout counts against the version
+            gw.backend.tally.count(function_id, function.version, "timeout")
         gw.metrics.record(function_id, _ERROR_OUTCOMES.get(type(exc), "error"), elapsed_s, None)
         exc.headers.setdefault("X-Vortex-Invocation-Id", invocation.invocation_id)
         if function.version is not None:
@@ -40,6 +43,7 @@ async def run(gw: Gateway, function: Function, invocation: Invocation) -> Invoca
         accesslog.record(invocation, function_id, exc.status, elapsed_s)
         raise
     result.version = function.version
+    gw.backend.tally.count(function_id, function.version, result.outcome)
     elapsed_s = time.perf_counter() - started
     gw.metrics.record(
         function_id,

@@ -1,6 +1,6 @@
 """Executions and failures per function version, as a progressive rollout judges a new version.
 
-`Tally.count` is called by both backends for every execution they ran (with the version that
+`Tally.count` is called by `execution.run` for every execution a backend ran (with the version that
 ran and how it ended); a version's totals only grow. Local mode hands them to
 `vortex_kube.rollout.Rollout.advance` itself; in the cluster `by_function` goes out in the load
 report (`GET /internal/concurrency`), summed by the operator over the replicas. What counts as a

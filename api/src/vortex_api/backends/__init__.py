@@ -13,6 +13,7 @@ from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
 from vortex_api.invoker import Invocation, InvocationResult
 from vortex_api.models import DeployRequest
+from vortex_api.rollouts import Tally
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeReply
 from vortex_kube.versions import Traffic
@@ -20,6 +21,10 @@ from vortex_kube.versions import Traffic
 
 class Backend(Protocol):
     """Where functions are stored and run."""
+
+    # (executions, failures) per function version that this process ran, counted by
+    # `execution.run`: what rollouts judge a new version by.
+    tally: Tally
 
     async def start(self) -> None:
         """Start workers or watches; return when the backend can serve."""
@@ -52,10 +57,6 @@ class Backend(Protocol):
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         """Run one invocation of `function`."""
-
-    def version_counts(self) -> dict[str, dict[int, tuple[int, int]]]:
-        """(executions, failures) per function and version that this process ran, since it
-        started (what rollouts judge a new version by)."""
 
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
         """One operation on `function`'s keyspace (`vortex_runtime.kv.admin`), by a runtime."""

@@ -26,7 +26,6 @@ from typing import Any
 from vortex_api.errors import (
     ApiError,
     BadRequest,
-    ExecutionTimeout,
     FunctionNotFound,
     FunctionNotRunnable,
     InternalError,
@@ -403,19 +402,7 @@ class KubernetesBackend:
     async def kv(self, function: Function, request: dict[str, Any]) -> RuntimeReply:
         return await self.invoker.kv(POOL_GROUP, function, request)  # MinIO, from any pool pod
 
-    def version_counts(self) -> dict[str, dict[int, tuple[int, int]]]:
-        return self.tally.by_function()
-
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
-        try:
-            result = await self._invoke(function, invocation)
-        except ExecutionTimeout:
-            self.tally.count(function.function_id, function.version, "timeout")
-            raise
-        self.tally.count(function.function_id, function.version, result.outcome)
-        return result
-
-    async def _invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         if function.blocked is not None:
             raise self._not_runnable(function.function_id, *function.blocked)
         if function.isolation == "warm" and _older_version(function):

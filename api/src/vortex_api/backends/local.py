@@ -22,7 +22,7 @@ from typing import Any
 from vortex_api.backends.local_records import LocalRecords
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
-from vortex_api.errors import BadRequest, ExecutionTimeout, FunctionNotFound, VersionNotFound
+from vortex_api.errors import BadRequest, FunctionNotFound, VersionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
@@ -360,16 +360,7 @@ class LocalBackend:
 
     async def invoke(self, function: Function, invocation: Invocation) -> InvocationResult:
         key = self.store.code_key(function.code_sha256 or "")
-        try:
-            result = await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)
-        except ExecutionTimeout:
-            self.tally.count(function.function_id, function.version, "timeout")
-            raise
-        self.tally.count(function.function_id, function.version, result.outcome)
-        return result
-
-    def version_counts(self) -> dict[str, dict[int, tuple[int, int]]]:
-        return self.tally.by_function()
+        return await self.invoker.invoke(GROUP, f"/invoke/{key}", function, invocation)
 
     async def _drive_rollouts(self) -> None:
         """Every ROLLOUT_TICK_S, move each rollout in progress along (vortex_kube.rollout)."""

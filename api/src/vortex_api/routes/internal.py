@@ -23,7 +23,7 @@ async def concurrency(request: Request) -> ConcurrencyReport:
     gw = gateway(request)
     gw.auth.require_admin(request.headers.get("authorization"))
     now, loads = gw.bulkhead.loads()
-    counts = gw.backend.version_counts()
+    counts = gw.backend.tally.by_function()
     functions = {
         fid: FunctionLoadOut(
             inflight=count,
