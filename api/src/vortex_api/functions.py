@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from vortex_api.errors import VersionNotFound
 from vortex_api.models import (
     EgressOut,
     FunctionInfo,
@@ -180,6 +181,16 @@ class Function:
             self.variants[self.version] = self
         self.split = Split(history, traffic) if latest else None
         return self
+
+    def kept_version(self, number: int) -> Version:
+        """Version `number` of the history, or `VersionNotFound` saying which are kept."""
+        version = self.history.get(number)
+        if version is None:
+            kept = ", ".join(map(str, self.history.numbers())) or "none"
+            raise VersionNotFound(
+                f"function {self.function_id!r} keeps no version {number} (kept: {kept})"
+            )
+        return version
 
     def choose(self, pin: str | None) -> Function:
         """The version of one execution: the one `pin` (an X-Vortex-Version header) names, or

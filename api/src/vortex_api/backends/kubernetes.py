@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from vortex_api.errors import (
@@ -31,7 +31,6 @@ from vortex_api.errors import (
     InternalError,
     NotReady,
     StorageUnavailable,
-    VersionNotFound,
     from_kube,
 )
 from vortex_api.fasthttp import FastTransport
@@ -283,12 +282,23 @@ class KubernetesBackend:
     async def _until_stored(self, function: Function, timeout_s: float) -> Function:
         """The function once the operator has processed its current spec (its code stored, or
         why not), or as it is after `timeout_s`."""
+        return await self._until(
+            function,
+            lambda f: (
+                f.observed_generation >= f.generation
+                and (f.code_object is not None or f.blocked is not None)
+            ),
+            timeout_s,
+        )
+
+    async def _until(
+        self, function: Function, done: Callable[[Function], bool], timeout_s: float
+    ) -> Function:
+        """The function once the watch shows it `done`, or as it is after `timeout_s`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         fid = function.function_id
-        while function.observed_generation < function.generation or (
-            function.code_object is None and function.blocked is None
-        ):
+        while not done(function):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -338,12 +348,7 @@ class KubernetesBackend:
         execution fields, with all traffic to it; the operator records the new version (the
         annotation tells it of which) and the answer waits for that, within the deploy wait."""
         current = await self.resolve(function_id)
-        version = current.history.get(number)
-        if version is None:
-            kept = ", ".join(map(str, current.history.numbers())) or "none"
-            raise VersionNotFound(
-                f"function {function_id!r} keeps no version {number} (kept: {kept})"
-            )
+        version = current.kept_version(number)
         fields = {f: version.spec.get(f) for f in EXECUTION_FIELDS}
         patch = {
             "metadata": {
@@ -364,13 +369,10 @@ class KubernetesBackend:
             },
         }
         function = await self._patch(function_id, patch)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.deploy_wait_s
         was = current.version or 0
-        while (function.version or 0) <= was and (remaining := deadline - loop.time()) > 0:
-            await self._wait_changed(function_id, remaining)
-            function = self.functions.get(function_id, function)
-        return function
+        return await self._until(
+            function, lambda f: (f.version or 0) > was, self.settings.deploy_wait_s
+        )
 
     async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
         current = await self.resolve(function_id)

@@ -22,7 +22,7 @@ from typing import Any
 from vortex_api.backends.local_records import LocalRecords
 from vortex_api.backends.local_store import LocalStore
 from vortex_api.backends.supervisor import GROUP, WorkerSupervisor
-from vortex_api.errors import BadRequest, FunctionNotFound, VersionNotFound
+from vortex_api.errors import BadRequest, FunctionNotFound
 from vortex_api.fasthttp import FastTransport
 from vortex_api.functions import Function
 from vortex_api.invocation_logs import LogQuery, Record, Records
@@ -287,12 +287,7 @@ class LocalBackend:
     async def rollback(self, function_id: str, number: int) -> Function:
         async with self._lock:
             current = await self.resolve(function_id)
-            version = current.history.get(number)
-            if version is None:
-                raise VersionNotFound(
-                    f"function {function_id!r} keeps no version {number}"
-                    f" (kept: {', '.join(map(str, current.history.numbers()))})"
-                )
+            version = current.kept_version(number)
             # All traffic to the new version: a rollback is what runs from now on.
             traffic = Traffic()
             history = current.history.record(
@@ -322,8 +317,9 @@ class LocalBackend:
                 current, variants={}, split=None, rollout=None, conditions=[]
             )
             await self._put(function.with_versions(history, traffic), current)
-        for version in function.variants.values():
-            await self._warm(version)
+        assert function.version is not None  # every local function keeps its versions
+        for number in traffic.used(function.version):  # the versions the split sends to
+            await self._warm(function.variants[number])
         return function
 
     async def _warm(self, function: Function) -> None:

@@ -111,5 +111,4 @@ async def set_traffic(function_id: str, request: Request) -> VersionList:
         traffic = Traffic.parse(body.traffic or None)
     except VersionError as exc:
         raise BadRequest(str(exc)) from None
-    await gw.backend.resolve(function_id)  # 404 before anything else
     return (await gw.backend.set_traffic(function_id, traffic)).versions_info()
