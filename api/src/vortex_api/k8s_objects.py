@@ -198,10 +198,7 @@ def _with_versions(
 def _standing_rollout(status: dict[str, Any], latest: int) -> Rollout | None:
     """The operator's rollout of the latest version, while it holds traffic (in progress, or
     rolled back until the next version)."""
-    try:
-        rollout = Rollout.from_json(status.get("rollout"))
-    except (KeyError, TypeError, ValueError):
-        return None
+    rollout = Rollout.read(status.get("rollout"))
     if rollout is None or rollout.version != latest or rollout.phase == "Complete":
         return None
     return rollout

@@ -32,6 +32,12 @@ _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 COUNTED_OUTCOMES = frozenset({"error", "timeout"})
 
 Phase = Literal["Progressing", "Complete", "RolledBack"]
+# The status of the `Rollout` condition each phase shows (local mode's and the operator's).
+CONDITION_STATUS: dict[str, str] = {
+    "Progressing": "Unknown",
+    "Complete": "True",
+    "RolledBack": "False",
+}
 
 
 def parse_duration(value: object) -> float:
@@ -107,6 +113,14 @@ class Rollout:
     errors: int = 0
     phase: Phase = "Progressing"
     reason: str = ""
+
+    @staticmethod
+    def stable_version(standing: Rollout | None, latest: int) -> int:
+        """The version a new one is rolled out from: the one that had all the traffic (the
+        standing rollout's stable version, unless that rollout completed; else the latest)."""
+        if standing is not None and standing.phase != "Complete":
+            return standing.stable
+        return latest
 
     @classmethod
     def start(cls, spec: RolloutSpec, version: int, stable: int, now: float) -> Rollout:
@@ -189,6 +203,16 @@ class Rollout:
             "phase": self.phase,
             "reason": self.reason,
         }
+
+    @classmethod
+    def read(cls, value: object) -> Rollout | None:
+        """`from_json` of a stored value, None where it is absent or unreadable."""
+        if not isinstance(value, Mapping):
+            return None
+        try:
+            return cls.from_json(value)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any] | None) -> Rollout | None:

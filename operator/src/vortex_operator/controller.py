@@ -117,7 +117,7 @@ class FunctionState:
             serving=serving,
             code_objects=[str(k) for k in status.get("codeObjects") or []],
             history=History.from_json(status.get("versions")),
-            rollout=_rollout_of(status),
+            rollout=Rollout.read(status.get("rollout")),
         )
 
 
@@ -264,7 +264,9 @@ class Controller:
             state.rollout = next_rollout(
                 before, state.history, spec, state.rollout, self.clock().timestamp()
             )
-            if state.rollout is not None and state.rollout != _rollout_of(state.status):
+            if state.rollout is not None and state.rollout != Rollout.read(
+                state.status.get("rollout")
+            ):
                 self.events.normal(ref, "RolloutStarted", state.rollout.reason)
             self._check_traffic(state)
             state.code_objects, dropped = code_history(
@@ -551,10 +553,3 @@ def _ready(status: dict[str, Any]) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
-
-
-def _rollout_of(status: dict[str, Any]) -> Rollout | None:
-    try:
-        return Rollout.from_json(status.get("rollout"))
-    except (KeyError, TypeError, ValueError):
-        return None

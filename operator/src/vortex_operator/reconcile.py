@@ -29,7 +29,7 @@ from vortex_kube.contract import (
     code_key,
     env_not_pooled,
 )
-from vortex_kube.rollout import Rollout
+from vortex_kube.rollout import CONDITION_STATUS, Rollout
 from vortex_kube.versions import History, execution_spec
 from vortex_operator import conditions as cond
 from vortex_operator.model import FunctionRef
@@ -399,12 +399,11 @@ def code_history(
 
 
 ROLLOUT = "Rollout"
-_ROLLOUT_STATUS = {"Progressing": cond.UNKNOWN, "Complete": cond.TRUE, "RolledBack": cond.FALSE}
 
 
 def rollout_condition(rollout: Rollout) -> cond.Condition:
     """`Rollout`: Unknown while it progresses, True once Complete, False when rolled back."""
-    return cond.Condition(ROLLOUT, _ROLLOUT_STATUS[rollout.phase], rollout.phase, rollout.reason)
+    return cond.Condition(ROLLOUT, CONDITION_STATUS[rollout.phase], rollout.phase, rollout.reason)
 
 
 def next_rollout(
@@ -423,7 +422,7 @@ def next_rollout(
         return standing
     if latest.rollback_of is not None:
         return None  # a rollback takes all the traffic at once, and ends any rollout
-    stable = standing.stable if standing and standing.phase != "Complete" else previous.number
+    stable = Rollout.stable_version(standing, previous.number)
     if after.get(stable) is None:
         return standing  # pruned (a history limit of 1): nothing to roll out from
     return Rollout.start(spec.rollout, latest.number, stable, now)

@@ -33,7 +33,7 @@ from vortex_api.routing import EndpointTable
 from vortex_api.settings import Settings
 from vortex_api.transport import RuntimeReply, RuntimeTransport
 from vortex_kube.contract import DEFAULT_ISOLATION, RetrySpec, parse_isolation
-from vortex_kube.rollout import Rollout, RolloutSpec
+from vortex_kube.rollout import CONDITION_STATUS, Rollout, RolloutSpec
 from vortex_kube.versions import DEFAULT_HISTORY_LIMIT, History, Target, Traffic, VersionError
 
 log = logging.getLogger("vortex_api.local")
@@ -94,9 +94,9 @@ def _from_record(record: dict[str, Any], settings: Settings) -> Function:
     ).prepare(send_env=True)
     try:
         function.rollout_spec = RolloutSpec.parse(record.get("rollout_spec"))
-        function.rollout = Rollout.from_json(record.get("rollout"))
-    except (VersionError, KeyError, TypeError, ValueError) as exc:
+    except VersionError as exc:
         log.warning("function %s: ignoring its rollout: %s", function.function_id, exc)
+    function.rollout = Rollout.read(record.get("rollout"))
     limit = int(record.get("revision_history_limit") or DEFAULT_HISTORY_LIMIT)
     history = History.from_json(record.get("versions"), limit)
     try:
@@ -126,9 +126,7 @@ def _rollout_base(
     standing = previous.rollout if spec is not None else None
     if spec is None or previous.version is None:
         return standing, None
-    if standing is not None and standing.phase != "Complete":
-        return standing, standing.stable  # what had all the traffic before
-    return standing, previous.version
+    return standing, Rollout.stable_version(standing, previous.version)
 
 
 def _rollout_conditions(
@@ -138,7 +136,7 @@ def _rollout_conditions(
     Complete, False when rolled back, with the reason."""
     if rollout is None:
         return []
-    status = {"Progressing": "Unknown", "Complete": "True", "RolledBack": "False"}[rollout.phase]
+    status = CONDITION_STATUS[rollout.phase]
     old = next((c for c in previous or [] if c.get("type") == "Rollout"), None)
     since = old["lastTransitionTime"] if old and old.get("status") == status else _now()
     return [
