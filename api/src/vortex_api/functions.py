@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from vortex_api.errors import VersionNotFound
+from vortex_api.errors import BadRequest, VersionNotFound
 from vortex_api.models import (
     EgressOut,
     FunctionInfo,
@@ -27,7 +27,7 @@ from vortex_api.models import (
 from vortex_api.traffic import Split
 from vortex_kube.contract import Isolation, RetrySpec, code_key, parse_isolation
 from vortex_kube.rollout import Rollout, RolloutSpec
-from vortex_kube.versions import History, Traffic, Version
+from vortex_kube.versions import History, Traffic, Version, VersionError
 from vortex_runtime.egress import to_json
 
 __all__ = ["Function", "Isolation"]
@@ -191,6 +191,13 @@ class Function:
                 f"function {self.function_id!r} keeps no version {number} (kept: {kept})"
             )
         return version
+
+    def check_traffic(self, traffic: Traffic) -> None:
+        """`BadRequest` if the split names a version this function does not keep."""
+        try:
+            traffic.check(self.history.numbers())
+        except VersionError as exc:
+            raise BadRequest(str(exc)) from None
 
     def choose(self, pin: str | None) -> Function:
         """The version of one execution: the one `pin` (an X-Vortex-Version header) names, or

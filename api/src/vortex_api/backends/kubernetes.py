@@ -68,7 +68,7 @@ from vortex_kube.contract import (
     rollback_annotation,
 )
 from vortex_kube.errors import Conflict, KubeError
-from vortex_kube.versions import EXECUTION_FIELDS, Traffic, VersionError
+from vortex_kube.versions import EXECUTION_FIELDS, Traffic
 
 log = logging.getLogger("vortex_api.kubernetes")
 
@@ -376,10 +376,7 @@ class KubernetesBackend:
 
     async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
         current = await self.resolve(function_id)
-        try:
-            traffic.check(current.history.numbers())
-        except VersionError as exc:
-            raise BadRequest(str(exc)) from None
+        current.check_traffic(traffic)
         if current.isolation == "warm" and current.version is not None:
             for number in traffic.used(current.version) - {current.version}:
                 older = current.variants.get(number)

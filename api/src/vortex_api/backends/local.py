@@ -305,10 +305,7 @@ class LocalBackend:
     async def set_traffic(self, function_id: str, traffic: Traffic) -> Function:
         async with self._lock:
             current = await self.resolve(function_id)
-            try:
-                traffic.check(current.history.numbers())
-            except VersionError as exc:
-                raise BadRequest(str(exc)) from None
+            current.check_traffic(traffic)
             history = current.history.pruned(traffic)
             # A split set by hand ends a rollout in progress.
             function = dataclasses.replace(
