@@ -549,20 +549,25 @@ async def test_memory_limit_failure_keeps_logs_and_neighbours_serve(store) -> No
 
 
 async def test_isolate_threads_yield_to_the_event_loop(isolate_of) -> None:  # type: ignore[no-untyped-def]
-    """JavaScript that hogs a CPU competes with other JavaScript, never with the thread that
-    serves every function's HTTP."""
+    """An isolate's thread runs at the priority of the thread that serves every function's
+    HTTP (a lower one would make each answer a GIL ping-pong), with a longer slice, so that the
+    server preempts JavaScript as soon as it wakes up."""
     import os
     import threading
 
+    from vortex_runtime import sched
     from vortex_runtime.isolate import ISOLATE_NICE
 
     before = set(os.listdir("/proc/self/task"))
-    await isolate_of("return 1")
+    isolate = await isolate_of("return 1")
     new = set(os.listdir("/proc/self/task")) - before
     assert new, "the isolate started no thread of its own"
-    assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in new} == {ISOLATE_NICE}
     loop_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert loop_priority < ISOLATE_NICE
+    assert {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in new} == {ISOLATE_NICE}
+    assert ISOLATE_NICE == loop_priority == 0
+    slices = {sched.thread_slice_ns(tid) for tid in isolate._blank.threads}
+    assert slices == {sched.SHORT_SLICE_NS}
+    assert sched.LOOP_SLICE_NS < sched.SHORT_SLICE_NS
 
 
 async def test_cpu_bound_invocation_drops_its_thread_to_the_lowest_priority(isolate_of) -> None:  # type: ignore[no-untyped-def]
