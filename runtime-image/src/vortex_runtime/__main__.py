@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.runtime_port,
             log_config=None,
             access_log=False,
+            proxy_headers=False,  # the client's address is never used: no middleware per request
             lifespan="on",
             timeout_graceful_shutdown=shutdown_grace_s(settings),
             timeout_keep_alive=KEEP_ALIVE_S,

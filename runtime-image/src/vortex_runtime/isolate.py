@@ -40,7 +40,7 @@ from py_mini_racer import (
 )
 from py_mini_racer._mini_racer import _make_context  # a context for a given loop (0.14)
 
-from vortex_runtime import sched
+from vortex_runtime import randomness, sched
 from vortex_runtime.errors import (
     MAX_ERROR_MESSAGE_BYTES,
     MAX_ERROR_NAME_BYTES,
@@ -916,7 +916,7 @@ class Isolate:
         self.invocations += 1
         inv_id = self.invocations
         context_json = json.dumps(context)
-        seed = os.urandom(32).hex()
+        seed = randomness.token_hex(32)
         source = None
         io = self._io
         if io is not None and not self._io_busy and event_json.isascii():

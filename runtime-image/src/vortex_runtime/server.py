@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vortex_runtime import egress, fetch, kv, metrics, records
+from vortex_runtime import egress, fetch, kv, metrics, randomness, records
 from vortex_runtime.errors import (
     InvalidRequest,
     NotReady,
@@ -169,7 +168,7 @@ def _build_request(scope: Scope, body: bytes) -> InvokeRequest:
             for k, v in headers.items()
             if not k.startswith("x-vortex-") and k not in _HOP_BY_HOP
         },
-        "invocationId": headers.get("x-vortex-invocation-id") or uuid.uuid4().hex,
+        "invocationId": headers.get("x-vortex-invocation-id") or randomness.token_hex(16),
         # 1 but for retries of an async invocation (the same invocationId each time)
         "attempt": _int_header(headers, "x-vortex-attempt", 1, MAX_ATTEMPT) or 1,
     }
