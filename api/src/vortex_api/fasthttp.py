@@ -52,11 +52,12 @@ class _Connection:
 
 
 class _Pool:
-    __slots__ = ("alive", "authority", "host", "idle", "port")
+    __slots__ = ("alive", "authority", "host", "idle", "port", "unix")
 
     def __init__(self, host: str, port: int, authority: str) -> None:
         self.host = host
         self.port = port
+        self.unix: str | None = None  # a Unix socket of the same runtime, dialled instead
         self.authority = authority.encode()
         self.idle: list[_Connection] = []
         self.alive = True
@@ -79,6 +80,8 @@ class FastTransport:
 
     `connect_to(host, port)`, when given, names the address to dial instead of the URL's (the unit
     tests send every runtime to one loopback server); requests still carry the URL's `Host`.
+    `dial_unix(base, path)` sends a runtime's requests through its Unix socket from then on (local
+    mode's workers serve on one besides their port).
     """
 
     def __init__(self, connect_to: Callable[[str, int], tuple[str, int]] | None = None) -> None:
@@ -92,13 +95,24 @@ class FastTransport:
             pool = self._pools[base] = _Pool(parts.hostname or "", parts.port or 80, parts.netloc)
         return pool
 
+    def dial_unix(self, base: str, path: str) -> None:
+        """Reach the runtime at `base` ("http://host:port") through the Unix socket `path`
+        (connections kept to its port are closed: new ones go through the socket)."""
+        pool = self._pool(base)
+        pool.unix = path
+        while pool.idle:
+            pool.idle.pop().close()
+
     async def _connect(self, pool: _Pool) -> _Connection:
         try:
             host, port = pool.host, pool.port
             if self._connect_to is not None:
                 host, port = self._connect_to(host, port)
             async with asyncio.timeout(_CONNECT_TIMEOUT_S):
-                reader, writer = await asyncio.open_connection(host, port, limit=_MAX_HEAD)
+                if pool.unix is not None:
+                    reader, writer = await asyncio.open_unix_connection(pool.unix, limit=_MAX_HEAD)
+                else:
+                    reader, writer = await asyncio.open_connection(host, port, limit=_MAX_HEAD)
         except (OSError, TimeoutError) as exc:
             raise RuntimeUnavailable(f"runtime unreachable: {exc!r}", reached=False) from exc
         return _Connection(reader, writer)

@@ -42,4 +42,7 @@ class RuntimeTransport(Protocol):
     def forget(self, base_url: str) -> None:
         """Drop the connections kept to a runtime that is gone."""
 
+    def dial_unix(self, base_url: str, path: str) -> None:
+        """Reach the runtime at `base_url` through its Unix socket `path` from now on."""
+
     async def aclose(self) -> None: ...

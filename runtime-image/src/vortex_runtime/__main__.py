@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import socket
 import sys
 from pathlib import Path
 
@@ -42,6 +44,21 @@ def settings_from(args: argparse.Namespace) -> RuntimeSettings:
     }
     base = get_settings()
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def listeners(settings: RuntimeSettings) -> list[socket.socket] | None:
+    """The sockets to serve on when there is a Unix socket besides the TCP port (uvicorn binds
+    the port itself otherwise): the port, then the Unix socket, which replaces a stale one."""
+    path = settings.runtime_uds
+    if path is None:
+        return None
+    tcp = socket.create_server((settings.runtime_host, settings.runtime_port), backlog=2048)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(path))
+    unix.listen(2048)
+    return [tcp, unix]
 
 
 def shutdown_grace_s(settings: RuntimeSettings) -> int:
@@ -94,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
 
     watchdog.on_stuck(drain)
-    server.run()
+    server.run(sockets=listeners(settings))
     writer.close()
     if watchdog.stuck is not None:
         watchdog.exit_now(f"drained after {watchdog.stuck} could not be terminated")

@@ -101,6 +101,9 @@ class RuntimeSettings(BaseSettings):
     serve_cpu: str = Field(default="off", pattern=r"^(auto|off|[0-9]{1,4})$")
     # Set by local mode's supervisor for each worker, so that "auto" spreads them.
     worker_index: int | None = Field(default=None, ge=0)
+    # A Unix socket to serve on as well as the TCP port (local mode's supervisor sets one per
+    # worker, for the API's hop: no TCP stack on either side of it).
+    runtime_uds: Path | None = None
     # Invocation records (records.py): appended to this file, rotated past the size, or written
     # to stdout when no file is given (the cluster, where the API reads them from pod logs).
     records_file: Path | None = None

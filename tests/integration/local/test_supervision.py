@@ -101,3 +101,45 @@ def test_runtime_path_picks_the_worker_executable(
         fid = client.post("/deploy", json={"code": "return 'via path';"}).json()["function_id"]
         assert client.post(f"/execute/{fid}").json()["output"] == "via path"
     assert marker.read_text().startswith("serve --store ")
+
+
+def _unix_paths(pid: int) -> list[str]:
+    """The paths of the Unix sockets process `pid` holds, listening or accepted ones alike."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    paths = []
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[6] in inodes:
+            paths.append(fields[7])
+    return paths
+
+
+def test_invocations_reach_the_workers_through_unix_sockets(
+    api_factory: Callable[..., ApiProcess],
+) -> None:
+    """Each worker serves on a Unix socket in a private directory as well as its port, and the
+    API's invocations go through the socket; a restarted worker gets its socket back; stopping
+    the API removes the directory."""
+    api = api_factory(VORTEX_LOCAL_WORKERS="1")
+    with httpx.Client(base_url=api.url, timeout=60) as client:
+        fid = client.post("/deploy", json={"code": "return 7;"}).json()["function_id"]
+        assert client.post(f"/execute/{fid}").json()["output"] == 7
+        [worker] = api.workers()
+        paths = _unix_paths(worker)
+        [listening] = {p for p in paths if p.endswith("worker-0.sock")}
+        directory = Path(listening).parent
+        assert directory.stat().st_mode & 0o777 == 0o700
+        # the listening socket, and the connection the API's invocation came in on
+        assert paths.count(listening) >= 2, paths
+
+        os.kill(worker, signal.SIGKILL)
+        _wait_for(lambda: not Path(f"/proc/{worker}").exists())
+        assert client.post(f"/execute/{fid}").json()["output"] == 7
+        [restarted] = api.workers()
+        assert _unix_paths(restarted).count(listening) >= 2
+    assert api.stop() == 0
+    assert not directory.exists()

@@ -279,3 +279,28 @@ async def test_forget_closes_idle_connections(server: Server, transport: FastTra
     transport.forget(server.url)
     await transport.post(server.url + "/a", [], b"", 5)
     assert server.connections == 2
+
+
+async def test_a_runtime_dialled_through_its_unix_socket(
+    server: Server, transport: FastTransport, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Once told a runtime's Unix socket, the client sends its requests there (with the URL's
+    Host still), and drops the connections it kept to the port."""
+    unix_server = Server()
+    path = str(tmp_path / "w.sock")
+    unix = await asyncio.start_unix_server(unix_server.handle, path)
+    try:
+        await transport.post(server.url + "/invoke/k.js", [], b"{}", 5)  # kept alive
+        transport.dial_unix(server.url, path)
+        await eventually(lambda: server.closed == 1)
+        for _ in range(3):
+            reply = await transport.post(server.url + "/invoke/k.js", [], b"{}", 5)
+            assert (reply.status, reply.body) == (200, b'{"output":1}\n')
+        assert len(server.requests) == 1
+        assert unix_server.connections == 1
+        assert len(unix_server.requests) == 3
+        host = server.url.removeprefix("http://").encode()
+        assert all(b"\r\nhost: " + host + b"\r\n" in r for r in unix_server.requests)
+    finally:
+        unix.close()
+        await unix.wait_closed()

@@ -1,6 +1,8 @@
 """Starts and supervises the local runtime worker processes on loopback ports.
 
-Each worker is `python -m vortex_runtime serve --store <data dir>/code --port N --host 127.0.0.1`.
+Each worker is `python -m vortex_runtime serve --store <data dir>/code --port N --host 127.0.0.1`,
+which also serves on a Unix socket of its own: the API's invocations go through that (no TCP
+stack on either side of the hop), its probes and anything else through the port.
 A worker joins the endpoint table (group "local") once its `/readyz` answers 200 and leaves it
 when it exits; a worker that exits unexpectedly is restarted (with back-off if it keeps dying),
 and one that stops answering `/healthz` after an invocation timed out is killed and restarted.
@@ -18,9 +20,11 @@ import ctypes
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from vortex_api.backends import worker_output
@@ -59,6 +63,7 @@ def worker_env(
     records_dir: Path | None = None,
     records_max_bytes: int | None = None,
     kv_dir: Path | None = None,
+    unix_socket: Path | None = None,
 ) -> dict[str, str]:
     """The environment of a worker: ours without VORTEX_* and MINIO_* settings, plus its own
     (its index spreads the workers over the CPUs when `serve_cpu` is "auto", and names its
@@ -76,6 +81,8 @@ def worker_env(
         env["VORTEX_RECORDS_MAX_BYTES"] = str(records_max_bytes)
     if kv_dir is not None:  # context.kv: files every worker shares
         env["VORTEX_KV_DIR"] = str(kv_dir)
+    if unix_socket is not None:  # the API's hop, besides the port (probes, humans)
+        env["VORTEX_RUNTIME_UDS"] = str(unix_socket)
     return env
 
 
@@ -133,10 +140,14 @@ class WorkerSupervisor:
         self._stopping = False
         self._checking: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # The workers' Unix sockets, in a directory of the API's own (mode 0700), short enough
+        # for a socket's path wherever the data dir is.
+        self._sockets: Path | None = None
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready (or raise)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._sockets = Path(tempfile.mkdtemp(prefix="vortex-workers-"))
         await asyncio.gather(*(self._spawn(w) for w in self.workers))
         for worker in self.workers:
             worker.task = asyncio.create_task(self._supervise(worker))
@@ -151,6 +162,8 @@ class WorkerSupervisor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker.task
         await asyncio.gather(*(self._terminate(w) for w in self.workers))
+        if self._sockets is not None:
+            shutil.rmtree(self._sockets, ignore_errors=True)
 
     def check_after_timeout(self, endpoint: Endpoint) -> None:
         """After an invocation timed out on `endpoint`, restart its worker if it hangs."""
@@ -185,6 +198,7 @@ class WorkerSupervisor:
         for _attempt in range(3):
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
+            unix = self._sockets / f"worker-{worker.index}.sock" if self._sockets else None
             worker.process = await asyncio.create_subprocess_exec(
                 *self.command,
                 "serve",
@@ -201,6 +215,7 @@ class WorkerSupervisor:
                     self.records_dir,
                     self.records_max_bytes,
                     self.kv_dir,
+                    unix,
                 ),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -219,6 +234,8 @@ class WorkerSupervisor:
                 last_error = exc
                 await self._terminate(worker)
                 continue
+            if unix is not None and unix.is_socket():  # a runtime of ours (not every
+                self.transport.dial_unix(url, str(unix))  # VORTEX_RUNTIME_PATH makes one)
             worker.url = url
             self.table.add(GROUP, url)
             # Not for the user: the banner names the API's URL, the one to call.
