@@ -76,7 +76,7 @@ async def in_process(runs: int = 5000) -> dict[str, float]:
     per_isolate = (_rss_bytes() - before) / count
     for isolate in warm:
         isolate.close_now()
-    pinned: list[float] = []  # last: the process stays pinned for what follows
+    pinned: list[float] = []  # last: sched keeps its serving CPU for the rest of the process
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) > 1 and sched.pin_serving(cpus[0]):
         pinned = await _overhead_us(runs)

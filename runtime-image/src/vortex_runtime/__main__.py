@@ -8,9 +8,13 @@ import math
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vortex_runtime import logs, records, sched, watchdog
 from vortex_runtime.settings import KEEP_ALIVE_S, RuntimeSettings, get_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,18 +50,17 @@ def settings_from(args: argparse.Namespace) -> RuntimeSettings:
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
-def listeners(settings: RuntimeSettings) -> list[socket.socket] | None:
+def listeners(config: uvicorn.Config, unix_path: Path | None) -> list[socket.socket] | None:
     """The sockets to serve on when there is a Unix socket besides the TCP port (uvicorn binds
-    the port itself otherwise): the port, then the Unix socket, which replaces a stale one."""
-    path = settings.runtime_uds
-    if path is None:
+    the port alone itself): the port, bound as uvicorn binds it, then the Unix socket, which
+    replaces a stale one. uvicorn listens on both with its backlog."""
+    if unix_path is None:
         return None
-    tcp = socket.create_server((settings.runtime_host, settings.runtime_port), backlog=2048)
+    tcp = config.bind_socket()
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        unix_path.unlink()
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    unix.bind(str(path))
-    unix.listen(2048)
+    unix.bind(str(unix_path))
     return [tcp, unix]
 
 
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         server.should_exit = True
 
     watchdog.on_stuck(drain)
-    server.run(sockets=listeners(settings))
+    server.run(sockets=listeners(server.config, settings.runtime_uds))
     writer.close()
     if watchdog.stuck is not None:
         watchdog.exit_now(f"drained after {watchdog.stuck} could not be terminated")

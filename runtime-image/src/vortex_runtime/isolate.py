@@ -142,6 +142,7 @@ def _racer() -> MiniRacer:
 # every answer wakes the loop while the isolate's thread still holds the GIL, and a loop of
 # higher priority then preempts it at once, only to wait for the GIL it holds: 6 context
 # switches per invocation instead of 2, and 15% more time per warm invocation (measured).
+# They inherit it from the loop: 0, unless the worker itself was started under `nice`.
 ISOLATE_NICE = 0
 # An isolate whose invocation keeps its thread busy (at least DEMOTE_CPU_S of CPU within a window
 # of DEMOTE_WINDOW_S; the first window starts DEMOTE_WINDOW_S into the invocation, so only
@@ -157,10 +158,11 @@ CPU_CHECK_MIN_S = 0.001
 
 
 def _maker_thread() -> None:
-    """Once, on the helper thread: ISOLATE_NICE, a helper's slice, and off the serving CPU.
-    The threads V8 starts from it inherit all three (an isolate's own thread then gets an
-    isolate's shorter slice), so making an isolate yields to serving."""
-    sched.set_thread(0, nice=ISOLATE_NICE, slice_ns=sched.HELPER_SLICE_NS)
+    """Once, on the helper thread: a helper's slice, and off the serving CPU; its priority
+    stays the event loop's, which started it (ISOLATE_NICE). The threads V8 starts from it
+    inherit all three (an isolate's own thread then gets an isolate's shorter slice), so
+    making an isolate yields to serving."""
+    sched.set_thread(0, slice_ns=sched.HELPER_SLICE_NS)
     sched.to_spare(0)
 
 

@@ -24,17 +24,12 @@ async def concurrency(request: Request) -> ConcurrencyReport:
     gw.auth.require_admin(request.headers.get("authorization"))
     now, loads = gw.bulkhead.loads()
     counts = gw.backend.tally.by_function()
-    functions = {
-        fid: FunctionLoadOut(
-            inflight=count,
-            inflight_seconds=total,
-            versions={str(n): list(c) for n, c in counts.get(fid, {}).items()},
-        )
-        for fid, (count, total) in loads.items()
-    }
-    for fid in counts.keys() - functions.keys():  # executions seen but no longer in the bulkhead
-        versions = {str(n): list(c) for n, c in counts[fid].items()}
-        functions[fid] = FunctionLoadOut(inflight=0, inflight_seconds=0.0, versions=versions)
+    functions = {}
+    # Functions with executions in flight, and those with versions counted (perhaps none now).
+    for fid in loads.keys() | counts.keys():
+        count, total = loads.get(fid, (0, 0.0))
+        versions = {str(n): list(c) for n, c in counts.get(fid, {}).items()}
+        functions[fid] = FunctionLoadOut(inflight=count, inflight_seconds=total, versions=versions)
     return ConcurrencyReport(
         instance=gw.bulkhead.instance, at=now, namespace=gw.settings.namespace, functions=functions
     )
